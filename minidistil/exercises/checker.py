@@ -1,0 +1,229 @@
+"""``check(name, fn)``: grade a learner's backward pass against finite differences and the reference.
+
+For every random case of the exercise (tiny float64 shapes, padding where it matters):
+
+1. the learner's function is called on READ-ONLY copies of its arguments (writing into ``dy``
+   raises, and is reported as a mistake; the copies are also compared afterwards);
+2. each returned gradient is compared with central finite differences of
+   ``sum(forward(...) * upstream)`` (:mod:`minidistil.gradcheck`) and with the reference solution;
+3. the table is printed (name | exact | allclose | max abs diff | max rel error | ok).
+
+The verdict is PASS only if every row of every case is within tolerance. On FAIL the checker
+tries the classic wrong formulas of the exercise (see :mod:`.problems`) and prints the hint of
+each one that matches what the learner returned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import gradcheck
+from .problems import BLOCK_HINT, EXERCISES, Case, Exercise, close
+
+NUMERIC_TOL = 1e-6  # relative bound against central differences (h = 1e-5, float64)
+NUMERIC_ATOL = 1e-8
+REFERENCE_TOL = 1e-8  # relative bound against the reference solution (round-off only)
+REFERENCE_ATOL = 1e-12
+
+
+@dataclass
+class Hint:
+    key: str
+    text: str
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check` found; truthy when the exercise passed."""
+    name: str
+    passed: bool
+    tables: list = field(default_factory=list)  # (case label, gradcheck.Verdict)
+    hints: list = field(default_factory=list)  # Hint
+    error: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def hint_keys(self) -> list:
+        return [h.key for h in self.hints]
+
+    def report(self) -> str:
+        lines = [f"== exercise {self.name!r} =="]
+        for label, verdict in self.tables:
+            lines += [f"-- case {label}", verdict.table()]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        lines.append("verdict: " + ("PASS" if self.passed else "FAIL"))
+        lines += [f"hint [{h.key}]: {h.text}" for h in self.hints]
+        return "\n".join(lines)
+
+
+def list_exercises() -> list:
+    """The exercise names, in teaching order."""
+    return list(EXERCISES)
+
+
+def _freeze(value):
+    """A read-only deep copy (arrays and dicts of arrays)."""
+    if isinstance(value, np.ndarray):
+        c = value.copy()
+        c.flags.writeable = False
+        return c
+    if isinstance(value, dict):
+        return {k: _freeze(v) for k, v in value.items()}
+    return value
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    return a == b
+
+
+def _call(fn, args):
+    """Run ``fn`` on read-only copies; returns (output, error Hint or None)."""
+    frozen = _freeze(args)
+    try:
+        out = fn(**frozen)
+    except NotImplementedError as e:
+        return None, Hint("not_implemented", f"NotImplementedError: {e}")
+    except ValueError as e:
+        if "read-only" in str(e):
+            return None, Hint("mutates_input",
+                              "Your function writes into one of its inputs (dy?) in place "
+                              f"({e}). Backward passes must not change dy: compute a new array "
+                              "(g = dy * gamma, not dy *= gamma).")
+        return None, Hint("exception", f"ValueError: {e}")
+    except Exception as e:  # noqa: BLE001 - a learner's bug can be anything; report it
+        return None, Hint("exception", f"{type(e).__name__}: {e}")
+    if not _same(frozen, args):
+        return None, Hint("mutates_input", "Your function changed one of its inputs in place.")
+    return out, None
+
+
+def _as_array(g):
+    try:
+        return np.asarray(g, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.full((), np.nan)
+
+
+def _transposed(mine: dict, ref: dict) -> bool:
+    for k, r in ref.items():
+        m = mine.get(k)
+        if m is None or r.ndim != 2 or r.shape[0] == r.shape[1] and close(m, r):
+            continue
+        if m.shape == r.T.shape and m.shape != r.shape:
+            return True
+        if m.shape == r.shape and close(m, r.T):
+            return True
+    return False
+
+
+def _row(name, mine, want, tol, atol, idx=None) -> gradcheck.Row:
+    """One table row. Entries far below 1 are judged absolutely (bound ``atol``): a gradient that
+    is exactly zero (the bias of the keys, a padded position) would otherwise compare
+    finite-difference noise of 1e-11 against 0 as a 100% relative error."""
+    a, b = np.asarray(mine, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if a.shape != b.shape:
+        return gradcheck.Row(name, False, False, float("inf"), float("inf"), tol)
+    if idx is not None:
+        sel = tuple(np.array(ix) for ix in zip(*idx))
+        a, b = a[sel], b[sel]
+    if not np.all(np.isfinite(a)):
+        return gradcheck.Row(name, False, False, float("inf"), float("inf"), tol)
+    max_abs = float(np.max(np.abs(a - b))) if a.size else 0.0
+    max_rel = gradcheck.rel_error(a, b, tiny=atol / tol)
+    ok = bool(np.allclose(a, b, rtol=tol, atol=atol))
+    return gradcheck.Row(name, bool(np.array_equal(a, b)), ok, max_abs, max_rel, tol)
+
+
+def _case_rows(ex: Exercise, case: Case, mine: dict, ref: dict, rng) -> gradcheck.Verdict:
+    pairs, masks = [], {}
+    for gname in ex.grad_names:
+        target = case.targets[gname]
+        idx = None
+        if ex.max_entries is not None and target.size > ex.max_entries:
+            idx = gradcheck.sample_indices(target.shape, ex.max_entries, rng)
+        num = gradcheck.numerical_grad(case.scalar, target, indices=idx)
+        m = mine.get(gname)
+        m = np.full(target.shape[:0] + (0,), np.nan) if m is None else _as_array(m)
+        n1, n2 = f"{gname} ~ numeric", f"{gname} ~ reference"
+        pairs.append((n1, (m, num)))
+        if idx is not None:
+            masks[n1] = idx
+        pairs.append((n2, (m, ref[gname])))
+    verdict = gradcheck.Verdict()
+    for i, (rname, (m, want)) in enumerate(pairs):
+        numeric = i % 2 == 0
+        tol, atol = (NUMERIC_TOL, NUMERIC_ATOL) if numeric else (REFERENCE_TOL, REFERENCE_ATOL)
+        verdict.rows.append(_row(rname, m, want, tol, atol, masks.get(rname)))
+    return verdict
+
+
+def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
+    """Grade ``fn`` on exercise ``name``; print the tables and the verdict when ``verbose``."""
+    if name not in EXERCISES:
+        raise ValueError(f"name must be one of {list_exercises()}, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be a function, got {type(fn).__name__}")
+    ex = EXERCISES[name]
+    rng = np.random.default_rng(seed)
+    result = CheckResult(name, passed=True)
+    seen = set()
+
+    def add_hint(h):
+        if h.key not in seen:
+            seen.add(h.key)
+            result.hints.append(h)
+
+    for case in ex.make_cases(rng):
+        ref = ex.unpack(ex.solution(**_freeze(case.args)))
+        ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
+        out, err = _call(fn, case.args)
+        if err is not None:
+            result.passed = False
+            result.error = err.text
+            add_hint(err)
+            break
+        try:
+            mine = {k: _as_array(v) for k, v in ex.unpack(out).items()}
+        except TypeError as e:
+            result.passed = False
+            result.error = str(e)
+            add_hint(Hint("bad_return", str(e)))
+            break
+        missing = [g for g in ex.grad_names if g not in mine]
+        if missing:
+            add_hint(Hint("missing_gradient", "missing gradient(s): " + ", ".join(missing)))
+        verdict = _case_rows(ex, case, mine, ref, rng)
+        result.tables.append((case.label, verdict))
+        if verdict.ok:
+            continue
+        result.passed = False
+        if _transposed(mine, ref):
+            add_hint(Hint("transposed_weight",
+                          "A weight gradient is transposed: it must have the layout of the weight "
+                          "(Hugging Face stores Linear weights as (out_features, in_features)), "
+                          "so dW = dy^T @ x, not x^T @ dy."))
+        for mistake in ex.mistakes:
+            try:
+                hit = bool(mistake.test(mine, ref, case))
+            except Exception:  # noqa: BLE001 - a malformed answer simply does not match
+                hit = False
+            if hit:
+                add_hint(Hint(mistake.key, mistake.hint))
+        if ex.name == "encoder_block":
+            first = next((r.name.split(" ~")[0] for r in reversed(verdict.rows) if not r.ok), None)
+            add_hint(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
+    if not result.passed and not result.hints:
+        section = ex.math_section
+        add_hint(Hint("generic", f"No classic mistake matched. Re-derive with docs/math.md, "
+                                 f"section '{section}', and test one entry at a time."))
+    if verbose:
+        print(result.report())
+    return result
