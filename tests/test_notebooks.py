@@ -1,0 +1,91 @@
+"""Execute every tutorial notebook from its jupytext source, top to bottom; fail on any error.
+
+Each ``tutorials/NN_*.py`` (percent format) is converted with jupytext and run with nbclient in
+a kernel that uses THIS interpreter (a temporary kernelspec pointing at ``sys.executable``), with
+a per-notebook timeout. The exercise/solution notebooks generated from
+``tutorials/exercises/exercises.py`` are run too: the solution version must print PASS for
+every exercise, the exercise version FAIL (the stubs raise NotImplementedError).
+``tutorials/10_real_checkpoint.py`` needs downloaded weights and is tested by its owner.
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+jupytext = pytest.importorskip("jupytext")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "tutorials"
+NOTEBOOKS = sorted(p for p in TUTORIALS.glob("0[1-9]_*.py"))
+TIMEOUT = int(os.environ.get("MINIDISTIL_NOTEBOOK_TIMEOUT", "240"))  # budget 90 s; slack for busy CI
+KERNEL = "minidistil-test-python"
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """A kernelspec that runs the current interpreter, found through JUPYTER_PATH."""
+    base = tmp_path_factory.mktemp("jupyter")
+    spec_dir = base / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "minidistil test", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(base) + (os.pathsep + old if old else "")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    yield
+    if old is None:
+        os.environ.pop("JUPYTER_PATH", None)
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+def run(nb, cwd):
+    t0 = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=TIMEOUT, kernel_name=KERNEL,
+                            resources={"metadata": {"path": str(cwd)}}).execute()
+    return time.perf_counter() - t0
+
+
+def outputs_text(nb):
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+
+
+def test_notebook_sources_exist():
+    assert (TUTORIALS / "exercises" / "exercises.py").exists()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, kernel_env):
+    nb = jupytext.read(path)
+    first = nb.cells[0].source.lower()
+    assert "learning goals" in first, f"{path.name} must open with its learning goals"
+    assert "summary" in "".join(c.source.lower() for c in nb.cells[-3:]), f"{path.name} must end with a summary"
+    seconds = run(nb, TUTORIALS)  # raises CellExecutionError on any failing cell
+    print(f"{path.name}: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("solution", [False, True], ids=["exercises", "solutions"])
+def test_exercise_notebooks_run(solution, kernel_env):
+    sys.path.insert(0, str(TUTORIALS / "exercises"))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.pop(0)
+    nb = make_notebooks.make_version(jupytext.read(TUTORIALS / "exercises" / "exercises.py"), solution)
+    src = "".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert ("BEGIN SOLUTION" in src) is False
+    assert ("raise NotImplementedError" in src) is (not solution)
+    run(nb, TUTORIALS / "exercises")
+    text = outputs_text(nb)
+    if solution:
+        assert text.count("verdict: PASS") == 9 and "verdict: FAIL" not in text
+    else:
+        assert text.count("verdict: FAIL") == 9 and "verdict: PASS" not in text
