@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minidistil import losses as L
 from minidistil.gradcheck import numerical_grad, rel_error
@@ -75,6 +77,24 @@ def test_kl_nonnegative_zero_when_equal_and_shift_invariant():
     # softmax ignores a per-row constant: the loss must too
     shifted = L.soft_target_forward(s + rng.standard_normal((6, 1)) * 5, t, 2.0)[0]
     assert abs(shifted - L.soft_target_forward(s, t, 2.0)[0]) < 1e-10
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), P=st.integers(1, 6), V=st.integers(1, 12),
+       log_scale=st.floats(-3, 3), T=st.floats(0.25, 8.0))
+def test_loss_ranges_hold_for_random_inputs(seed, P, V, log_scale, T):
+    """KL >= 0, cross-entropy >= 0, 0 <= 1 - cos <= 2, whatever the scale of the inputs."""
+    rng = _rng(seed)
+    scale = 10.0 ** log_scale
+    s = scale * rng.standard_normal((P, V))  # (P, V)
+    t = scale * rng.standard_normal((P, V))  # (P, V)
+    assert L.soft_target_forward(s, t, T)[0] >= -1e-12 * max(1.0, scale * scale)
+    labels = rng.integers(-1, V, size=P)  # (P,)
+    labels[labels < 0] = -100
+    assert L.mlm_forward(s, labels)[0] >= 0.0
+    h = s.reshape(1, P, V)
+    loss = L.cosine_forward(h, t.reshape(1, P, V), np.ones((1, P)))[0]
+    assert -1e-12 <= loss <= 2.0 + 1e-12
 
 
 def test_temperature_squared_keeps_gradient_magnitude_comparable():
