@@ -1,0 +1,94 @@
+"""Stage 2: distil the student (``DistilBert``) from the teacher with the triple loss.
+
+Each micro-batch (reference.md, "The distillation recipe"):
+
+1. dynamic masking of the batch, as in pretraining;
+2. the teacher's forward without a cache (``keep_cache=False``: it is never differentiated);
+3. the student's forward; both produce logits only at the positions a loss needs: every real
+   token when Lce covers all tokens (the HF default), only the masked ones otherwise;
+4. ``total = 5 Lce + 2 Lmlm + 1 Lcos`` (weights from ``DistillStageConfig``; an ablation sets one
+   to 0), and the student's backward with the cosine gradient entering at its last hidden state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from .loop import train_loop
+from .pretrain import token_probs_for
+from .runs import MODEL_FILE, Data, DistillStageConfig, RunConfig, save_model, stage_dir
+
+
+def loss_config(cfg: DistillStageConfig):
+    from ..losses import DistillLossConfig
+    return DistillLossConfig(alpha_ce=cfg.alpha_ce, alpha_mlm=cfg.alpha_mlm, alpha_cos=cfg.alpha_cos,
+                             temperature=cfg.temperature, ce_positions=cfg.ce_positions)
+
+
+def make_student(teacher, cfg: RunConfig, init: str | None = None):
+    """The student: ``from_teacher`` (one layer out of two) or a random initialisation."""
+    from ..models import DistilBert
+    init = init or cfg.distill.student_init
+    n_student = cfg.model.student_layers
+    if init == "teacher":
+        n_teacher = teacher.config.num_hidden_layers
+        layers = None if n_student == n_teacher // 2 else \
+            [int(round(i)) for i in np.linspace(0, n_teacher - 1, n_student)]
+        return DistilBert.from_teacher(teacher, layers=layers)
+    if init == "random":
+        scfg = dataclasses.replace(teacher.config, num_hidden_layers=n_student)
+        return DistilBert.random_init(scfg, dtype=teacher.dtype, seed=cfg.seed)
+    raise ValueError(f"student_init must be 'teacher' or 'random', got {init!r}")
+
+
+def logit_positions(cfg: DistillStageConfig, attention_mask, labels):
+    """The (B, T) boolean positions at which the losses need logits."""
+    masked = labels != -100  # (B, T)
+    if cfg.alpha_ce > 0 and cfg.ce_positions == "all":
+        return attention_mask.astype(bool)  # (B, T) every real token (includes the masked ones)
+    return masked
+
+
+def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, token_probs=None):
+    from ..losses import distill_loss_backward, distill_loss_forward
+    from ..masking import mask_tokens
+    lcfg = loss_config(cfg)
+    L = student.config.num_hidden_layers
+
+    def step_fn(input_ids, attention_mask, rng):
+        masked_ids, labels = mask_tokens(input_ids, attention_mask, rng, tokenizer.vocab_size,
+                                         tokenizer.mask_id, tokenizer.special_ids,
+                                         mlm_prob=cfg.mlm_prob, token_probs=token_probs)
+        if not (labels != -100).any():
+            return None
+        positions = logit_positions(cfg, attention_mask, labels)  # (B, T)
+        t_out = teacher.forward(masked_ids, attention_mask, mlm_positions=positions, keep_cache=False)
+        s_out = student.forward(masked_ids, attention_mask, mlm_positions=positions)
+        total, parts, cache = distill_loss_forward(
+            s_out.logits, t_out.logits, labels, s_out.hidden_states[-1], t_out.hidden_states[-1],
+            attention_mask, lcfg, positions)
+        ds_logits, ds_hidden = distill_loss_backward(cache)
+        grads = student.backward(ds_logits, s_out.cache, dhidden={L: ds_hidden})
+        return {k: float(v) for k, v in parts.items()}, grads
+
+    return step_fn
+
+
+def distill(cfg: RunConfig, out: str, data: Data, teacher, resume: bool = False,
+            max_steps: int | None = None, progress: bool = True, folder: str | None = None):
+    """Distil a student from ``teacher``; returns ``(student, LoopResult)``.
+
+    The finished student is saved to ``<folder>/model.npz`` (default ``out/distill``).
+    """
+    student = make_student(teacher, cfg)
+    folder = folder or stage_dir(out, "distill")
+    probs = token_probs_for(cfg.distill, data.counts, data.tokenizer.special_ids)
+    step_fn = make_distill_step(student, teacher, data.tokenizer, cfg.distill, probs)
+    result = train_loop("distill", student, step_fn, data.train, data.tokenizer.pad_id,
+                        cfg.distill, cfg.seed, folder, resume=resume, max_steps=max_steps,
+                        progress=progress)
+    if result.finished:
+        save_model(os.path.join(folder, MODEL_FILE), student, {"steps": result.step})
+    return student, result

@@ -1,0 +1,154 @@
+"""The training loop both stages share: batches, accumulation, schedule, clipping, guard, resume.
+
+``train_loop`` knows nothing about MLM or distillation: it is given a ``step_fn`` that turns one
+micro-batch into ``(losses, grads)``. Around it, the loop
+
+* draws the batches of each epoch from a generator seeded by ``(seed, epoch)`` (so a resumed run
+  can rebuild the epoch and skip to the batch it stopped at) and the masking randomness from a
+  generator whose state is checkpointed;
+* averages ``accum_steps`` micro-batches into one optimizer step (gradient accumulation),
+  clips the global gradient norm, and steps AdamW at the linear warm-up/decay learning rate;
+* stops with :class:`TrainingDiverged` if a loss or the gradient norm is NaN or infinite, before
+  the bad update touches the parameters; the last good checkpoint stays on disk;
+* appends one JSON line per optimizer step to ``metrics.jsonl`` and saves ``checkpoint.npz``
+  every ``ckpt_every`` steps, atomically.
+
+``--resume`` with the same seed therefore reproduces exactly the losses of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .checkpoint import (atomic_write_text, load_checkpoint, prefixed, rng_from_state, rng_state,
+                         save_checkpoint, unprefixed)
+from .optim import AdamW, accumulate_grads, clip_grad_norm, linear_schedule
+from .runs import StageConfig
+
+CKPT_FILE = "checkpoint.npz"
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient became NaN/inf; the message says where and which checkpoint is kept."""
+
+
+class LoopResult(NamedTuple):
+    step: int            # optimizer steps done
+    finished: bool       # False when stopped early by max_steps
+    last_losses: dict
+
+
+def _epoch_batches(seqs, batch_size, seed, stage_id, epoch, pad_id):
+    from ..data.batches import batch_iterator
+    rng = np.random.default_rng([seed, stage_id, epoch])
+    return list(batch_iterator(seqs, batch_size, rng, pad_id))
+
+
+def read_metrics(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _truncate_metrics(path: str, step: int) -> None:
+    """Keep only the metric lines of steps <= ``step`` (those the checkpoint has seen)."""
+    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
+               seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
+               progress: bool = True, extra_meta: dict | None = None) -> LoopResult:
+    """Train ``model.params`` for ``cfg.steps`` optimizer steps.
+
+    ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
+    ``None`` to skip a micro-batch; ``losses["loss"]`` is the total that was differentiated.
+    ``max_steps`` stops after that many optimizer steps (a checkpoint is written), as if killed.
+    """
+    os.makedirs(folder, exist_ok=True)
+    ckpt_path = os.path.join(folder, CKPT_FILE)
+    metrics_path = os.path.join(folder, METRICS_FILE)
+    stage_id = {"pretrain": 1, "distill": 2}.get(stage, 3)
+    opt = AdamW(model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, epoch, pos = 0, 0, 0
+    rng = np.random.default_rng([seed, stage_id, 10**6])  # masking and any other randomness
+    if resume and os.path.isfile(ckpt_path):
+        arrays, meta = load_checkpoint(ckpt_path)
+        model.load_state_dict(unprefixed("model/", arrays))
+        opt.load_state_dict(unprefixed("optim/", arrays))
+        step, epoch, pos = meta["step"], meta["epoch"], meta["pos"]
+        rng = rng_from_state(meta["rng"])
+        _truncate_metrics(metrics_path, step)
+    elif os.path.isfile(metrics_path):
+        os.unlink(metrics_path)  # a fresh run starts a fresh log
+
+    def save(step_now):
+        arrays = prefixed("model/", model.state_dict())
+        arrays.update(prefixed("optim/", opt.state_dict()))
+        meta = {"stage": stage, "step": step_now, "epoch": epoch, "pos": pos, "rng": rng_state(rng),
+                "seed": seed, "total_steps": cfg.steps}
+        meta.update(extra_meta or {})
+        save_checkpoint(ckpt_path, arrays, meta)
+
+    batches = _epoch_batches(seqs, cfg.batch_size, seed, stage_id, epoch, pad_id)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, desc=stage, unit="step", leave=True)
+    t0 = time.perf_counter()
+    last = {}
+    stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    try:
+        with open(metrics_path, "a", encoding="utf-8") as log:
+            while step < stop_at:
+                acc, sums, n = None, {}, 0
+                while n < cfg.accum_steps:
+                    if pos >= len(batches):
+                        epoch, pos = epoch + 1, 0
+                        batches = _epoch_batches(seqs, cfg.batch_size, seed, stage_id, epoch, pad_id)
+                    ids, attn = batches[pos]
+                    pos += 1
+                    out = step_fn(ids, attn, rng)
+                    if out is None:
+                        continue
+                    losses, grads = out
+                    for k, v in losses.items():
+                        if not math.isfinite(float(v)):
+                            raise TrainingDiverged(_diverged_msg(stage, k, v, step, ckpt_path))
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                    acc = accumulate_grads(acc, grads, 1.0 / cfg.accum_steps)
+                    n += 1
+                gnorm = clip_grad_norm(acc, cfg.clip_norm)
+                if not math.isfinite(gnorm):
+                    raise TrainingDiverged(_diverged_msg(stage, "gradient norm", gnorm, step, ckpt_path))
+                lr = linear_schedule(step, cfg.steps, cfg.warmup_frac, cfg.lr)
+                opt.step(acc, lr)
+                step += 1
+                last = {k: v / n for k, v in sums.items()}
+                row = {"step": step, "lr": lr, "grad_norm": gnorm, **last,
+                       "time_s": round(time.perf_counter() - t0, 3)}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                if step % cfg.ckpt_every == 0 or step == stop_at:
+                    save(step)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last.get('loss', float('nan')):.3f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return LoopResult(step, step >= cfg.steps, last)
+
+
+def _diverged_msg(stage, what, value, step, ckpt_path):
+    kept = (f"the last good checkpoint {ckpt_path} is kept" if os.path.isfile(ckpt_path)
+            else "no checkpoint had been written yet")
+    return (f"{stage}: {what} became {value} at step {step + 1}; training stopped before the "
+            f"update (try a lower --lr); {kept}")

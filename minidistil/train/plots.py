@@ -1,0 +1,111 @@
+"""PNG figures of a run (matplotlib, Agg backend: no display needed).
+
+* ``losses.png``: the teacher's MLM loss, and the student's total loss with each of its terms
+  (Lce, Lmlm, Lcos) against the optimizer step;
+* ``comparison.png``: size, inference time and validation accuracy of teacher and student
+  (with the unigram baseline), the paper's Table 3 in miniature;
+* ``ablation.png``: mean +/- std of the change in accuracy for each ablation, beside the paper's.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    from .checkpoint import _atomic_write
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+
+
+def _smooth(y, k):
+    y = np.asarray(y, dtype=np.float64)  # (N,)
+    if k <= 1 or len(y) < k:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))  # (N+1,)
+    out = (c[k:] - c[:-k]) / k  # (N-k+1,) moving average
+    return np.concatenate([y[: k - 1], out])  # (N,)
+
+
+def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    if pretrain_rows:
+        x = [r["step"] for r in pretrain_rows]
+        y = [r["loss"] for r in pretrain_rows]
+        ax.plot(x, y, alpha=0.3, color="C0")
+        ax.plot(x, _smooth(y, 10), color="C0", label="MLM loss (moving mean of 10)")
+        ax.legend()
+    ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="loss")
+    ax = axes[1]
+    if distill_rows:
+        x = [r["step"] for r in distill_rows]
+        for i, (key, label) in enumerate((("loss", "total"), ("loss_ce", "Lce (soft targets)"),
+                                           ("loss_mlm", "Lmlm"), ("loss_cos", "Lcos"))):
+            if key in distill_rows[0]:
+                ax.plot(x, _smooth([r[key] for r in distill_rows], 10), color=f"C{i}", label=label)
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set(title="student distillation (unweighted terms)", xlabel="optimizer step", ylabel="loss")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_comparison(report: dict, path: str) -> None:
+    plt = _plt()
+    t, s, u = report["teacher"], report.get("student"), report["unigram"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    names = ["teacher", "student"] if s else ["teacher"]
+    models = [t, s] if s else [t]
+    axes[0].bar(names, [m["parameters"] / 1e6 for m in models], color=["C0", "C1"][: len(names)])
+    axes[0].set(title="parameters", ylabel="millions")
+    if "time_per_batch_s" in t:
+        axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
+        title = "inference per batch" + (f" (speed-up {report['speedup']:.2f}x)" if s else "")
+        axes[1].set(title=title, ylabel="ms")
+    axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
+                color=["0.6", "C0", "C1"][: len(names) + 1])
+    title = "val masked-token accuracy"
+    if s:
+        title += f" (retention {100 * report['retention']:.1f}%)"
+    axes[2].set(title=title, ylabel="%")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_ablation(summary: list[dict], path: str) -> None:
+    """``summary`` rows: {"variant", "mean_delta", "std_delta", "paper_delta"} (points)."""
+    plt = _plt()
+    rows = [r for r in summary if r["variant"] != "triple"]
+    x = np.arange(len(rows))  # (n,)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(x - 0.2, [r["mean_delta"] for r in rows], 0.4, yerr=[r["std_delta"] for r in rows],
+           capsize=4, label="minidistil: delta val masked-token accuracy (points)")
+    ax.bar(x + 0.2, [r["paper_delta"] for r in rows], 0.4, label="paper: delta GLUE macro-score")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, [r["variant"] for r in rows])
+    ax.set(title="ablation against the triple loss (Table 4)", ylabel="change")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_run(out: str, report: dict) -> list[str]:
+    """Write losses.png and comparison.png into ``out/plots``; returns the paths."""
+    from .loop import METRICS_FILE, read_metrics
+    folder = os.path.join(out, "plots")
+    os.makedirs(folder, exist_ok=True)
+    p1 = os.path.join(folder, "losses.png")
+    plot_losses(read_metrics(os.path.join(out, "pretrain", METRICS_FILE)),
+                read_metrics(os.path.join(out, "distill", METRICS_FILE)), p1)
+    p2 = os.path.join(folder, "comparison.png")
+    plot_comparison(report, p2)
+    return [p1, p2]

@@ -1,0 +1,240 @@
+"""Run configuration, the run directory, and the data every stage shares.
+
+A run directory (``--out``) holds everything one experiment produced::
+
+    out/
+      config.json        the full RunConfig (JSON), written once by the first stage
+      vocab.txt          the WordPiece vocabulary (standard BERT format)
+      pretrain/          metrics.jsonl, checkpoint.npz (last good state), model.npz (final)
+      distill/           the same for the student
+      eval.json          the evaluation figures; plots/*.png
+
+Every file is written through a temporary file and a rename (checkpoint.py), so a killed run
+never leaves a truncated file behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from .checkpoint import atomic_write_json
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.txt"
+
+
+@dataclass
+class DataConfig:
+    corpus: str | None = None        # None: the embedded CPython corpus
+    max_docs: int | None = None      # keep only the first documents (--quick)
+    vocab_size: int = 4096
+    max_len: int = 128
+    val_fraction: float = 0.05
+    split_seed: int = 0              # fixed: every seed sees the same validation documents
+    max_val_sequences: int = 512     # evaluation uses at most this many validation sequences
+
+
+@dataclass
+class ModelSpec:
+    hidden_size: int = 128
+    num_hidden_layers: int = 6       # teacher
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    student_layers: int = 3
+
+
+@dataclass
+class StageConfig:
+    steps: int = 300                 # optimizer steps
+    batch_size: int = 32             # sequences per micro-batch
+    accum_steps: int = 1             # micro-batches per optimizer step
+    lr: float = 5e-4
+    warmup_frac: float = 0.05
+    clip_norm: float = 5.0
+    weight_decay: float = 0.0
+    ckpt_every: int = 50
+    mlm_prob: float = 0.15
+    mlm_smoothing: float | None = None  # e.g. 0.7: p(token) ~ count ** -0.7 (HF option)
+
+
+@dataclass
+class DistillStageConfig(StageConfig):
+    alpha_ce: float = 5.0
+    alpha_mlm: float = 2.0
+    alpha_cos: float = 1.0
+    temperature: float = 2.0
+    ce_positions: str = "all"        # "all" non-padding tokens (HF default) or "masked"
+    student_init: str = "teacher"    # "teacher" (one layer out of two) or "random"
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 32
+    eval_seed: int = 1234            # the fixed evaluation mask
+    timing_repeats: int = 3
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    pretrain: StageConfig = field(default_factory=StageConfig)
+    distill: DistillStageConfig = field(default_factory=DistillStageConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(seed=int(d.get("seed", 0)),
+                   data=DataConfig(**d.get("data", {})),
+                   model=ModelSpec(**d.get("model", {})),
+                   pretrain=StageConfig(**d.get("pretrain", {})),
+                   distill=DistillStageConfig(**d.get("distill", {})),
+                   eval=EvalConfig(**d.get("eval", {})))
+
+
+def demo_config(seed: int = 0) -> RunConfig:
+    """The defaults of ``minidistil demo`` (budget: <= 10 minutes on 2 cores)."""
+    return RunConfig(
+        seed=seed,
+        data=DataConfig(vocab_size=4096, max_len=64, max_val_sequences=512),
+        model=ModelSpec(128, 6, 4, 512, 3),
+        pretrain=StageConfig(steps=600, batch_size=32, lr=1e-3, ckpt_every=100),
+        distill=DistillStageConfig(steps=300, batch_size=32, lr=1e-3, ckpt_every=100),
+    )
+
+
+def quick_config(seed: int = 0) -> RunConfig:
+    """``--quick``: a tiny model on a small slice of the corpus, for tests (seconds)."""
+    return RunConfig(
+        seed=seed,
+        data=DataConfig(max_docs=300, vocab_size=400, max_len=32, max_val_sequences=128),
+        model=ModelSpec(32, 2, 2, 64, 1),
+        pretrain=StageConfig(steps=80, batch_size=16, lr=3e-3, ckpt_every=20),
+        distill=DistillStageConfig(steps=40, batch_size=16, lr=3e-3, ckpt_every=20),
+        eval=EvalConfig(batch_size=16, timing_repeats=1),
+    )
+
+
+# ---------------------------------------------------------------- run directory
+
+def save_config(out: str, cfg: RunConfig) -> None:
+    atomic_write_json(os.path.join(out, CONFIG_FILE), cfg.to_dict())
+
+
+def load_config(out: str) -> RunConfig:
+    path = os.path.join(out, CONFIG_FILE)
+    with open(path, encoding="utf-8") as f:
+        return RunConfig.from_dict(json.load(f))
+
+
+def stage_dir(out: str, stage: str) -> str:
+    return os.path.join(out, stage)
+
+
+def check_writable_dir(out: str) -> None:
+    """Raise ``ValueError`` unless ``out`` is (or can be created as) a writable folder."""
+    path = os.path.abspath(out)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"--out {out}: exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {out}: folder is not writable")
+        return
+    parent = path
+    while not os.path.exists(parent):  # the nearest existing ancestor must be a writable folder
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out {out}: cannot create a folder under the file {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot create it, {parent} is not writable")
+
+
+# ---------------------------------------------------------------- data shared by all stages
+
+class Data(NamedTuple):
+    tokenizer: object                 # data.tokenizer.WordPieceTokenizer
+    train: list                       # list of (T_i,) int arrays, [CLS] ... [SEP]
+    val: list                         # the validation sequences used for evaluation
+    counts: np.ndarray                # (V,) token counts over the training sequences
+
+
+def load_documents(cfg: DataConfig) -> list[str]:
+    """The corpus documents (embedded or ``cfg.corpus``), cut to ``cfg.max_docs``."""
+    from ..data import corpus as corpus_mod
+    docs = corpus_mod.load_corpus(cfg.corpus) if cfg.corpus else corpus_mod.load_default_corpus()
+    if cfg.max_docs is not None:
+        docs = docs[: cfg.max_docs]
+    return docs
+
+
+def prepare_data(cfg: DataConfig, vocab_path: str | None = None, docs: list[str] | None = None,
+                 tokenizer=None) -> Data:
+    """Split the documents, train (or load from ``vocab_path``) the tokenizer, make sequences.
+
+    Raises ``ValueError`` with a clear message when the corpus gives too little text.
+    """
+    from ..data import batches, corpus as corpus_mod, tokenizer as tok_mod
+    if docs is None:
+        docs = load_documents(cfg)
+    train_docs, val_docs = corpus_mod.split_documents(docs, cfg.val_fraction, cfg.split_seed)
+    if tokenizer is None:
+        if vocab_path is not None and os.path.isfile(vocab_path):
+            tokenizer = tok_mod.WordPieceTokenizer.from_file(vocab_path)
+        else:
+            tokenizer = tok_mod.train_wordpiece(train_docs, cfg.vocab_size)
+    train = batches.make_sequences(train_docs, tokenizer, cfg.max_len)
+    val = batches.make_sequences(val_docs, tokenizer, cfg.max_len)
+    if len(train) < 8 or len(val) < 2:
+        raise ValueError(
+            f"the corpus gives too little text: {len(train)} training and {len(val)} validation "
+            f"sequences of 12-{cfg.max_len} tokens; need at least 8 and 2 "
+            f"(about 20 KB of prose or more; the demo uses several MB)")
+    val = val[: cfg.max_val_sequences]
+    counts = batches.token_counts(train, tokenizer.vocab_size)
+    return Data(tokenizer, train, val, counts)
+
+
+def bert_config(spec: ModelSpec, vocab_size: int, max_len: int):
+    """The teacher's ``BertConfig`` for ``spec``."""
+    from ..models import BertConfig
+    return BertConfig(vocab_size=vocab_size, hidden_size=spec.hidden_size,
+                      num_hidden_layers=spec.num_hidden_layers,
+                      num_attention_heads=spec.num_attention_heads,
+                      intermediate_size=spec.intermediate_size,
+                      max_position_embeddings=max(max_len, 8))
+
+
+# ---------------------------------------------------------------- finished models on disk
+
+MODEL_FILE = "model.npz"
+
+
+def save_model(path: str, model, extra: dict | None = None) -> None:
+    """Save a finished teacher (``Bert``) or student (``DistilBert``): parameters + config."""
+    from .checkpoint import save_checkpoint
+    kind = type(model).__name__
+    meta = {"kind": kind, "config": model.config.to_dict(), "dtype": str(np.dtype(model.dtype))}
+    meta.update(extra or {})
+    save_checkpoint(path, model.state_dict(), meta)
+
+
+def load_model(path: str):
+    """Load a model written by :func:`save_model`; returns ``(model, meta)``."""
+    from .checkpoint import load_checkpoint
+    from ..models import Bert, BertConfig, DistilBert
+    arrays, meta = load_checkpoint(path)
+    cls = {"Bert": Bert, "DistilBert": DistilBert}.get(meta.get("kind"))
+    if cls is None:
+        raise ValueError(f"{path}: not a minidistil model file (kind {meta.get('kind')!r})")
+    model = cls(BertConfig.from_dict(meta["config"]), dtype=np.dtype(meta.get("dtype", "float32")), seed=0)
+    model.load_state_dict(arrays)
+    return model, meta

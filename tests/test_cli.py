@@ -1,0 +1,84 @@
+"""Bad command-line input: one line on stderr, exit code 2, nothing written."""
+import os
+
+import pytest
+
+from minidistil.cli import main
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error" in lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["pretrain", "--seed", "abc"], ["--seed", "integer"]),
+    (["pretrain", "--seed=-3"], ["--seed", ">= 0"]),
+    (["pretrain", "--steps", "0"], ["--steps", ">= 1"]),
+    (["distill", "--lr", "nan"], ["--lr", "finite"]),
+    (["distill", "--lr=-1e-3"], ["--lr", "> 0"]),
+    (["distill", "--temperature", "0"], ["--temperature"]),
+    (["ablate", "--seeds", "1.5"], ["--seeds", "integer"]),
+    (["demo", "--no-such-option"], ["unrecognized"]),
+    (["frobnicate"], ["invalid choice"]),
+])
+def test_bad_numbers_and_options(argv, words, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(argv + ["--out", str(out)], capsys)
+    assert_one_line_error(code, err, *words)
+    assert not out.exists()
+
+
+def test_missing_corpus(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["pretrain", "--quick", "--corpus", str(tmp_path / "nope.txt"), "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--corpus", "no such file")
+    assert not out.exists()
+
+
+def test_out_under_a_file(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    code, _, err = run(["pretrain", "--quick", "--out", str(f / "run")], capsys)
+    assert_one_line_error(code, err, "--out")
+    code, _, err = run(["pretrain", "--quick", "--out", str(f)], capsys)
+    assert_one_line_error(code, err, "--out", "not a folder")
+    assert f.read_text() == "x"
+
+
+def test_missing_teacher_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["distill", "--quick", "--teacher", str(tmp_path / "none"), "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--teacher")
+    assert not out.exists()
+
+
+def test_distill_without_teacher(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["distill", "--quick", "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "no teacher")
+    assert not out.exists()
+
+
+def test_resume_with_nothing_to_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["pretrain", "--quick", "--resume", "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--resume")
+    assert not out.exists()
+
+
+def test_help_lists_commands(capsys):
+    code, out, _ = run([], capsys)
+    assert code == 0
+    for cmd in ("demo", "pretrain", "distill", "evaluate", "ablate", "bench"):
+        assert cmd in out
