@@ -17,8 +17,11 @@ import math
 
 import numpy as np
 
+from numba import prange
+
 from . import backend
-from .backend import check_float_array, check_mask, check_same_dtype, check_shape
+from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
+from .fast_exp import fast_exp
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
@@ -48,8 +51,78 @@ def attention_backward_numpy(dout, q, k, v, probs):
     return dq, dk, dv
 
 
-attention_forward_numba = attention_forward_numpy
-attention_backward_numba = attention_backward_numpy
+# ---------------------------------------------------------------- Numba versions
+# The four matrix products stay on BLAS (np.matmul): OpenBLAS is far faster at them than any loop
+# we could write. What Numba fuses is everything between them, which NumPy does in ~7 separate
+# passes over the (B, NH, T, T) array: scale + key-padding mask + softmax in the forward, and the
+# softmax backward (with the 1/sqrt(HS) folded in) in the backward. Each works in place on the
+# fresh matmul output. Padded keys get probability exactly 0: their score is finfo.min (as the
+# twin's finfo.min + score, which rounds to finfo.min), and exp(finfo.min - max) underflows to 0;
+# a row whose keys are all padding has every score equal to finfo.min and becomes uniform 1/T,
+# as in the twin and in BERT, never NaN.
+
+@jit(parallel=True)
+def _masked_softmax_inplace(scores, mask, scale):
+    """scores (B, NH, T, T) raw q.k^T -> probs, in place; mask (B, T) bool, True = real key."""
+    B, NH, T, _ = scores.shape
+    neg = np.finfo(scores.dtype).min
+    one = scores.dtype.type(1.0)
+    for bh in prange(B * NH):
+        b = bh // NH
+        h = bh % NH
+        for i in range(T):
+            row = scores[b, h, i]
+            m = neg
+            for j in range(T):
+                v = row[j] * scale if mask[b, j] else neg
+                row[j] = v
+                if v > m:
+                    m = v
+            s = scores.dtype.type(0.0)
+            for j in range(T):
+                e = fast_exp(row[j] - m)
+                row[j] = e
+                s += e
+            r = one / s
+            for j in range(T):
+                row[j] *= r
+
+
+@jit(parallel=True)
+def _softmax_backward_inplace(dprobs, probs, scale):
+    """dprobs (B, NH, T, T) -> dscores * scale, in place: probs * (dprobs - <dprobs, probs>) * scale."""
+    B, NH, T, _ = probs.shape
+    for bh in prange(B * NH):
+        b = bh // NH
+        h = bh % NH
+        for i in range(T):
+            inner = probs.dtype.type(0.0)
+            for j in range(T):
+                inner += dprobs[b, h, i, j] * probs[b, h, i, j]
+            for j in range(T):
+                dprobs[b, h, i, j] = probs[b, h, i, j] * (dprobs[b, h, i, j] - inner) * scale
+
+
+def attention_forward_numba(q, k, v, mask):
+    B, NH, T, HS = q.shape
+    scale = q.dtype.type(1.0 / math.sqrt(HS))
+    scores = np.ascontiguousarray(q @ k.swapaxes(-1, -2))  # (B, NH, T, T), BLAS
+    keep = np.ones((B, T), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask)  # (B, T)
+    _masked_softmax_inplace(scores, keep, scale)
+    probs = scores  # (B, NH, T, T)
+    out = probs @ v  # (B, NH, T, HS), BLAS
+    return out, probs
+
+
+def attention_backward_numba(dout, q, k, v, probs):
+    HS = q.shape[-1]
+    scale = q.dtype.type(1.0 / math.sqrt(HS))
+    dv = probs.swapaxes(-1, -2) @ dout  # (B, NH, T, HS), BLAS
+    dscores = np.ascontiguousarray(dout @ v.swapaxes(-1, -2))  # (B, NH, T, T), dprobs for now
+    _softmax_backward_inplace(dscores, np.ascontiguousarray(probs), scale)  # now dscores * scale
+    dq = dscores @ k  # (B, NH, T, HS)
+    dk = dscores.swapaxes(-1, -2) @ q  # (B, NH, T, HS)
+    return dq, dk, dv
 
 
 # ---------------------------------------------------------------- public, checked entry points

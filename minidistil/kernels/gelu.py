@@ -9,14 +9,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
 
 from . import backend
-from .backend import check_float_array, check_same_dtype, check_shape
+from .backend import check_float_array, check_same_dtype, check_shape, jit
+from .fast_exp import fast_exp
 
 APPROXIMATIONS = ("none", "tanh")
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_CUBIC = 0.044715
 
 # np.vectorize(math.erf) is slow but exact; NumPy has no erf ufunc, which is one reason the
 # Numba kernel wins big here (reference.md, "Numba on this kind of machine").
@@ -31,16 +34,16 @@ def _erf_like(x: np.ndarray) -> np.ndarray:
 
 def gelu_forward_numpy(x, approximate="none"):
     if approximate == "tanh":
-        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x)
         return (0.5 * x * (1.0 + np.tanh(inner))).astype(x.dtype, copy=False)
     return (0.5 * x * (1.0 + _erf_like(x * _INV_SQRT_2))).astype(x.dtype, copy=False)
 
 
 def gelu_backward_numpy(dy, x, approximate="none"):
     if approximate == "tanh":
-        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x)
         t = np.tanh(inner)
-        dinner = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
+        dinner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x * x)
         d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner
         return (dy * d).astype(x.dtype, copy=False)
     cdf = 0.5 * (1.0 + _erf_like(x * _INV_SQRT_2))
@@ -48,8 +51,66 @@ def gelu_backward_numpy(dy, x, approximate="none"):
     return (dy * (cdf + x * pdf)).astype(x.dtype, copy=False)
 
 
-gelu_forward_numba = gelu_forward_numpy
-gelu_backward_numba = gelu_backward_numpy
+# ---------------------------------------------------------------- Numba versions
+# Elementwise, so the array is flattened and split over threads. The erf form calls libm's erf
+# once per element (the twin has no erf ufunc at all). The tanh form is rewritten with
+# 1 + tanh(u) = 2 * sigmoid(2u):  gelu = x * s,  gelu' = s + 2 x s (1 - s) u',  s = sigmoid(2u),
+# which needs one exp (fast_exp: vectorisable for float32) and no cancellation for large |u|.
+
+@jit(parallel=True)
+def _gelu_forward_flat(x, tanh_form, y):
+    """y = gelu(x); x, y (n,) contiguous; tanh_form selects the approximation."""
+    half = x.dtype.type(0.5)
+    one = x.dtype.type(1.0)
+    two = x.dtype.type(2.0)
+    inv_sqrt2 = x.dtype.type(_INV_SQRT_2)
+    k0 = x.dtype.type(_SQRT_2_OVER_PI)
+    k1 = x.dtype.type(_TANH_CUBIC)
+    for i in prange(x.shape[0]):
+        v = x[i]
+        if tanh_form:
+            u = k0 * (v + k1 * v * v * v)
+            y[i] = v / (one + fast_exp(-two * u))
+        else:
+            y[i] = half * v * (one + math.erf(v * inv_sqrt2))
+
+
+@jit(parallel=True)
+def _gelu_backward_flat(dy, x, tanh_form, dx):
+    """dx = dy * gelu'(x); all (n,) contiguous."""
+    half = x.dtype.type(0.5)
+    one = x.dtype.type(1.0)
+    two = x.dtype.type(2.0)
+    three = x.dtype.type(3.0)
+    inv_sqrt2 = x.dtype.type(_INV_SQRT_2)
+    inv_sqrt2pi = x.dtype.type(_INV_SQRT_2PI)
+    k0 = x.dtype.type(_SQRT_2_OVER_PI)
+    k1 = x.dtype.type(_TANH_CUBIC)
+    for i in prange(x.shape[0]):
+        v = x[i]
+        if tanh_form:
+            u = k0 * (v + k1 * v * v * v)
+            du = k0 * (one + three * k1 * v * v)
+            sg = one / (one + fast_exp(-two * u))
+            dx[i] = dy[i] * (sg + two * v * sg * (one - sg) * du)
+        else:
+            cdf = half * (one + math.erf(v * inv_sqrt2))
+            pdf = inv_sqrt2pi * fast_exp(-half * v * v)
+            dx[i] = dy[i] * (cdf + v * pdf)
+
+
+def gelu_forward_numba(x, approximate="none"):
+    flat = np.ascontiguousarray(x).reshape(-1)  # (n,)
+    y = np.empty_like(flat)  # (n,)
+    _gelu_forward_flat(flat, approximate == "tanh", y)
+    return y.reshape(x.shape)
+
+
+def gelu_backward_numba(dy, x, approximate="none"):
+    flat = np.ascontiguousarray(x).reshape(-1)  # (n,)
+    dx = np.empty_like(flat)  # (n,)
+    _gelu_backward_flat(np.ascontiguousarray(dy).reshape(-1), flat, approximate == "tanh", dx)
+    return dx.reshape(x.shape)
 
 
 def _check_approx(approximate):

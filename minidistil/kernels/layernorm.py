@@ -10,10 +10,13 @@ eps defaults to 1e-12 as in BERT.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import prange
 
 from . import backend
-from .backend import check_float_array, check_same_dtype, check_shape
+from .backend import as_rows, check_float_array, check_same_dtype, check_shape, jit, num_threads
 
 DEFAULT_EPS = 1e-12
 
@@ -41,8 +44,83 @@ def layernorm_backward_numpy(dy, x, gamma, mean, rstd):
     return dx, dgamma, dbeta
 
 
-layernorm_forward_numba = layernorm_forward_numpy
-layernorm_backward_numba = layernorm_backward_numpy
+# ---------------------------------------------------------------- Numba versions
+# Forward: statistics and normalisation fused, one row (C values, in L1 cache) at a time, rows
+# spread over threads. Backward: dx needs two row sums, dgamma/dbeta need sums over *rows*; if
+# threads added into one dgamma they would race, so each chunk of rows owns a row of
+# dgamma_parts/dbeta_parts and the chunks are summed afterwards (deterministic for a thread count).
+
+@jit(parallel=True)
+def _layernorm_forward_rows(x, gamma, beta, eps, y, mean, rstd):
+    """x, y (N, C); gamma, beta (C,); mean, rstd (N,); eps a scalar of x's dtype."""
+    N, C = x.shape
+    one = x.dtype.type(1.0)
+    inv_c = one / x.dtype.type(C)
+    for n in prange(N):
+        s = x.dtype.type(0.0)
+        for j in range(C):
+            s += x[n, j]
+        m = s * inv_c
+        v = x.dtype.type(0.0)
+        for j in range(C):  # two-pass variance: no cancellation, the row is already in cache
+            d = x[n, j] - m
+            v += d * d
+        r = one / math.sqrt(v * inv_c + eps)
+        for j in range(C):
+            y[n, j] = (x[n, j] - m) * r * gamma[j] + beta[j]
+        mean[n] = m
+        rstd[n] = r
+
+
+@jit(parallel=True)
+def _layernorm_backward_rows(dy, x, gamma, mean, rstd, dx, dgamma_parts, dbeta_parts):
+    """dx (N, C); dgamma_parts, dbeta_parts (K, C) zeroed, one row per chunk of rows."""
+    N, C = x.shape
+    K = dgamma_parts.shape[0]
+    inv_c = x.dtype.type(1.0) / x.dtype.type(C)
+    per = (N + K - 1) // K
+    for c in prange(K):
+        for n in range(c * per, min(N, (c + 1) * per)):
+            m = mean[n]
+            r = rstd[n]
+            sg = x.dtype.type(0.0)  # sum_j g_j,          g = dy * gamma
+            sgx = x.dtype.type(0.0)  # sum_j g_j * xhat_j
+            for j in range(C):
+                xhat = (x[n, j] - m) * r
+                g = dy[n, j] * gamma[j]
+                sg += g
+                sgx += g * xhat
+                dgamma_parts[c, j] += dy[n, j] * xhat
+                dbeta_parts[c, j] += dy[n, j]
+            sg *= inv_c
+            sgx *= inv_c
+            for j in range(C):
+                xhat = (x[n, j] - m) * r
+                dx[n, j] = r * (dy[n, j] * gamma[j] - sg - xhat * sgx)
+
+
+def layernorm_forward_numba(x, gamma, beta, eps=DEFAULT_EPS):
+    rows = as_rows(x)  # (N, C)
+    N, C = rows.shape
+    y = np.empty_like(rows)  # (N, C)
+    mean = np.empty(N, dtype=x.dtype)  # (N,)
+    rstd = np.empty(N, dtype=x.dtype)  # (N,)
+    _layernorm_forward_rows(rows, np.ascontiguousarray(gamma), np.ascontiguousarray(beta),
+                            x.dtype.type(eps), y, mean, rstd)
+    return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+
+
+def layernorm_backward_numba(dy, x, gamma, mean, rstd):
+    rows = as_rows(x)  # (N, C)
+    N, C = rows.shape
+    K = max(1, min(num_threads(), N))  # chunks of rows, one per thread
+    dx = np.empty_like(rows)  # (N, C)
+    dgamma_parts = np.zeros((K, C), dtype=x.dtype)  # (K, C)
+    dbeta_parts = np.zeros((K, C), dtype=x.dtype)  # (K, C)
+    _layernorm_backward_rows(as_rows(dy), rows, np.ascontiguousarray(gamma),
+                             np.ascontiguousarray(mean).reshape(-1), np.ascontiguousarray(rstd).reshape(-1),
+                             dx, dgamma_parts, dbeta_parts)
+    return dx.reshape(x.shape), dgamma_parts.sum(axis=0), dbeta_parts.sum(axis=0)
 
 
 # ---------------------------------------------------------------- public, checked entry points

@@ -5,15 +5,21 @@ Legend: N rows (any leading shape, flattened), V entries per row (the vocabulary
     p = softmax(x / T)                       forward
     dx = p * (dp - sum(dp * p)) / T          backward (docs/math.md, "softmax with temperature")
     log p = (x - max) / T - log(sum(exp((x - max) / T)))
+    dx = (dlogp - exp(log p) * sum(dlogp)) / T          backward of log-softmax
 
-The NumPy twins below are the readable reference; the ``*_numba`` versions fuse the passes.
+The NumPy twins below are the readable reference; the ``*_numba`` versions fuse the passes (one
+row at a time, rows spread over Numba's threads; see backend.py for the flags and threading).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import prange
 
 from . import backend
-from .backend import check_float_array, check_same_dtype, check_temperature, check_shape
+from .fast_exp import fast_exp
+from .backend import as_rows, check_float_array, check_same_dtype, check_shape, check_temperature, jit
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
@@ -34,12 +40,105 @@ def log_softmax_numpy(x: np.ndarray, T: float = 1.0) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (..., V)
 
 
+def log_softmax_backward_numpy(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) -> np.ndarray:
+    total = dlogp.sum(axis=-1, keepdims=True)  # (..., 1)
+    return (dlogp - np.exp(logp) * total) / logp.dtype.type(T)  # (..., V)
+
+
 # ---------------------------------------------------------------- Numba versions
-# Filled in by the Numba kernel module below; until a fused kernel exists they fall back to
-# the twins so that both backends always work.
-softmax_forward_numba = softmax_forward_numpy
-softmax_backward_numba = softmax_backward_numpy
-log_softmax_numba = log_softmax_numpy
+# One pass over a row does what the twin does in several: the twin reads and writes the whole
+# (N, V) array once per NumPy call (max, subtract, divide, exp, sum, divide), the kernel keeps a
+# row in cache and touches memory three times. NumPy's float32 exp is SIMD and Numba's math.exp
+# is a scalar libm call, so the float32 kernels use fast_exp (a vectorisable polynomial, see
+# fast_exp.py); rows run on both cores (prange).
+
+@jit(parallel=True)
+def _softmax_rows(x, inv_t, p):
+    """p[n] = softmax(x[n] * inv_t); x, p (N, V) C-contiguous; inv_t a scalar of x's dtype."""
+    N, V = x.shape
+    one = x.dtype.type(1.0)
+    for n in prange(N):
+        m = x[n, 0]
+        for j in range(1, V):  # row max, for a stable exp
+            if x[n, j] > m:
+                m = x[n, j]
+        s = x.dtype.type(0.0)
+        for j in range(V):  # exp and sum fused
+            e = fast_exp((x[n, j] - m) * inv_t)
+            p[n, j] = e
+            s += e
+        r = one / s
+        for j in range(V):
+            p[n, j] *= r
+
+
+@jit(parallel=True)
+def _softmax_backward_rows(dp, p, inv_t, dx):
+    """dx[n] = p[n] * (dp[n] - <dp[n], p[n]>) * inv_t; all (N, V) C-contiguous."""
+    N, V = p.shape
+    for n in prange(N):
+        inner = p.dtype.type(0.0)
+        for j in range(V):
+            inner += dp[n, j] * p[n, j]
+        for j in range(V):
+            dx[n, j] = p[n, j] * (dp[n, j] - inner) * inv_t
+
+
+@jit(parallel=True)
+def _log_softmax_rows(x, inv_t, logp):
+    """logp[n] = (x[n] - max) * inv_t - log(sum(exp((x[n] - max) * inv_t)))."""
+    N, V = x.shape
+    for n in prange(N):
+        m = x[n, 0]
+        for j in range(1, V):
+            if x[n, j] > m:
+                m = x[n, j]
+        s = x.dtype.type(0.0)
+        for j in range(V):
+            s += fast_exp((x[n, j] - m) * inv_t)
+        lse = math.log(s)
+        for j in range(V):
+            logp[n, j] = (x[n, j] - m) * inv_t - lse
+
+
+@jit(parallel=True)
+def _log_softmax_backward_rows(dlogp, logp, inv_t, dx):
+    """dx[n] = (dlogp[n] - exp(logp[n]) * sum(dlogp[n])) * inv_t."""
+    N, V = logp.shape
+    for n in prange(N):
+        total = logp.dtype.type(0.0)
+        for j in range(V):
+            total += dlogp[n, j]
+        for j in range(V):
+            dx[n, j] = (dlogp[n, j] - fast_exp(logp[n, j]) * total) * inv_t
+
+
+def softmax_forward_numba(x: np.ndarray, T: float = 1.0) -> np.ndarray:
+    rows = as_rows(x)  # (N, V)
+    p = np.empty_like(rows)  # (N, V)
+    _softmax_rows(rows, x.dtype.type(1.0 / T), p)
+    return p.reshape(x.shape)  # (..., V)
+
+
+def softmax_backward_numba(dp: np.ndarray, p: np.ndarray, T: float = 1.0) -> np.ndarray:
+    p_rows = as_rows(p)  # (N, V)
+    dx = np.empty_like(p_rows)  # (N, V)
+    _softmax_backward_rows(as_rows(dp), p_rows, p.dtype.type(1.0 / T), dx)
+    return dx.reshape(p.shape)  # (..., V)
+
+
+def log_softmax_numba(x: np.ndarray, T: float = 1.0) -> np.ndarray:
+    rows = as_rows(x)  # (N, V)
+    logp = np.empty_like(rows)  # (N, V)
+    _log_softmax_rows(rows, x.dtype.type(1.0 / T), logp)
+    return logp.reshape(x.shape)  # (..., V)
+
+
+def log_softmax_backward_numba(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) -> np.ndarray:
+    lp_rows = as_rows(logp)  # (N, V)
+    dx = np.empty_like(lp_rows)  # (N, V)
+    _log_softmax_backward_rows(as_rows(dlogp), lp_rows, logp.dtype.type(1.0 / T), dx)
+    return dx.reshape(logp.shape)  # (..., V)
 
 
 # ---------------------------------------------------------------- public, checked entry points
@@ -60,6 +159,8 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray, T: float = 1.0) -> np.ndarra
     check_float_array("dp", dp)
     check_same_dtype(p.dtype, dp=dp)
     check_shape("dp", dp, p.shape)
+    if p.ndim < 1 or p.shape[-1] == 0:
+        raise ValueError(f"p must have a non-empty last axis, got shape {p.shape}")
     T = check_temperature(T)
     fn = softmax_backward_numba if backend.get_backend() == "numba" else softmax_backward_numpy
     return fn(dp, p, T)
@@ -73,3 +174,16 @@ def log_softmax(x: np.ndarray, T: float = 1.0) -> np.ndarray:
     T = check_temperature(T)
     fn = log_softmax_numba if backend.get_backend() == "numba" else log_softmax_numpy
     return fn(x, T)
+
+
+def log_softmax_backward(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) -> np.ndarray:
+    """Gradient w.r.t. the logits ``x`` of ``logp = log_softmax(x, T)`` given ``dlogp``."""
+    check_float_array("logp", logp)
+    check_float_array("dlogp", dlogp)
+    check_same_dtype(logp.dtype, dlogp=dlogp)
+    check_shape("dlogp", dlogp, logp.shape)
+    if logp.ndim < 1 or logp.shape[-1] == 0:
+        raise ValueError(f"logp must have a non-empty last axis, got shape {logp.shape}")
+    T = check_temperature(T)
+    fn = log_softmax_backward_numba if backend.get_backend() == "numba" else log_softmax_backward_numpy
+    return fn(dlogp, logp, T)
