@@ -40,7 +40,7 @@ def build(src: Path, timeout: int = 300) -> float:
 
 def main(argv=None) -> int:
     wanted = (argv if argv is not None else sys.argv[1:])
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures into the notebook
     sources = sorted(HERE.glob("0[1-9]_*.py"))
     if wanted:
         sources = [s for s in sources if s.name[:2] in wanted]
