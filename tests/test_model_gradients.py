@@ -5,11 +5,15 @@ Objective: a random linear function of the model's outputs,
 so the exact gradient is ``model.backward(R, cache, dhidden={L: R_L, 1: R_1}, dpooled=R_p)``.
 Central differences in float64 (h = 1e-5) on sampled entries of every tensor (all entries of
 small ones). Bound: 1e-6 relative (minidistil.gradcheck.compare / rel_error).
+
+The same check then runs on the real objectives of minidistil.losses: the teacher's MLM loss and
+the student's triple loss (each alpha set to 0 in turn, and Lce over masked positions only).
 """
 import numpy as np
 import pytest
 
 from minidistil.gradcheck import compare, numerical_grad, sample_indices
+from minidistil.losses import DistillLossConfig, distill_loss_backward, distill_loss_forward, mlm_backward, mlm_forward
 from minidistil.models import Bert, BertConfig, DistilBert
 
 TOL = 1e-6  # relative, whole model in float64
@@ -30,13 +34,15 @@ def _batch(rng):
     return ids, mask
 
 
-def _perturb(model, rng):
-    """Non-trivial parameters: LayerNorm gains away from 1, biases away from 0, larger weights."""
+def _perturb(model, rng, scale=10.0):
+    """Non-trivial parameters: LayerNorm gains away from 1, biases away from 0, larger weights
+    (std 0.02 * scale: the nonlinearities see more than their linear part). The losses get a
+    smaller scale: a loss in the hundreds would put float64 rounding (1e-16 * |f| / h) near 1e-9."""
     for name, a in model.params.items():
         if a.ndim == 1:
             a += rng.normal(0, 0.2, a.shape)
         else:
-            a *= 10.0  # std 0.2 instead of 0.02: the nonlinearities see more than their linear part
+            a *= scale
 
 
 def _indices(name, a, rng, T_used):
@@ -45,6 +51,24 @@ def _indices(name, a, rng, T_used):
     if a.size <= 2 * N_SAMPLES:
         return list(np.ndindex(*a.shape))
     return sample_indices(a.shape, N_SAMPLES, rng)
+
+
+def _fd_check_all(model, f, grads, rng, T_used, h=1e-5, richardson=False):
+    """Central differences of the scalar ``f()`` against ``grads`` for every parameter tensor."""
+    assert list(grads) == list(model.params)  # every parameter, same order
+    pairs, masks, zero = {}, {}, {}
+    for name, p in model.params.items():
+        idx = _indices(name, p, rng, T_used)
+        num = richardson_grad(f, p, h, idx) if richardson else numerical_grad(f, p, h=h, indices=idx)
+        if name.endswith(ZERO_GRAD_SUFFIXES):
+            zero[name] = (grads[name], num)
+            continue
+        pairs[name] = (grads[name], num)
+        masks[name] = idx
+    verdict = compare(pairs, tol=TOL, mask=masks, verbose=True)
+    assert verdict, verdict.failed()
+    for name, (mine, num) in zero.items():
+        assert np.max(np.abs(mine)) < 1e-10 and np.max(np.abs(num)) < 1e-7, name
 
 
 def _check_model(model, rng, fwd_kwargs, use_pooled, hidden_mid=1):
@@ -63,21 +87,7 @@ def _check_model(model, rng, fwd_kwargs, use_pooled, hidden_mid=1):
         return float(val)
 
     grads = model.backward(R, out.cache, dhidden={L: R_last, hidden_mid: R_mid}, dpooled=R_pool)
-    assert list(grads) == list(model.params)  # every parameter, same order
-    pairs, masks, zero = {}, {}, {}
-    for name, p in model.params.items():
-        idx = _indices(name, p, rng, fwd_kwargs["input_ids"].shape[1])
-        num = numerical_grad(f, p, h=1e-5, indices=idx)
-        if name.endswith(ZERO_GRAD_SUFFIXES):
-            zero[name] = (grads[name], num)
-            continue
-        pairs[name] = (grads[name], num)
-        masks[name] = idx
-    verdict = compare(pairs, tol=TOL, mask=masks, verbose=True)
-    assert verdict, verdict.failed()
-    for name, (mine, num) in zero.items():
-        assert np.max(np.abs(mine)) < 1e-10 and np.max(np.abs(num)) < 1e-7, name
-    return grads
+    _fd_check_all(model, f, grads, rng, fwd_kwargs["input_ids"].shape[1])
 
 
 def test_teacher_all_parameters_full_logits_with_token_types_and_pooler():
@@ -174,3 +184,79 @@ def test_float32_gradients_stay_float32_and_agree(cls):
     for k in g64:
         assert g32[k].dtype == np.float32
         np.testing.assert_allclose(g32[k], g64[k], rtol=2e-3, atol=2e-4 * np.abs(g64[k]).max() + 1e-6)
+
+
+# ---------------------------------------------------------------- the real objectives (minidistil.losses)
+
+# The losses are O(1-10) and some of their parameter gradients are small (1e-5), so the float64
+# rounding of a plain central difference, about 1e-15 * |f| / h, is not far below 1e-6 of them
+# (measured: worst entries at 4e-7 - 9e-7 for h between 1e-4 and 5e-4). For the losses we take a
+# larger h and cancel the h^2 truncation term by Richardson extrapolation of two central
+# differences, (4 D(h) - D(2h)) / 3, whose error is O(h^4): worst entries then about 1e-7.
+LOSS_H = 1e-3
+
+
+def richardson_grad(f, x, h, indices):
+    """Central differences at h and 2h combined to cancel the O(h^2) error term."""
+    d1 = numerical_grad(f, x, h=h, indices=indices)
+    d2 = numerical_grad(f, x, h=2 * h, indices=indices)
+    return (4.0 * d1 - d2) / 3.0
+
+
+def _labels(rng, ids, mask):
+    """MLM labels (B, T): the original id at ~40% of the real positions (at least one), -100 elsewhere."""
+    chosen = (rng.random(ids.shape) < 0.4) & mask.astype(bool)  # (B, T)
+    chosen[0, 1] = True
+    return np.where(chosen, ids, -100)  # (B, T)
+
+
+def test_teacher_mlm_loss_all_parameters():
+    rng = np.random.default_rng(10)
+    model = Bert(BertConfig.tiny(vocab_size=V), np.float64, seed=10)
+    _perturb(model, rng, scale=5.0)
+    ids, mask = _batch(rng)
+    labels = _labels(rng, ids, mask)
+    pos = labels != -100  # (B, T) the head runs only where there is a label
+
+    def f():
+        o = model.forward(ids, mask, mlm_positions=pos, keep_cache=False)
+        return mlm_forward(o.logits, labels[pos])[0]
+
+    out = model.forward(ids, mask, mlm_positions=pos)
+    loss, cache = mlm_forward(out.logits, labels[pos])
+    grads = model.backward(mlm_backward(1.0, cache), out.cache)
+    _fd_check_all(model, f, grads, rng, T, h=LOSS_H, richardson=True)
+
+
+@pytest.mark.parametrize("cfg", [
+    DistillLossConfig(),
+    DistillLossConfig(alpha_ce=0.0),
+    DistillLossConfig(alpha_mlm=0.0),
+    DistillLossConfig(alpha_cos=0.0),
+    DistillLossConfig(ce_positions="masked"),
+], ids=["triple", "no_ce", "no_mlm", "no_cos", "ce_masked_only"])
+def test_student_triple_loss_all_parameters(cfg):
+    rng = np.random.default_rng(11)
+    teacher = Bert(BertConfig.tiny(vocab_size=V, num_hidden_layers=4), np.float64, seed=11)
+    _perturb(teacher, rng, scale=5.0)
+    student = DistilBert.from_teacher(teacher)
+    _perturb(student, rng, scale=1.0)  # new biases and gains: differ from the teacher, no term at its minimum
+    ids, mask = _batch(rng)
+    labels = _labels(rng, ids, mask)
+    pos = mask.astype(bool)  # logits at every real token (Lce "all" needs them)
+    t_out = teacher.forward(ids, mask, mlm_positions=pos, keep_cache=False)  # constants for the student
+    t_logits, t_hidden = t_out.logits, t_out.hidden_states[-1]
+    L = student.config.num_hidden_layers
+
+    def f():
+        o = student.forward(ids, mask, mlm_positions=pos, keep_cache=False)
+        return distill_loss_forward(o.logits, t_logits, labels, o.hidden_states[-1], t_hidden, mask, cfg, pos)[0]
+
+    out = student.forward(ids, mask, mlm_positions=pos)
+    total, parts, cache = distill_loss_forward(out.logits, t_logits, labels, out.hidden_states[-1], t_hidden,
+                                               mask, cfg, pos)
+    for name, alpha in (("loss_ce", cfg.alpha_ce), ("loss_mlm", cfg.alpha_mlm), ("loss_cos", cfg.alpha_cos)):
+        assert (parts[name] > 0) == (alpha > 0), (name, parts)  # every active term contributes
+    ds_logits, ds_hidden = distill_loss_backward(cache)
+    grads = student.backward(ds_logits, out.cache, dhidden={L: ds_hidden})
+    _fd_check_all(student, f, grads, rng, T, h=LOSS_H, richardson=True)
