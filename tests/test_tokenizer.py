@@ -1,6 +1,7 @@
 """WordPiece tokenizer: BERT pre-tokenization, greedy longest match, vocab files, the trainer."""
 import warnings
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,6 +102,7 @@ def test_encode_specials_decode(hand_tok):
     assert ids == [10, 18, 1, 2, 3, 11]
     assert hand_tok.decode(ids) == "[CLS] the unaffable [SEP]"
     assert hand_tok.decode(ids, skip_special_tokens=True) == "the unaffable"
+    assert hand_tok.decode(np.array(ids)) == hand_tok.decode(iter(ids)) == "[CLS] the unaffable [SEP]"
     # special tokens written in the text stay whole
     assert hand_tok.tokenize("the [MASK] plays[SEP]") == ["the", "[MASK]", "play", "##s", "[SEP]"]
     assert hand_tok.convert_tokens_to_ids(["play", "nope", "[MASK]"]) == [7, 6, 16]

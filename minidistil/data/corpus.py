@@ -189,15 +189,18 @@ def _compiled_documents(name: str) -> list[str]:
     except Exception:  # noqa: BLE001 - a module missing on this platform is skipped
         return []
     parts = [module.__doc__]
-    for attr, obj in list(vars(module).items()):
-        if attr.startswith("__"):
-            continue
-        if inspect.isroutine(obj):
-            parts.append(obj.__doc__)
-        elif inspect.isclass(obj) and obj.__module__ in (name, "builtins"):
-            parts.append(obj.__doc__)
-            parts.extend(getattr(m, "__doc__", None) for a, m in list(vars(obj).items())
-                         if not a.startswith("__") or a == "__init__")
+    try:
+        for attr, obj in list(vars(module).items()):
+            if attr.startswith("__"):
+                continue
+            if inspect.isroutine(obj):
+                parts.append(obj.__doc__)
+            elif inspect.isclass(obj) and obj.__module__ in (name, "builtins"):
+                parts.append(obj.__doc__)
+                parts.extend(getattr(m, "__doc__", None) for a, m in list(vars(obj).items())
+                             if not a.startswith("__") or a == "__init__")
+    except Exception:  # noqa: BLE001 - an odd object ends this module's harvest, not the corpus
+        pass
     return [inspect.cleandoc(p) for p in parts if isinstance(p, str)]
 
 

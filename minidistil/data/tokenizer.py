@@ -280,10 +280,11 @@ class WordPieceTokenizer:
         Pre-tokenization is lossy (case, accents, the spacing around punctuation), so this is a
         readable rendering, e.g. "the cat ' s toy .", not the original text.
         """
+        ids = [int(i) for i in ids]  # also takes numpy arrays and generators
         words: list[str] = []
         special = set(self.special_ids)
         for i, t in zip(ids, self.convert_ids_to_tokens(ids)):
-            if skip_special_tokens and int(i) in special:
+            if skip_special_tokens and i in special:
                 continue
             if t.startswith("##") and words:
                 words[-1] += t[2:]
