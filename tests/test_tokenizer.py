@@ -45,6 +45,7 @@ def test_control_characters_deleted_and_whitespace_split():
     # U+200B (format char) is deleted; U+2028 is neither whitespace nor control for BERT
     assert pre_tokenize("a\x00b\x0bc\td\u00a0e\u200bf g\u2028h") == ["abc", "d", "ef", "g\u2028h"]
     assert pre_tokenize("a\x00b\x0bc\td") == ["abc", "d"]  # the same on the ASCII fast path
+    assert pre_tokenize("x\ue000y\ufffdz") == ["xyz"]  # private use (Co) and U+FFFD deleted too
 
 
 @settings(max_examples=200, deadline=None)

@@ -66,7 +66,10 @@ class CorpusNotFoundError(CorpusError, FileNotFoundError):
 # ---------------------------------------------------------------- the embedded default corpus
 
 def _pydoc_topics() -> list[str]:
-    from pydoc_data.topics import topics  # plain data: a dict of str
+    try:
+        from pydoc_data.topics import topics  # plain data: a dict of str
+    except ImportError:  # some distributions package it separately
+        return []
     return [topics[k] for k in sorted(topics)]
 
 
@@ -145,10 +148,13 @@ def _source_documents(path: str) -> list[list[str]]:
     try:
         with open(path, "rb") as f:
             source_bytes = f.read()
-        tree = ast.parse(source_bytes, filename=path)
-        source = source_bytes.decode("utf-8")
-    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        tree = ast.parse(source_bytes, filename=path)  # honours a "coding:" line
+    except (OSError, SyntaxError, ValueError):
         return []  # an unreadable or Python-2 file is simply skipped
+    try:
+        source = source_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        source = ""  # a file in another encoding keeps its docstrings, loses its comments
     docs = []
     module_doc = ast.get_docstring(tree, clean=True)
     if module_doc:
@@ -224,8 +230,10 @@ def _finish(raw_documents: list[list[str]]) -> list[str]:
 def harvest_stdlib_corpus() -> list[str]:
     """Collect the default corpus from this Python's standard library (about a second)."""
     raw = [[t] for t in _pydoc_topics()]
-    for path in _stdlib_sources(_stdlib_dir()):
-        raw.extend(_source_documents(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. SyntaxWarning for an odd escape in some file
+        for path in _stdlib_sources(_stdlib_dir()):
+            raw.extend(_source_documents(path))
     for name in _compiled_module_names():
         raw.append(_compiled_documents(name))
     return _finish(raw)

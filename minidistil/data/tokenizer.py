@@ -49,6 +49,8 @@ def is_whitespace(ch: str) -> bool:
 
 
 def is_control(ch: str) -> bool:
+    """Unicode categories C* (control, format, private use, unassigned), as Hugging Face's
+    ``BertTokenizer``; the original BERT code deletes only Cc and Cf."""
     if ch in "\t\n\r":  # whitespace for our purpose
         return False
     return unicodedata.category(ch).startswith("C")
