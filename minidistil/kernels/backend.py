@@ -145,7 +145,7 @@ def check_shape(name: str, x: np.ndarray, shape: tuple) -> None:
     """``x.shape`` must equal ``shape``; ``None`` entries match any size."""
     ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
     if not ok:
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {want}, got {x.shape}")
 
 

@@ -74,17 +74,18 @@ def fast_exp(z):
     This Python body is what runs under ``NUMBA_DISABLE_JIT=1`` (and from plain Python); inside
     jitted kernels the :func:`_fast_exp_overload` implementation below is compiled in instead.
     """
-    if isinstance(z, np.float32):
-        if z != z:  # NaN (math.floor would raise)
-            return z
-        z = min(max(z, _LO_32), _HI_32)
-        k = math.floor(z * _LOG2E_32 + _HALF_32)
-        r = z - _F32(k) * _C1_32 - _F32(k) * _C2_32
-        poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-        er = poly * r * r + r + _ONE_32
-        k1 = k // 2
-        return er * _pow2_int_py(k1) * _pow2_int_py(k - k1)
-    return type(z)(math.exp(z)) if isinstance(z, np.floating) else math.exp(z)
+    with np.errstate(over="ignore", under="ignore"):  # overflow to inf, as the compiled code
+        if isinstance(z, np.float32):
+            if z != z:  # NaN (math.floor would raise)
+                return z
+            z = min(max(z, _LO_32), _HI_32)
+            k = math.floor(z * _LOG2E_32 + _HALF_32)
+            r = z - _F32(k) * _C1_32 - _F32(k) * _C2_32
+            poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+            er = poly * r * r + r + _ONE_32
+            k1 = k // 2
+            return er * _pow2_int_py(k1) * _pow2_int_py(k - k1)
+        return np.exp(z) if isinstance(z, np.floating) else math.exp(z)
 
 
 @overload(fast_exp, jit_options={"fastmath": {"nsz", "arcp", "contract", "afn"}})

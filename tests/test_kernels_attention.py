@@ -1,0 +1,133 @@
+"""The attention core (scaled dot-product with key-padding mask) on both backends.
+
+Bounds: finite differences (float64, random dout): 1e-7 relative (gradcheck.rel_error); twin parity,
+normwise max|a - b| / max|b|: 1e-12 (float64), 1e-5 (float32).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidistil import gradcheck
+from minidistil.kernels import attention_backward, attention_forward, use_backend
+from minidistil.kernels import attention
+
+BACKENDS = ["numpy", "numba"]
+FD_TOL = 1e-7
+PARITY_TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def nrel(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def qkv(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return tuple((rng.standard_normal(shape) * 1.5).astype(dtype) for _ in range(3))
+
+
+def padding_mask():
+    # sequence 0: no padding; 1: two padded keys; 2: mostly padding (only its first key is real)
+    return np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])  # (B=3, T=5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_backward_matches_finite_differences(backend, masked):
+    rng = np.random.default_rng(0)
+    q, k, v = qkv((3, 2, 5, 4), np.float64, 1)  # (B, NH, T, HS)
+    mask = padding_mask() if masked else None
+
+    def forward(q, k, v):
+        return attention_forward(q, k, v, mask)  # (out, probs): probs is the "cache"
+
+    def backward(dout, probs):
+        dq, dk, dv = attention_backward(dout, q, k, v, probs)
+        return {"q": dq, "k": dk, "v": dv}
+
+    with use_backend(backend):
+        verdict = gradcheck.check_layer(forward, backward, {"q": q, "k": k, "v": v}, rng, tol=FD_TOL)
+    assert verdict, verdict.table()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("masked", [False, True])
+def test_numba_matches_numpy_twin(dtype, masked):
+    q, k, v = qkv((3, 2, 5, 8), dtype, 2)
+    dout = qkv((3, 2, 5, 8), dtype, 3)[0]
+    mask = padding_mask().astype(bool) if masked else None
+    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    tol = PARITY_TOL[dtype]
+    assert out.dtype == dtype and probs.dtype == dtype
+    assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
+    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs_ref),
+                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+        assert a.shape == q.shape and a.dtype == dtype
+        assert nrel(a, b) <= tol
+
+
+def test_numba_accepts_head_split_views():
+    # layers build q as x.reshape(B, T, NH, HS).transpose(0, 2, 1, 3): a strided view
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 3, 5, 2, 4))  # (3 for q/k/v, B, T, NH, HS)
+    q, k, v = (x[i].transpose(0, 2, 1, 3) for i in range(3))  # (B, NH, T, HS) views
+    mask = padding_mask()[:, :5]
+    out, probs = attention.attention_forward_numba(q, k, v, mask.astype(bool))
+    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask.astype(bool))
+    assert nrel(out, out_ref) <= 1e-12 and nrel(probs, probs_ref) <= 1e-12
+
+
+masks = st.lists(st.lists(st.booleans(), min_size=6, max_size=6), min_size=1, max_size=3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=25, deadline=None)
+@given(mask_rows=masks, seed=st.integers(0, 2**16), scale=st.sampled_from([0.1, 1.0, 30.0]))
+def test_padded_keys_get_exactly_zero_and_nothing_is_nan(backend, dtype, mask_rows, seed, scale):
+    mask = np.array(mask_rows)  # (B, T=6); a row may be entirely padding
+    B, T = mask.shape
+    q, k, v = qkv((B, 2, T, 3), np.float64, seed)
+    q, k, v = (q * scale).astype(dtype), k.astype(dtype), v.astype(dtype)
+    with use_backend(backend):
+        out, probs = attention_forward(q, k, v, mask)
+        dq, dk, dv = attention_backward(out, q, k, v, probs)
+    for a in (out, probs, dq, dk, dv):
+        assert np.all(np.isfinite(a))
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+    for b in range(B):
+        if mask[b].any():
+            assert np.all(probs[b][..., ~mask[b]] == 0.0)  # exactly zero, not just small
+        else:  # a fully padded sequence attends uniformly (BERT adds finfo.min to every key)
+            np.testing.assert_allclose(probs[b], 1.0 / T, rtol=1e-6)
+
+
+@pytest.fixture
+def numba_must_not_run(monkeypatch):
+    def boom(*args):
+        raise AssertionError("a Numba kernel ran on invalid input")
+    monkeypatch.setattr(attention, "_masked_softmax_inplace", boom)
+    monkeypatch.setattr(attention, "_softmax_backward_inplace", boom)
+    with use_backend("numba"):
+        yield
+
+
+def test_bad_inputs_are_rejected(numba_must_not_run):
+    q, k, v = qkv((2, 2, 3, 4), np.float64, 5)
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 3\), got \(3, 2\)"):
+        attention_forward(q, k, v, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="mask must hold only 0 and 1"):
+        attention_forward(q, k, v, np.full((2, 3), 2))
+    with pytest.raises(TypeError, match="mask must be bool, integer or float 0/1, got dtype <U1"):
+        attention_forward(q, k, v, np.full((2, 3), "1"))
+    with pytest.raises(ValueError, match=r"k must have shape \(2, 2, 3, 4\), got \(2, 2, 4, 4\)"):
+        attention_forward(q, np.zeros((2, 2, 4, 4)), v)
+    with pytest.raises(ValueError, match=r"q must have 4 dimensions, got shape \(2, 3, 4\)"):
+        attention_forward(q[0], k[0], v[0])
+    with pytest.raises(TypeError, match="v must have dtype float64 like the other inputs, got float32"):
+        attention_forward(q, k, v.astype(np.float32))
+    with pytest.raises(TypeError, match="q must have dtype float32 or float64, got int64"):
+        attention_forward(q.astype(np.int64), k, v)
+    with pytest.raises(ValueError, match=r"probs must have shape \(2, 2, 3, 3\), got \(2, 2, 3, 4\)"):
+        attention_backward(q, q, k, v, np.zeros((2, 2, 3, 4)))
