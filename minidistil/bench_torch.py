@@ -1,0 +1,207 @@
+"""The PyTorch eager peer of the two training steps that ``minidistil bench`` measures.
+
+Legend: B batch, T sequence, C hidden, NH heads, HS head size, F feed-forward, V vocabulary,
+L layers, P selected positions.
+
+This module is optional: it is imported only when ``torch`` is installed, and minidistil never
+requires it. It writes, in plain ``torch`` (no ``transformers``), what the Hugging Face classes
+compute for the two steps, so that the benchmark can put minidistil next to the usual way of
+doing the same work on the same CPU:
+
+* **teacher MLM step**: ``BertForMaskedLM`` (post-LN blocks, exact erf GELU, MLM head with the
+  decoder tied to the word embeddings), logits at EVERY position as Hugging Face computes them,
+  cross-entropy with ``ignore_index=-100``, ``loss.backward()``, gradient clipping at 5.0, AdamW;
+* **distillation step**: the research project's ``Distiller.step``: the teacher's forward under
+  ``torch.no_grad()``, the student's (``DistilBertForMaskedLM``) forward, then
+  ``5 Lce + 2 Lmlm + 1 Lcos`` with Lce = ``KLDivLoss(batchmean)`` of the tempered distributions
+  times T**2 over every real token, Lmlm the cross-entropy at the masked tokens, Lcos the
+  ``CosineEmbeddingLoss`` of the last hidden states at real tokens; backward, clipping, AdamW.
+
+Differences from the Hugging Face models, all of which make this peer slightly *faster*, never
+slower: no dropout (minidistil has none either), no token-type/position-id bookkeeping beyond
+what the math needs, eager ``matmul + softmax`` attention (the ``attn_implementation="eager"``
+path; see ``attention`` to use ``scaled_dot_product_attention`` instead).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class TorchShapes:
+    """The shapes of one benchmark run (the same fields as ``minidistil.bench.BenchShapes``)."""
+    batch: int = 32
+    seq: int = 128
+    hidden: int = 128
+    heads: int = 4
+    ff: int = 512
+    vocab: int = 4096
+    teacher_layers: int = 6
+    student_layers: int = 3
+
+
+# ---------------------------------------------------------------------------- the modules
+
+class SelfAttention(nn.Module):
+    def __init__(self, C: int, NH: int, sdpa: bool = False):
+        super().__init__()
+        self.NH, self.HS, self.sdpa = NH, C // NH, sdpa
+        self.q, self.k, self.v, self.o = (nn.Linear(C, C) for _ in range(4))
+
+    def forward(self, x, bias):  # x (B, T, C), bias (B, 1, 1, T) additive padding bias
+        B, T, C = x.shape
+
+        def heads(t):
+            return t.view(B, T, self.NH, self.HS).transpose(1, 2)  # (B, NH, T, HS)
+
+        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        if self.sdpa:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, NH, T, HS)
+        else:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.HS) + bias  # (B, NH, T, T)
+            a = torch.softmax(scores, dim=-1) @ v  # (B, NH, T, HS)
+        return self.o(a.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Post-LN: ``h = LN(x + Attn(x)); y = LN(h + FFN(h))`` (BertLayer / TransformerBlock)."""
+
+    def __init__(self, C: int, NH: int, FF: int, eps: float = 1e-12, sdpa: bool = False):
+        super().__init__()
+        self.attn = SelfAttention(C, NH, sdpa)
+        self.ln1 = nn.LayerNorm(C, eps=eps)
+        self.ff1, self.ff2 = nn.Linear(C, FF), nn.Linear(FF, C)
+        self.ln2 = nn.LayerNorm(C, eps=eps)
+
+    def forward(self, x, bias):
+        h = self.ln1(x + self.attn(x, bias))  # (B, T, C)
+        return self.ln2(h + self.ff2(F.gelu(self.ff1(h))))  # (B, T, C), exact erf GELU
+
+
+class MaskedLM(nn.Module):
+    """BertForMaskedLM (``token_types=True``) or DistilBertForMaskedLM (``False``), no pooler."""
+
+    def __init__(self, s: TorchShapes, layers: int, token_types: bool, sdpa: bool = False):
+        super().__init__()
+        C = s.hidden
+        self.word = nn.Embedding(s.vocab, C)
+        self.pos = nn.Embedding(s.seq, C)
+        self.tok = nn.Embedding(2, C) if token_types else None
+        self.emb_ln = nn.LayerNorm(C, eps=1e-12)
+        self.blocks = nn.ModuleList(Block(C, s.heads, s.ff, sdpa=sdpa) for _ in range(layers))
+        self.head_dense = nn.Linear(C, C)
+        self.head_ln = nn.LayerNorm(C, eps=1e-12)
+        self.head_bias = nn.Parameter(torch.zeros(s.vocab))
+        for m in self.modules():  # BERT's initialisation: N(0, 0.02), zero biases
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, ids, attention_mask):  # ids (B, T) int64, attention_mask (B, T) 0/1
+        B, T = ids.shape
+        x = self.word(ids) + self.pos.weight[:T]  # (B, T, C)
+        if self.tok is not None:
+            x = x + self.tok.weight[0]  # token type 0 everywhere
+        x = self.emb_ln(x)  # (B, T, C)
+        dtype = x.dtype
+        bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, T)
+        for blk in self.blocks:
+            x = blk(x, bias)  # (B, T, C)
+        h = self.head_ln(F.gelu(self.head_dense(x)))  # (B, T, C)
+        logits = h @ self.word.weight.T + self.head_bias  # (B, T, V), decoder tied to word embeddings
+        return logits, x
+
+
+# ---------------------------------------------------------------------------- the two steps
+
+def _batch(s: TorchShapes, seed: int):
+    """Random ids, a padding mask with a few short rows, and 15% masked labels (as minidistil's)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, s.vocab, size=(s.batch, s.seq))  # (B, T)
+    mask = np.ones((s.batch, s.seq), dtype=np.int64)  # (B, T)
+    labels = np.full((s.batch, s.seq), -100, dtype=np.int64)  # (B, T)
+    chosen = rng.random((s.batch, s.seq)) < 0.15  # (B, T)
+    chosen[:, 0] = True  # at least one label per row
+    labels[chosen] = ids[chosen]
+    ids = np.where(chosen, 4, ids)  # [MASK] id 4
+    return (torch.from_numpy(ids).long(), torch.from_numpy(mask).long(),
+            torch.from_numpy(labels).long())
+
+
+def make_teacher_step(s: TorchShapes, seed: int = 0, sdpa: bool = False):
+    """A closure running one BertForMaskedLM training step; returns the loss as a float."""
+    torch.manual_seed(seed)
+    model = MaskedLM(s, s.teacher_layers, token_types=True, sdpa=sdpa)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
+    ids, mask, labels = _batch(s, seed)
+
+    def step() -> float:
+        logits, _ = model(ids, mask)  # (B, T, V): Hugging Face computes every position
+        loss = F.cross_entropy(logits.view(-1, s.vocab), labels.view(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def make_distill_step(s: TorchShapes, seed: int = 0, temperature: float = 2.0, sdpa: bool = False):
+    """A closure running one ``Distiller.step``: teacher no-grad forward, student step, AdamW."""
+    torch.manual_seed(seed)
+    teacher = MaskedLM(s, s.teacher_layers, token_types=True, sdpa=sdpa).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = MaskedLM(s, s.student_layers, token_types=False, sdpa=sdpa)
+    opt = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
+    ids, mask, labels = _batch(s, seed)
+    T = temperature
+
+    def step() -> float:
+        with torch.no_grad():
+            t_logits, t_hidden = teacher(ids, mask)  # (B, T, V), (B, T, C)
+        s_logits, s_hidden = student(ids, mask)
+        sel = mask.bool()  # (B, T) every real token (restrict_ce_to_mask=False)
+        s_sel = s_logits[sel]  # (P, V)
+        t_sel = t_logits[sel]  # (P, V)
+        loss_ce = F.kl_div(F.log_softmax(s_sel / T, dim=-1), F.softmax(t_sel / T, dim=-1),
+                           reduction="batchmean") * T ** 2
+        loss_mlm = F.cross_entropy(s_logits.view(-1, s.vocab), labels.view(-1), ignore_index=-100)
+        s_h, t_h = s_hidden[sel], t_hidden[sel]  # (P, C)
+        loss_cos = F.cosine_embedding_loss(s_h, t_h, torch.ones(s_h.shape[0]), reduction="mean")
+        loss = 5.0 * loss_ce + 2.0 * loss_mlm + 1.0 * loss_cos
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def time_steps(s: TorchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2,
+               sdpa: bool = False) -> dict:
+    """Median seconds of each step (after ``warmup`` untimed steps); also the per-step times."""
+    torch.set_num_threads(threads)
+    out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(),
+           "attention": "sdpa" if sdpa else "eager"}
+    for name, maker in (("teacher_mlm_step", make_teacher_step), ("distill_step", make_distill_step)):
+        step = maker(s, sdpa=sdpa)
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        out[name] = {"median_s": float(np.median(times)), "times_s": times}
+    return out
