@@ -22,6 +22,7 @@ from numba import prange
 from . import backend
 from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
 from .fast_exp import fast_exp
+from .softmax_t import row_max
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
@@ -72,12 +73,9 @@ def _masked_softmax_inplace(scores, mask, scale):
         h = bh % NH
         for i in range(T):
             row = scores[b, h, i]
-            m = neg
             for j in range(T):
-                v = row[j] * scale if mask[b, j] else neg
-                row[j] = v
-                if v > m:
-                    m = v
+                row[j] = row[j] * scale if mask[b, j] else neg
+            m = row_max(row)
             s = scores.dtype.type(0.0)
             for j in range(T):
                 e = fast_exp(row[j] - m)

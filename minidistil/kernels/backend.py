@@ -31,9 +31,11 @@ and the two never compute at the same time.** A forward or backward pass is a se
 from one Python thread (matmul, then a fused kernel, then a matmul...), so the two pools take the
 two cores in turns. What must not happen is both pools *spinning* at once: Numba's default
 OpenMP layer keeps its workers busy-waiting after each parallel loop, stealing the cores from the
-matmul that follows (a matmul + LayerNorm + GELU step measured 46-61 ms against 28 ms). So,
-unless the user already chose, this module sets ``OMP_WAIT_POLICY=PASSIVE`` before Numba starts
-its pool: idle Numba workers sleep instead of spinning. Use :func:`set_num_threads` to change
+matmul that follows (reference.md: a matmul + LayerNorm + GELU step 46-61 ms against 28 ms when
+one pool owns the cores per phase). So, unless the user already chose, this module sets
+``OMP_WAIT_POLICY=PASSIVE`` before Numba starts its pool: idle Numba workers sleep instead of
+spinning. Measured here on the demo FFN block (x @ W1, GELU, @ W2, LayerNorm, and their
+backward, float32): 45-57 ms passive against 67-77 ms with ``OMP_WAIT_POLICY=ACTIVE``. Use :func:`set_num_threads` to change
 both pools together (e.g. ``set_num_threads(1)`` when running several processes side by side).
 """
 from __future__ import annotations
