@@ -6,7 +6,8 @@ Legend: N looked-up ids (the leading shape of ``ids`` flattened), V table rows, 
     dW[v]     = sum over n with ids[n] == v of dy[n]      (an id used twice gets both gradients)
 
 ``dW[ids] += dy`` would be WRONG for repeated ids (fancy-index assignment keeps only one write);
-the scatter-add is ``np.add.at`` or the ``embedding_backward`` kernel of ``minidistil.kernels``.
+the scatter-add is the ``embedding_backward`` kernel of ``minidistil.kernels`` (NumPy twin:
+``np.add.at``; Numba version: threads split the columns so that no two write the same entry).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import kernels as _kernels
+from ..kernels import embedding_backward as embedding_backward_kernel
 from ..kernels.backend import check_float_array, check_same_dtype, check_shape
 
 
@@ -52,12 +53,6 @@ def embedding_backward(dy: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     check_shape("dy", dy, cache.ids.shape + (None,))
     check_same_dtype(cache.dtype, dy=dy)
     C = dy.shape[-1]
-    dy2 = np.ascontiguousarray(dy.reshape(-1, C))  # (N, C)
-    ids = np.ascontiguousarray(cache.ids.reshape(-1), dtype=np.int64)  # (N,)
-    kernel = getattr(_kernels, "embedding_backward", None)
-    if kernel is not None:
-        return kernel(dy2, ids, cache.num_embeddings)  # (V, C)
-    # Fallback while the kernel is not in minidistil.kernels: the NumPy scatter-add.
-    dweight = np.zeros((cache.num_embeddings, C), dtype=dy.dtype)  # (V, C)
-    np.add.at(dweight, ids, dy2)
-    return dweight
+    dy2 = dy.reshape(-1, C)  # (N, C)
+    ids = cache.ids.reshape(-1)  # (N,)
+    return embedding_backward_kernel(dy2, ids, cache.num_embeddings)  # (V, C)
