@@ -262,6 +262,8 @@ def load_file(path, use_mmap: bool = True, copy: bool = False) -> dict[str, np.n
 
     With ``use_mmap`` the arrays are read-only views of the mapped file (pages load on first touch);
     ``copy=True`` returns writeable private copies instead. BF16 tensors come back as float32.
+    A mapped file must not be truncated by another process while its arrays are in use (the OS
+    would then kill the reader with SIGBUS, as with any mmap); ``use_mmap=False`` reads it whole.
     """
     with SafetensorsFile(path, use_mmap=use_mmap) as f:
         out = {name: f.get(name) for name in f.keys()}
