@@ -134,6 +134,22 @@ def test_mlm_positions_select_rows_in_nonzero_order():
     np.testing.assert_allclose(sel, full[np.nonzero(pos)], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_no_mlm_positions_selected_gives_empty_logits(dt):
+    """An all-False mlm_positions switches the V-wide head off (hidden states only, e.g. for Lcos)."""
+    s = DistilBert(BertConfig.tiny(vocab_size=V), dt)
+    ids, mask = _batch(np.random.default_rng(7))
+    out = s.forward(ids, mask, mlm_positions=np.zeros(ids.shape, dtype=bool))
+    assert out.logits.shape == (0, V) and out.logits.dtype == dt
+    dh = np.ones_like(out.hidden_states[-1])
+    g = s.backward(None, out.cache, dhidden={s.config.num_hidden_layers: dh})
+    g0 = s.backward(np.zeros((0, V), dtype=dt), out.cache, dhidden={s.config.num_hidden_layers: dh})
+    for k in g:
+        np.testing.assert_array_equal(g[k], g0[k])
+        assert g[k].dtype == dt
+    assert np.all(g["vocab_projector.bias"] == 0) and np.any(g["distilbert.embeddings.LayerNorm.weight"] != 0)
+
+
 def test_keep_cache_false_same_outputs_no_cache():
     c = BertConfig.tiny(vocab_size=V)
     ids, mask = _batch(np.random.default_rng(2))
@@ -241,7 +257,7 @@ def test_from_teacher_needs_a_teacher():
 def test_random_init_differs_from_teacher():
     c = BertConfig.tiny(vocab_size=V)
     s = DistilBert.random_init(c, np.float64, seed=1)
-    assert isinstance(s, DistilBert) and s.dtype == np.float64
+    assert isinstance(s, DistilBert) and s.dtype == np.float64 and s.teacher_layers is None
     assert not np.array_equal(s.params["distilbert.embeddings.word_embeddings.weight"],
                               Bert(c, np.float64, seed=0).params["bert.embeddings.word_embeddings.weight"])
 

@@ -220,7 +220,7 @@ class EncoderMLM:
         else:
             for k in (n.head_dense + ".weight", n.head_dense + ".bias", n.head_ln + ".weight",
                       n.head_ln + ".bias", n.head_bias):
-                grads[k] = np.zeros_like(p[k])
+                grads[k] = np.zeros_like(p[k])  # (C, C), (C,) or (V,): no logits, no head gradient
         if L in dhidden:
             dh = dh + dhidden[L]  # (B, T, C)
 
@@ -234,8 +234,8 @@ class EncoderMLM:
                 dh[:, 0] += dfirst
                 grads[n.pooler + ".weight"], grads[n.pooler + ".bias"] = g["weight"], g["bias"]
             else:
-                grads[n.pooler + ".weight"] = np.zeros_like(p[n.pooler + ".weight"])
-                grads[n.pooler + ".bias"] = np.zeros_like(p[n.pooler + ".bias"])
+                grads[n.pooler + ".weight"] = np.zeros_like(p[n.pooler + ".weight"])  # (C, C)
+                grads[n.pooler + ".bias"] = np.zeros_like(p[n.pooler + ".bias"])  # (C,)
         elif dpooled is not None:
             raise ValueError(f"{type(self).__name__} has no pooler: dpooled must be None")
 

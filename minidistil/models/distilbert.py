@@ -26,6 +26,7 @@ class DistilBert(EncoderMLM):
 
     def __init__(self, config: BertConfig, dtype=np.float32, seed: int = 0):
         super().__init__(config, dtype, seed)
+        self.teacher_layers: Optional[list] = None  # set by from_teacher: which teacher block each came from
 
     @classmethod
     def random_init(cls, config: BertConfig, dtype=np.float32, seed: int = 0) -> "DistilBert":
