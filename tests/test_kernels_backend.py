@@ -8,7 +8,9 @@ import pytest
 
 from minidistil import kernels
 from minidistil.kernels import backend, get_backend, set_backend, use_backend
-from minidistil.kernels.fast_exp import fast_exp, fast_exp_array
+import math
+
+from minidistil.kernels.vecmath import fast_erf, fast_erf_array, fast_exp, fast_exp_array
 
 
 # ------------------------------------------------------------------ backend switch
@@ -108,7 +110,7 @@ def test_idle_numba_threads_do_not_spin():
     assert os.environ.get("OMP_WAIT_POLICY", "").upper() in ("PASSIVE", "ACTIVE")  # ours, or the user's
 
 
-# ------------------------------------------------------------------ fast_exp
+# ------------------------------------------------------------------ fast_exp, fast_erf
 
 def test_fast_exp_float32_is_accurate_over_the_whole_range():
     z = np.concatenate([np.linspace(-104.0, 89.0, 3001), np.linspace(-1.0, 1.0, 1001)]).astype(np.float32)
@@ -135,3 +137,24 @@ def test_fast_exp_float64_is_libm_exp():
     np.testing.assert_allclose(fast_exp_array(z), np.exp(z), rtol=4e-16, atol=0)  # libm vs NumPy: 1 ulp
     assert fast_exp(np.float32(-3.0)) == pytest.approx(np.exp(-3.0), rel=4e-7)
     assert isinstance(fast_exp(np.float32(1.0)), np.float32)
+
+
+def test_fast_erf_float32_is_accurate():
+    x = np.concatenate([np.linspace(-7.0, 7.0, 2801), np.linspace(-0.01, 0.01, 101)]).astype(np.float32)
+    got = fast_erf_array(x)  # (n,)
+    ref = np.array([math.erf(float(v)) for v in x])  # (n,) float64
+    assert got.dtype == np.float32
+    assert np.max(np.abs(got - ref)) < 5e-7  # a few ulp of 1
+    small = np.abs(x) < 0.5
+    assert np.max(np.abs(got[small] - ref[small]) / np.maximum(np.abs(ref[small]), 1e-30)) < 4e-7
+    np.testing.assert_array_equal(got[x == 0], 0.0)
+    np.testing.assert_array_equal(-got, fast_erf_array(-x))  # odd
+    special = fast_erf_array(np.array([np.inf, -np.inf, np.nan], dtype=np.float32))
+    assert special[0] == pytest.approx(1.0, abs=1e-7) and special[1] == pytest.approx(-1.0, abs=1e-7)
+    assert np.isnan(special[2])
+
+
+def test_fast_erf_float64_is_libm_erf():
+    x = np.linspace(-5, 5, 41)
+    np.testing.assert_array_equal(fast_erf_array(x), [math.erf(v) for v in x])
+    assert isinstance(fast_erf(np.float32(0.3)), np.float32)

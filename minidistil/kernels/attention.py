@@ -21,7 +21,7 @@ from numba import prange
 
 from . import backend
 from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
-from .fast_exp import fast_exp
+from .vecmath import fast_exp
 from .softmax_t import row_max
 
 

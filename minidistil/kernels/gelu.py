@@ -13,7 +13,7 @@ from numba import prange
 
 from . import backend
 from .backend import check_float_array, check_same_dtype, check_shape, jit
-from .fast_exp import fast_exp
+from .vecmath import fast_erf, fast_exp
 
 APPROXIMATIONS = ("none", "tanh")
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -52,8 +52,9 @@ def gelu_backward_numpy(dy, x, approximate="none"):
 
 
 # ---------------------------------------------------------------- Numba versions
-# Elementwise, so the array is flattened and split over threads. The erf form calls libm's erf
-# once per element (the twin has no erf ufunc at all). The tanh form is rewritten with
+# Elementwise, so the array is flattened and split over threads. The erf form uses fast_erf (a
+# vectorisable rational approximation for float32, libm's erf for float64; the twin has no erf
+# ufunc at all and calls math.erf per element). The tanh form is rewritten with
 # 1 + tanh(u) = 2 * sigmoid(2u):  gelu = x * s,  gelu' = s + 2 x s (1 - s) u',  s = sigmoid(2u),
 # which needs one exp (fast_exp: vectorisable for float32) and no cancellation for large |u|.
 
@@ -72,7 +73,7 @@ def _gelu_forward_flat(x, tanh_form, y):
             u = k0 * (v + k1 * v * v * v)
             y[i] = v / (one + fast_exp(-two * u))
         else:
-            y[i] = half * v * (one + math.erf(v * inv_sqrt2))
+            y[i] = half * v * (one + fast_erf(v * inv_sqrt2))
 
 
 @jit(parallel=True)
@@ -94,7 +95,7 @@ def _gelu_backward_flat(dy, x, tanh_form, dx):
             sg = one / (one + fast_exp(-two * u))
             dx[i] = dy[i] * (sg + two * v * sg * (one - sg) * du)
         else:
-            cdf = half * (one + math.erf(v * inv_sqrt2))
+            cdf = half * (one + fast_erf(v * inv_sqrt2))
             pdf = inv_sqrt2pi * fast_exp(-half * v * v)
             dx[i] = dy[i] * (cdf + v * pdf)
 

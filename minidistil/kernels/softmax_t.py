@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from . import backend
-from .fast_exp import fast_exp
+from .vecmath import fast_exp
 from .backend import as_rows, check_float_array, check_same_dtype, check_shape, check_temperature, jit
 
 
@@ -50,7 +50,7 @@ def log_softmax_backward_numpy(dlogp: np.ndarray, logp: np.ndarray, T: float = 1
 # (N, V) array once per NumPy call (max, subtract, divide, exp, sum, divide), the kernel keeps a
 # row in cache and touches memory three times. NumPy's float32 exp is SIMD and Numba's math.exp
 # is a scalar libm call, so the float32 kernels use fast_exp (a vectorisable polynomial, see
-# fast_exp.py); rows run on both cores (prange).
+# vecmath.py); rows run on both cores (prange).
 
 @jit()
 def row_max(r):
