@@ -16,13 +16,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from numba import prange
 
 from . import backend
 from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
-from .vecmath import fast_exp
 from .softmax_t import row_max
+from .vecmath import fast_exp
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)

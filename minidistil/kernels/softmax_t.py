@@ -18,8 +18,8 @@ import numpy as np
 from numba import prange
 
 from . import backend
-from .vecmath import fast_exp
 from .backend import as_rows, check_float_array, check_same_dtype, check_shape, check_temperature, jit
+from .vecmath import fast_exp
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
