@@ -54,7 +54,7 @@ def _block_params(rng, dtype=np.float64):
     return p
 
 
-def _check_dict_layer(fwd, bwd, x, p, rng, extra=()):
+def _check_dict_layer(fwd, bwd, x, p, rng):
     """check_layer wants one flat dict of inputs; split it back into x and p for the layer."""
     names = list(p)
 

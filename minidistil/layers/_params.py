@@ -12,7 +12,3 @@ def require_params(p: Mapping, keys: Iterable[str], where: str) -> None:
     if missing:
         raise KeyError(f"{where}: parameter dict p is missing {missing}")
 
-
-def sub_params(p: Mapping, prefix: str) -> dict:
-    """``{"q.weight": W, ...}`` -> the entries under ``prefix`` with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in p.items() if k.startswith(prefix)}
