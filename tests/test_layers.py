@@ -235,7 +235,7 @@ def test_bad_layer_inputs():
     x = rng.standard_normal((B, T, C))
     with pytest.raises(ValueError, match="num_heads"):
         self_attention_forward(x, None, p, 3)  # 8 % 3 != 0
-    with pytest.raises(KeyError, match="ln2.bias"):
+    with pytest.raises(ValueError, match="ln2.bias"):
         block_forward(x, None, {k: v for k, v in p.items() if k != "ln2.bias"}, NH)
     with pytest.raises(ValueError, match="mask"):
         block_forward(x, np.ones((B, T + 1)), p, NH)

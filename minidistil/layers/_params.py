@@ -10,5 +10,5 @@ def require_params(p: Mapping, keys: Iterable[str], where: str) -> None:
         raise TypeError(f"{where}: p must be a dict of parameters, got {type(p).__name__}")
     missing = [k for k in keys if k not in p]
     if missing:
-        raise KeyError(f"{where}: parameter dict p is missing {missing}")
+        raise ValueError(f"{where}: parameter dict p is missing {missing}")
 
