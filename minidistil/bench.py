@@ -68,7 +68,7 @@ TARGETS = {
 
 # Every top-level key of the JSON (the tests hold the output to this list).
 RESULT_KEYS = ("schema", "conditions", "shapes", "kernels", "matmul", "steps", "flops", "numerics",
-               "subprocess", "torch", "ratios", "targets", "profile", "skipped")
+               "subprocess", "torch", "ratios", "single_thread", "targets", "profile", "skipped")
 
 
 @dataclass(frozen=True)
@@ -537,6 +537,10 @@ def _child(mode: str, t0: float, shapes: dict, out_path: str) -> None:
         step()
         res["second_step_s"] = time.perf_counter() - a
         res["memory"] = _rss_mb()
+    elif mode == "steps":  # both steps at this process's thread count (see bench_single_thread)
+        steps = bench_steps(BenchShapes(**shapes["shapes"]), shapes["repeats"], shapes["warmup"])
+        res = {k: {"median_s": v["median_s"], "min_s": v["min_s"], "cpu_over_wall": v["cpu_over_wall"],
+                   "phases_s": v["phases_s"]} for k, v in steps.items()}
     elif mode == "torch":
         from .bench_torch import TorchShapes, time_steps
         res = time_steps(TorchShapes(**shapes["shapes"]), repeats=shapes["repeats"],
@@ -574,6 +578,19 @@ def bench_subprocesses(s: BenchShapes, threads: int) -> dict:
         warm = _run_child("first_step", asdict(s), env, threads)
     return {"cold": cold, "warm_first_step": warm,
             "numba_disable_jit": os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")}
+
+
+def bench_single_thread(s: BenchShapes, repeats: int, warmup: int, with_torch: bool) -> dict:
+    """Both steps with ONE thread for BLAS and Numba (and torch), each in a fresh process.
+
+    Set beside the main figures, this shows how much the second core buys, and whether the
+    2-thread figures suffered from sharing the machine: a multi-threaded BLAS call waits for
+    its slowest thread, so it loses most when another process takes a core.
+    """
+    payload = {"shapes": asdict(s), "repeats": repeats, "warmup": max(1, warmup)}
+    out = {"minidistil": _run_child("steps", payload, {}, 1)}
+    out["torch"] = bench_torch(s, repeats, warmup, 1) if with_torch else None
+    return out
 
 
 def bench_torch(s: BenchShapes, repeats: int, warmup: int, threads: int) -> dict:
@@ -693,6 +710,7 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
         r["skipped"]["torch"] = "torch is not installed (optional: pip install torch)"
     else:
         part("torch", lambda: bench_torch(s, repeats, warmup, threads))
+    part("single_thread", lambda: bench_single_thread(s, repeats, warmup, r["torch"] is not None))
     if r["torch"] is not None and r["steps"] is not None:
         tt, st = r["torch"], r["steps"]
         r["ratios"] = {
@@ -701,6 +719,11 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
             "teacher_vs_torch_best": st["teacher_mlm_step"]["min_s"] / min(tt["teacher_mlm_step"]["times_s"]),
             "distill_vs_torch_best": st["distill_step"]["min_s"] / min(tt["distill_step"]["times_s"]),
         }
+        one = r["single_thread"] or {}
+        if one.get("torch"):
+            for name, key in (("teacher_mlm_step", "teacher"), ("distill_step", "distill")):
+                r["ratios"][f"{key}_vs_torch_1thread"] = \
+                    one["minidistil"][name]["median_s"] / one["torch"][name]["median_s"]
     else:
         r["skipped"]["ratios"] = "needs steps and torch"
     r["targets"] = evaluate_targets(r)
@@ -773,6 +796,19 @@ def summary_lines(r: dict, targets: bool = True) -> list:
         L += _table(["matmul in the steps", "A", "B", "time", "GFLOP/s", "of peak"],
                     [[x["name"], tuple(x["a"]), tuple(x["b"]), _fmt_s(x["median_s"]), f"{x['gflops']:.1f}",
                       f"{x['gflops'] / m['peak_gflops']:.0%}"] for x in m["step_shapes"]])
+    one = r.get("single_thread")
+    if one:
+        L += ["", "### The same steps with one thread (fresh processes)", ""]
+        rows = []
+        for name in ("teacher_mlm_step", "distill_step"):
+            m1 = one["minidistil"][name]
+            t1 = (one.get("torch") or {}).get(name) or {}
+            m2 = (r.get("steps") or {}).get(name) or {}
+            rows.append([name, _fmt_s(m1["median_s"]), _fmt_s(m2.get("median_s")),
+                         _fmt(m2.get("median_s") and m1["median_s"] / m2["median_s"], ".2f"),
+                         _fmt_s(t1.get("median_s")), _fmt(t1.get("median_s") and m1["median_s"] / t1["median_s"], ".2f")])
+        L += _table(["step", "minidistil, 1 thread", "minidistil, main run", "speed-up from threads",
+                     "PyTorch eager, 1 thread", "ratio at 1 thread"], rows)
     sub = r["subprocess"]
     if sub:
         cold, warm = sub["cold"], sub["warm_first_step"]
@@ -976,7 +1012,7 @@ def main(argv=None) -> int:
     p.add_argument("--write-doc", nargs="?", const=str(DEFAULT_DOC), default=None, metavar="PATH",
                    help="regenerate docs/performance.md (or PATH) from this run")
     p.add_argument("--skip", default="", help="comma list of parts to skip: kernels,matmul,steps,numerics,"
-                                               "profile,subprocess,torch")
+                                               "profile,subprocess,torch,single_thread")
     p.add_argument("--profile", type=int, default=25, metavar="N",
                    help="cProfile the distillation step, keep the top N functions (0: off)")
     a = p.parse_args(argv)
@@ -985,7 +1021,7 @@ def main(argv=None) -> int:
     if repeats < 1 or warmup < 0 or a.threads < 1:
         p.error("--repeats and --threads must be >= 1, --warmup >= 0")
     skip = tuple(x.strip() for x in a.skip.split(",") if x.strip())
-    parts = {"kernels", "matmul", "steps", "numerics", "profile", "subprocess", "torch"}
+    parts = {"kernels", "matmul", "steps", "numerics", "profile", "subprocess", "torch", "single_thread"}
     if set(skip) - parts:
         p.error(f"--skip: unknown parts {sorted(set(skip) - parts)}; choose from {sorted(parts)}")
     s = BenchShapes.quick() if a.quick else BenchShapes()

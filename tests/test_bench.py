@@ -88,6 +88,15 @@ def test_subprocess_fields(quick_run):
         warm["rss_before_step"].get("VmRSS_mb", 0)
 
 
+def test_single_thread_steps(quick_run):
+    r, _ = quick_run
+    one = r["single_thread"]
+    for name in ("teacher_mlm_step", "distill_step"):
+        assert _positive(one["minidistil"][name]["median_s"])
+        assert set(one["minidistil"][name]["phases_s"]) == set(r["steps"][name]["phases_s"])
+    assert one["torch"] is None  # torch skipped
+
+
 def test_numerics_profile_and_targets(quick_run):
     r, _ = quick_run
     n = r["numerics"]
