@@ -36,14 +36,19 @@ def kernel_env(tmp_path_factory):
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "minidistil test", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(base) + (os.pathsep + old if old else "")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "MPLBACKEND", "MINIDISTIL_BACKEND")}
+    os.environ["JUPYTER_PATH"] = str(base) + (os.pathsep + saved["JUPYTER_PATH"] if saved["JUPYTER_PATH"] else "")
+    os.environ["MPLBACKEND"] = "Agg"  # no display needed to test
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        # the Numba kernels would run as Python loops: training notebooks use the NumPy twins
+        # (kernel parity is tested in the kernel tests; notebook 8 shrinks its own shapes)
+        os.environ["MINIDISTIL_BACKEND"] = "numpy"
     yield
-    if old is None:
-        os.environ.pop("JUPYTER_PATH", None)
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def run(nb, cwd):
