@@ -15,7 +15,7 @@ selects), both become loop bodies LLVM vectorises (8 float32 lanes with AVX2).
     exp(z) = exp(r) * 2^k                        2^k built straight from its IEEE-754 bits
 
 ``2^k`` is made by writing ``k + 127`` into the exponent field of a float32: an integer
-"bitcast" (:func:`_int32_as_float32`), one machine instruction. It is applied as two halves,
+"bitcast" (:func:`_exp2i`), a few 32-bit integer instructions. It is applied as two halves,
 ``2^(k//2) * 2^(k - k//2)``, so that very large and very small ``z`` overflow to ``inf`` and
 underflow gradually to 0 exactly as IEEE arithmetic does. Accuracy: within 2 ulp of ``exp``
 (tests/test_kernels_backend.py holds it to 4e-7 relative over the whole float32 range).
@@ -67,23 +67,28 @@ _ERF_CLAMP = _F32(4.0)
 
 
 @intrinsic
-def _int32_as_float32(typingctx, i):
-    """Reinterpret the low 32 bits of an integer as a float32 (LLVM ``trunc`` + ``bitcast``)."""
-    if not isinstance(i, types.Integer):
+def _exp2i(typingctx, kf):
+    """2.0**kf for a float32 ``kf`` holding an integer in [-126, 127], built from its bits.
+
+    LLVM IR: ``fptosi`` to i32, add the exponent bias 127, shift into the exponent field (bit 23),
+    ``bitcast`` to float. All 32-bit integer work, so it vectorises (numba's own integer arithmetic
+    would widen to int64, which AVX2 cannot convert from float32 in vector registers).
+    """
+    if kf != types.float32:
         return None
 
     def codegen(context, builder, signature, args):
-        bits = args[0]
-        if i.bitwidth > 32:  # numba widens int32 arithmetic to int64; keep the low word
-            bits = builder.trunc(bits, context.get_value_type(types.int32))
+        i32 = context.get_value_type(types.int32)
+        k = builder.fptosi(args[0], i32)
+        bits = builder.shl(builder.add(k, i32(127)), i32(23))
         return builder.bitcast(bits, context.get_value_type(types.float32))
 
-    return types.float32(i), codegen
+    return types.float32(types.float32), codegen
 
 
-def _pow2_int_py(k):
-    """2.0**k as float32 for -126 <= k <= 127, from its bits (pure-Python twin of the intrinsic)."""
-    return np.array([(int(k) + 127) << 23], dtype=np.int32).view(np.float32)[0]
+def _exp2i_py(kf):
+    """2.0**kf as float32 for integral -126 <= kf <= 127 (pure-Python twin of the intrinsic)."""
+    return np.array([(int(kf) + 127) << 23], dtype=np.int32).view(np.float32)[0]
 
 
 def fast_exp(z):
@@ -97,12 +102,12 @@ def fast_exp(z):
             if z != z:  # NaN (math.floor would raise)
                 return z
             z = min(max(z, _LO_32), _HI_32)
-            k = math.floor(z * _LOG2E_32 + _HALF_32)
-            r = z - _F32(k) * _C1_32 - _F32(k) * _C2_32
+            kf = np.floor(z * _LOG2E_32 + _HALF_32)  # round(z / ln 2), as a float32
+            r = z - kf * _C1_32 - kf * _C2_32
             poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
             er = poly * r * r + r + _ONE_32
-            k1 = k // 2
-            return er * _pow2_int_py(k1) * _pow2_int_py(k - k1)
+            k1 = np.floor(kf * _HALF_32)
+            return er * _exp2i_py(k1) * _exp2i_py(kf - k1)
         return np.exp(z) if isinstance(z, np.floating) else math.exp(z)
 
 
@@ -115,15 +120,15 @@ def _fast_exp_overload(z):
                 z = _LO_32
             if z > _HI_32:
                 z = _HI_32
-            k = np.int64(math.floor(z * _LOG2E_32 + _HALF_32))
-            kf = np.float32(k)
+            kf = np.floor(z * _LOG2E_32 + _HALF_32)  # round(z / ln 2), as a float32
             r = z - kf * _C1_32 - kf * _C2_32
             poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
             er = poly * r * r + r + _ONE_32
-            k1 = k >> 1  # floor(k / 2), also for negative k
-            k2 = k - k1
-            s1 = _int32_as_float32((k1 + 127) << 23)  # 2^k1: k1 + 127 in the exponent bits
-            s2 = _int32_as_float32((k2 + 127) << 23)
+            if kf != kf:  # NaN input: er is NaN already; keep the integer conversion defined
+                kf = _ONE_32
+            k1 = np.floor(kf * _HALF_32)  # 2^k = 2^k1 * 2^(k - k1): no overflow of the bits
+            s1 = _exp2i(k1)
+            s2 = _exp2i(kf - k1)
             return er * s1 * s2
         return impl
     if isinstance(z, types.Float):
