@@ -16,6 +16,8 @@ How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 mach
 
 * ``cache=True``: compiled machine code is kept on disk (``NUMBA_CACHE_DIR`` if the install is
   read-only), so only the first run of a process pays the 0.2-0.9 s compile per kernel and dtype.
+  The cache is keyed on the kernel's own source file: after editing a helper that other files
+  inline (``vecmath.py``, ``softmax_t.row_max``), touch the kernel files or clear the cache.
 * ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of a Python
   exception check inside every loop (3.6x on a dividing loop).
 * ``fastmath=FASTMATH``, a subset of the fast-math flags: ``reassoc`` lets LLVM vectorise the
@@ -24,7 +26,8 @@ How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 mach
   may assume no NaN/inf exists and delete the very checks (and the ``finfo.min`` padding
   arithmetic) that keep padded attention rows finite.
 * float32 stays float32: every constant inside a kernel is made with ``x.dtype.type(...)``; a bare
-  ``0.5`` would promote the arithmetic to float64 (measured 2x slower).
+  ``0.5`` would promote the arithmetic to float64 (measured 2x slower). float32 ``exp``/``erf``
+  come from ``vecmath.py`` (vectorisable; libm's are scalar calls).
 
 Threading policy: **Numba kernels use Numba's threads, matrix products use OpenBLAS's threads,
 and the two never compute at the same time.** A forward or backward pass is a sequence of calls
@@ -35,8 +38,10 @@ matmul that follows (reference.md: a matmul + LayerNorm + GELU step 46-61 ms aga
 one pool owns the cores per phase). So, unless the user already chose, this module sets
 ``OMP_WAIT_POLICY=PASSIVE`` before Numba starts its pool: idle Numba workers sleep instead of
 spinning. Measured here on the demo FFN block (x @ W1, GELU, @ W2, LayerNorm, and their
-backward, float32): 45-57 ms passive against 67-77 ms with ``OMP_WAIT_POLICY=ACTIVE``. Use :func:`set_num_threads` to change
-both pools together (e.g. ``set_num_threads(1)`` when running several processes side by side).
+backward, float32): 45-57 ms passive against 67-77 ms with ``OMP_WAIT_POLICY=ACTIVE``.
+Use :func:`set_num_threads` to change both pools together (e.g. ``set_num_threads(1)`` when
+several processes share the cores: a parallel loop waits for its slowest thread, and on a busy
+machine that thread is often descheduled).
 """
 from __future__ import annotations
 
@@ -84,6 +89,8 @@ def as_rows(x: np.ndarray) -> np.ndarray:
     Kernels work on rows; one C-contiguous layout also means one compiled specialization per dtype.
     """
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # (N, V)
+
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -147,7 +154,8 @@ def check_shape(name: str, x: np.ndarray, shape: tuple) -> None:
     """``x.shape`` must equal ``shape``; ``None`` entries match any size."""
     ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
     if not ok:
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        dims = ["*" if s is None else str(s) for s in shape]
+        want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"  # like a tuple
         raise ValueError(f"{name} must have shape {want}, got {x.shape}")
 
 
