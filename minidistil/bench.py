@@ -541,6 +541,7 @@ def _child(mode: str, t0: float, shapes: dict, out_path: str) -> None:
         steps = bench_steps(BenchShapes(**shapes["shapes"]), shapes["repeats"], shapes["warmup"])
         res = {k: {"median_s": v["median_s"], "min_s": v["min_s"], "cpu_over_wall": v["cpu_over_wall"],
                    "phases_s": v["phases_s"]} for k, v in steps.items()}
+        res["matmul_peak_gflops"] = matmul_peak(shapes["shapes"]["hidden"] < 64, shapes["repeats"])["peak_gflops"]
     elif mode == "torch":
         from .bench_torch import TorchShapes, time_steps
         res = time_steps(TorchShapes(**shapes["shapes"]), repeats=shapes["repeats"],
@@ -590,6 +591,9 @@ def bench_single_thread(s: BenchShapes, repeats: int, warmup: int, with_torch: b
     payload = {"shapes": asdict(s), "repeats": repeats, "warmup": max(1, warmup)}
     out = {"minidistil": _run_child("steps", payload, {}, 1)}
     out["torch"] = bench_torch(s, repeats, warmup, 1) if with_torch else None
+    f = step_flops(s, 0.15 * s.tokens, s.tokens)  # P of the teacher step: its expected 15%
+    m = out["minidistil"]
+    out["distill_fraction_of_peak"] = f["distill_step"] / m["distill_step"]["median_s"] / 1e9 / m["matmul_peak_gflops"]
     return out
 
 
@@ -823,7 +827,7 @@ def summary_lines(r: dict, targets: bool = True) -> list:
             ["warm: second step", _fmt_s(warm["second_step_s"])],
             ["RSS before the first step (MB)", _fmt(warm["rss_before_step"].get("VmRSS_mb"), ".0f")],
             ["peak RSS after two steps (MB, VmHWM)", _fmt(warm["memory"].get("VmHWM_mb"), ".0f")],
-            ["peak RSS (MB, ru_maxrss)", _fmt(warm["memory"].get("ru_maxrss_mb"), ".0f")],
+            ["ru_maxrss (MB; includes the parent's peak at fork)", _fmt(warm["memory"].get("ru_maxrss_mb"), ".0f")],
         ])
     if r["numerics"]:
         n = r["numerics"]
@@ -848,7 +852,8 @@ KERNEL_LIMITS = {
                  "its backward are fused, so the speed-up is bounded by the matmul share.",
     "layernorm": "a memory-bound pass over (B, T, C); the twin's temporaries are cheap at C = 128.",
     "gelu": "the twin's erf is `np.vectorize(math.erf)`, so a miss here means the kernel itself is slow.",
-    "embedding_backward": "the twin's `np.add.at` is the reference; a miss means the kernel is slow.",
+    "embedding_backward": "a small scatter-add (N x C = 0.5M additions, a few ms at most), so the "
+                          "figure is sensitive to call overhead and to other processes on the machine.",
 }
 
 
@@ -874,6 +879,11 @@ def _limit_text(t: dict, r: dict) -> str:
             worst = sorted(shapes, key=lambda x: x["gflops"])[:2]
             text += ("The slowest matmul shapes of the step reach only " + ", ".join(
                 f"{x['gflops'] / m['peak_gflops']:.0%} ({x['name']})" for x in worst) + " of the peak. ")
+        one = (r.get("ratios") or {}).get(("distill" if name == "distill_step" else "teacher") + "_vs_torch_1thread")
+        st1 = ((r.get("single_thread") or {}).get("minidistil") or {}).get(name)
+        if st1:
+            text += (f"With one thread (fresh process) the step takes {_fmt_s(st1['median_s'])}"
+                     + (f", {one:.2f}x PyTorch eager at one thread" if one else "") + ". ")
         prof = r.get("profile") or []
         if prof and name == "distill_step":
             text += "Top functions by own time: " + ", ".join(
@@ -884,7 +894,11 @@ def _limit_text(t: dict, r: dict) -> str:
         k = next((k for k in r.get("kernels") or [] if k["kernel"] == kname), None)
         if k is not None and not k["has_numba"]:
             return "No Numba version yet: the public function falls back to the NumPy twin."
-        return KERNEL_LIMITS.get(kname, "")
+        text = KERNEL_LIMITS.get(kname, "")
+        if k is not None and k["speedup"] < 1.0:
+            text += (" Here the Numba version was even slower than its twin: it alternates Numba's "
+                     "thread pool (the fused loops) with BLAS's (the products), two pools on two cores.")
+        return text
     if key == "cold_compile_s":
         cold = (r.get("subprocess") or {}).get("cold") or {}
         per = cold.get("kernels_compile_s") or {}
@@ -937,8 +951,10 @@ METHOD = """\
 - Start-up and memory run in fresh interpreters: "cold" with an empty `NUMBA_CACHE_DIR` compiles
   every kernel (float32) at tiny shapes, then tiny teacher and distillation steps; "warm" reuses
   that cache, builds the demo models and runs two distillation steps; peak memory is that
-  process's `VmHWM` (`ru_maxrss` agrees), so it includes the interpreter, NumPy, Numba and both
-  models. MB = 10^6 bytes.
+  process's `VmHWM` (the high-water mark of its own address space), so it includes the
+  interpreter, NumPy, Numba and both models. `ru_maxrss` is recorded too, but Linux carries the
+  parent's peak over a fork + exec into it, so it can read higher than the child ever used.
+  MB = 10^6 bytes.
 - PyTorch (`minidistil/bench_torch.py`, only when `torch` is installed) runs in its own process:
   plain-torch twins of `BertForMaskedLM` and `DistilBertForMaskedLM` (no dropout, eager attention),
   the Hugging Face `Distiller.step` loss (KLDiv batchmean * T^2 on every real token, MLM
@@ -948,6 +964,56 @@ METHOD = """\
 - Threads: Numba's pool and OpenBLAS each get `--threads`; the kernels set
   `OMP_WAIT_POLICY=PASSIVE` so that idle Numba workers sleep while BLAS runs (one owner of the
   cores per phase, see `minidistil/kernels/backend.py`)."""
+
+
+def _threads_paragraph(r: dict) -> list:
+    """What the one-thread run says about the two-thread figures."""
+    one, st = r.get("single_thread"), r.get("steps")
+    if not one or not st:
+        return []
+    m1 = one["minidistil"]["distill_step"]["median_s"]
+    m2 = st["distill_step"]["median_s"]
+    out = ["", "## One thread against two", ""]
+    ph1 = one["minidistil"]["distill_step"]["phases_s"]
+    line = (f"The distillation step took {_fmt_s(m1)} with one thread and {_fmt_s(m2)} with "
+            f"{r['conditions']['threads']} (CPU/wall {_fmt(st['distill_step']['cpu_over_wall'], '.2f')}). ")
+    if m1 < m2:
+        line += ("**More threads made it slower in this run.** A multi-threaded BLAS call hands each "
+                 "product to a pool of worker threads that spin while they wait; the step makes "
+                 "hundreds of small products (the attention's stacked matmuls are one BLAS call per "
+                 "batch x head), and on a shared machine every hand-off waits for a descheduled "
+                 "thread, while the spinning burns the CPU other processes need. With one thread "
+                 "there is nothing to hand off. ")
+    line += "Phases with one thread: " + ", ".join(f"{k} {_fmt_s(v)}" for k, v in ph1.items()) + ". "
+    line += (f"One thread's matmul peak was {one['minidistil']['matmul_peak_gflops']:.0f} GFLOP/s, and the "
+             f"one-thread step ran its matmuls at {one['distill_fraction_of_peak']:.0%} of it.")
+    return out + [line]
+
+
+LEVERS = """From the profiles behind this page (2026-11-27, shared machine); each is owned by the file named.
+
+1. **One threading owner per phase** (`minidistil/kernels/backend.py`, `minidistil/cli.py`): the
+   one-thread runs above show OpenBLAS's own pool as the largest loss on a busy 2-core machine.
+   Limit BLAS to one thread while training (`threadpoolctl.threadpool_limits(1, "blas")`, or
+   `OPENBLAS_NUM_THREADS=1` set before NumPy is imported) and let Numba's `prange` own the cores
+   inside the fused kernels; re-measure with two BLAS threads on an idle machine before choosing
+   the default.
+2. **Attention without stacked BLAS calls** (`kernels/attention.py`,
+   `attention_forward_numba`/`attention_backward_numba`): `q @ k^T` and `probs @ v` on
+   (B, NH, T, HS) arrays are B*NH separate 128 x 32 x 128 products per call (four more in the
+   backward). One Numba `prange` over B*NH that computes scores, masked softmax and `probs @ v`
+   for a head while its rows are in cache (and the backward likewise) removes those hand-offs
+   and the (B, NH, T, T) round trips through memory.
+3. **A fused soft-target loss** (`losses.py`, `soft_target_forward`/`soft_target_backward`): it
+   builds log_softmax(s/T), log_softmax(t/T), softmax(t/T), their difference and, in the
+   backward, softmax(s/T) again: five passes and four temporaries of (N, V) = 64 MB each. One
+   row kernel can return the row's KL and `T/N * (ps - pt)` from two reads of each logits row.
+4. **Fewer, larger products** (`layers/attention.py`): the q, k and v projections are three
+   (N, C) x (C, C) products forward and six backward; one (N, C) x (C, 3C) product with the
+   weights stacked does the same work in one call with a better shape.
+5. **Reused buffers**: the (N, V) logits and their gradient are allocated afresh every step;
+   keeping them across steps (an `out=` path in `linear_forward` for the decoder) saves the page
+   faults of 64 MB arrays."""
 
 
 def render_doc(r: dict) -> str:
@@ -992,13 +1058,14 @@ def render_doc(r: dict) -> str:
     if r.get("flops") and r["flops"].get("distill_fraction_of_best_peak") is not None:
         out += [f"Distillation step at its fastest run against the fastest matmul run: "
                 f"{r['flops']['distill_fraction_of_best_peak']:.0%} of peak."]
+    out += _threads_paragraph(r)
     if r.get("profile"):
         out += ["", "## Where the distillation step spends its time (cProfile, own time)", "",
                 "Matrix products written with `@` are counted in the Python function that contains them.", ""]
         out += _table(["function", "where", "calls", "own time", "cumulative"],
                       [[f"`{p['function']}`", p["where"], p["calls"], _fmt_s(p["tottime_s"]),
                         _fmt_s(p["cumtime_s"])] for p in r["profile"][:15]])
-    out += ["", "## FLOP model", "", FLOP_MODEL, "", "## Method", "", METHOD, ""]
+    out += ["", "## Open levers", "", LEVERS, "", "## FLOP model", "", FLOP_MODEL, "", "## Method", "", METHOD, ""]
     return "\n".join(out)
 
 

@@ -95,6 +95,7 @@ def test_single_thread_steps(quick_run):
         assert _positive(one["minidistil"][name]["median_s"])
         assert set(one["minidistil"][name]["phases_s"]) == set(r["steps"][name]["phases_s"])
     assert one["torch"] is None  # torch skipped
+    assert _positive(one["minidistil"]["matmul_peak_gflops"]) and _positive(one["distill_fraction_of_peak"])
 
 
 def test_numerics_profile_and_targets(quick_run):
