@@ -907,9 +907,13 @@ def _limit_text(t: dict, r: dict) -> str:
                 + ", ".join(f"{k} {_fmt_s(v)}" for k, v in worst) + ".")
     if key == "warm_import_to_first_step_s":
         w = (r.get("subprocess") or {}).get("warm_first_step") or {}
-        return (f"Import and model construction take {_fmt_s(w.get('build_s'))}, the first step "
+        text = (f"Import and model construction take {_fmt_s(w.get('build_s'))}, the first step "
                 f"{_fmt_s((w.get('import_to_first_step_s') or 0) - (w.get('build_s') or 0))} "
-                f"(a later step {_fmt_s(w.get('second_step_s'))}).")
+                f"(a later step {_fmt_s(w.get('second_step_s'))}), so the step's own speed decides this target.")
+        st1 = ((r.get("single_thread") or {}).get("minidistil") or {}).get("distill_step")
+        if st1:
+            text += f" With one thread a step took {_fmt_s(st1['median_s'])}."
+        return text
     if key == "distill_peak_memory_mb":
         s = r["shapes"]
         mb = s["batch"] * s["seq"] * s["vocab"] * 4 / 1e6
@@ -961,9 +965,11 @@ METHOD = """\
   cross-entropy, cosine loss on the last hidden states), clipping and `torch.optim.AdamW`,
   `torch.set_num_threads(threads)`. As in Hugging Face, its MLM head computes logits at every
   position; minidistil's teacher step computes them only at the masked positions.
-- Threads: Numba's pool and OpenBLAS each get `--threads`; the kernels set
-  `OMP_WAIT_POLICY=PASSIVE` so that idle Numba workers sleep while BLAS runs (one owner of the
-  cores per phase, see `minidistil/kernels/backend.py`)."""
+- Threads: Numba's pool gets `--threads`; OpenBLAS gets it through `OPENBLAS_NUM_THREADS` in the
+  fresh processes, and in the main process through `threadpoolctl` when installed (otherwise
+  OpenBLAS keeps its default, one thread per core: 2 here). The kernels set
+  `OMP_WAIT_POLICY=PASSIVE` so that idle Numba workers sleep while BLAS runs (see
+  `minidistil/kernels/backend.py`)."""
 
 
 def _threads_paragraph(r: dict) -> list:
@@ -992,9 +998,11 @@ def _threads_paragraph(r: dict) -> list:
 
 LEVERS = """From the profiles behind this page (2026-11-27, shared machine); each is owned by the file named.
 
-1. **One threading owner per phase** (`minidistil/kernels/backend.py`, `minidistil/cli.py`): the
-   one-thread runs above show OpenBLAS's own pool as the largest loss on a busy 2-core machine.
-   Limit BLAS to one thread while training (`threadpoolctl.threadpool_limits(1, "blas")`, or
+1. **One threading owner per phase** (`minidistil/kernels/backend.py`, `minidistil/cli.py`): on
+   the busy 2-core machine, with the load average near 7, one distillation step took 1.0-1.4 s
+   with `OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=2`, 0.8 s with one thread each, but 7.5-50 s
+   with `OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=1` (and up to 30 s of CPU time: spinning
+   workers). OpenBLAS's own pool is the largest loss. Limit BLAS to one thread while training (`threadpoolctl.threadpool_limits(1, "blas")`, or
    `OPENBLAS_NUM_THREADS=1` set before NumPy is imported) and let Numba's `prange` own the cores
    inside the fused kernels; re-measure with two BLAS threads on an idle machine before choosing
    the default.
@@ -1012,8 +1020,8 @@ LEVERS = """From the profiles behind this page (2026-11-27, shared machine); eac
    (N, C) x (C, C) products forward and six backward; one (N, C) x (C, 3C) product with the
    weights stacked does the same work in one call with a better shape.
 5. **Reused buffers**: the (N, V) logits and their gradient are allocated afresh every step;
-   keeping them across steps (an `out=` path in `linear_forward` for the decoder) saves the page
-   faults of 64 MB arrays."""
+   keeping them across steps (an `out=` path in `linear_forward` for the decoder) saves the
+   allocation and first touch of 64 MB arrays (a few ms each: small next to the levers above)."""
 
 
 def render_doc(r: dict) -> str:
