@@ -221,10 +221,12 @@ def _load_hf_teacher(folder):
         loaded = load_pretrained(folder)
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UsageError(f"--teacher {folder}: {e}") from None
-    if isinstance(loaded, tuple):  # (model, tokenizer) or (model, tokenizer, ...)
-        return loaded[0], loaded[1]
-    from .data.tokenizer import WordPieceTokenizer
-    return loaded, WordPieceTokenizer.from_file(os.path.join(folder, "vocab.txt"))
+    model, tokenizer = loaded
+    from .models import Bert
+    if not isinstance(model, Bert):
+        raise UsageError(f"--teacher {folder}: the teacher must be a BERT checkpoint, "
+                         f"got a {type(model).__name__}")
+    return model, tokenizer
 
 
 def _teacher(args, cfg):
@@ -282,7 +284,7 @@ def _run_distill(args, cfg, data, teacher):
 
 def _run_evaluate(args, cfg, data, teacher, student):
     from .train.checkpoint import atomic_write_json
-    from .train.evaluate import evaluate_models, format_table
+    from .train.evaluate import evaluate_models, format_table, format_targets
     from .train.plots import plot_run
     t0 = time.perf_counter()
     report = evaluate_models(teacher, student, data, cfg.eval)
@@ -290,6 +292,7 @@ def _run_evaluate(args, cfg, data, teacher, student):
     atomic_write_json(os.path.join(args.out, "eval.json"), report)
     paths = plot_run(args.out, report)
     print(format_table(report))
+    print(format_targets(report))
     _say(args, "plots: " + ", ".join(paths))
     return report
 

@@ -82,3 +82,26 @@ def test_help_lists_commands(capsys):
     assert code == 0
     for cmd in ("demo", "pretrain", "distill", "evaluate", "ablate", "bench"):
         assert cmd in out
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", []),
+    (b"\x00\x01\x02\xff\xfe binary \x00" * 50, []),
+    (b"Just one short sentence.\n", []),
+])
+def test_unusable_corpus(content, words, tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(content)
+    out = tmp_path / "run"
+    code, _, err = run(["pretrain", "--quick", "--corpus", str(corpus), "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--corpus", *words)
+    assert not out.exists()
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "pretrain").mkdir(parents=True)
+    (out / "pretrain" / "checkpoint.npz").write_bytes(b"keep me")
+    code, _, err = run(["pretrain", "--quick", "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--resume")
+    assert (out / "pretrain" / "checkpoint.npz").read_bytes() == b"keep me"

@@ -41,12 +41,11 @@ class EvalBatch(NamedTuple):
 
 def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15) -> list[EvalBatch]:
     """The validation batches with one fixed mask (same for every model and every run)."""
-    from ..data.batches import batch_iterator
+    from ..data.batches import eval_batches
     from ..masking import mask_tokens
-    order_rng = np.random.default_rng([cfg.eval_seed, 0])
-    mask_rng = np.random.default_rng([cfg.eval_seed, 1])
+    mask_rng = np.random.default_rng(cfg.eval_seed)
     out = []
-    for ids, attn in batch_iterator(val_seqs, cfg.batch_size, order_rng, tokenizer.pad_id):
+    for ids, attn in eval_batches(val_seqs, cfg.batch_size, tokenizer.pad_id):
         masked, labels = mask_tokens(ids, attn, mask_rng, tokenizer.vocab_size, tokenizer.mask_id,
                                      tokenizer.special_ids, mlm_prob=mlm_prob)
         pos = labels != -100  # (B, T)
@@ -172,3 +171,20 @@ def format_table(report: dict) -> str:
     note = (f"(validation: {report['n_val_sequences']} sequences, {report['n_masked']} masked tokens, "
             "one fixed mask; paper: GLUE dev macro-score and a full STS-B dev pass at batch 1)")
     return "\n".join(lines + [note])
+
+
+def format_targets(report: dict) -> str:
+    """The demo's targets (issue 4), each with the measured figure and PASS/MISS."""
+    t, s, u = report["teacher"], report.get("student"), report["unigram"]
+    lines = []
+
+    def line(ok, text):
+        lines.append(f"  [{'PASS' if ok else 'MISS'}] {text}")
+    line(t["accuracy"] > u["accuracy"] + 0.02,
+         f"teacher beats the unigram baseline: {100 * t['accuracy']:.2f}% vs {100 * u['accuracy']:.2f}%")
+    if s:
+        line(report["retention"] >= 0.97, f"student retains >= 97% of the teacher's accuracy: "
+                                          f"{100 * report['retention']:.1f}%")
+        if "speedup" in report:
+            line(report["speedup"] >= 1.6, f"student inference >= 1.6x faster: {report['speedup']:.2f}x")
+    return "targets:\n" + "\n".join(lines)

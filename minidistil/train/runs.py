@@ -107,8 +107,8 @@ def demo_config(seed: int = 0) -> RunConfig:
         seed=seed,
         data=DataConfig(vocab_size=4096, max_len=64, max_val_sequences=512),
         model=ModelSpec(128, 6, 4, 512, 3),
-        pretrain=StageConfig(steps=600, batch_size=32, lr=1e-3, ckpt_every=100),
-        distill=DistillStageConfig(steps=300, batch_size=32, lr=1e-3, ckpt_every=100),
+        pretrain=StageConfig(steps=1000, batch_size=32, lr=1e-3, ckpt_every=100),
+        distill=DistillStageConfig(steps=500, batch_size=32, lr=1e-3, ckpt_every=100),
     )
 
 
@@ -116,10 +116,10 @@ def quick_config(seed: int = 0) -> RunConfig:
     """``--quick``: a tiny model on a small slice of the corpus, for tests (seconds)."""
     return RunConfig(
         seed=seed,
-        data=DataConfig(max_docs=300, vocab_size=400, max_len=32, max_val_sequences=128),
+        data=DataConfig(max_docs=300, vocab_size=400, max_len=32, max_val_sequences=96),
         model=ModelSpec(32, 2, 2, 64, 1),
-        pretrain=StageConfig(steps=80, batch_size=16, lr=3e-3, ckpt_every=20),
-        distill=DistillStageConfig(steps=40, batch_size=16, lr=3e-3, ckpt_every=20),
+        pretrain=StageConfig(steps=200, batch_size=64, lr=5e-3, ckpt_every=50),
+        distill=DistillStageConfig(steps=40, batch_size=32, lr=3e-3, ckpt_every=20),
         eval=EvalConfig(batch_size=16, timing_repeats=1),
     )
 
