@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -82,7 +82,9 @@ for name in ["distilbert.embeddings.word_embeddings.weight", "distilbert.transfo
     idx = gradcheck.sample_indices(s_model.params[name].shape, 8, rng)
     pairs[name[-28:]] = (grads[name], gradcheck.numerical_grad(step_loss, s_model.params[name], indices=idx))
     masks[name[-28:]] = idx
-assert gradcheck.compare(pairs, mask=masks)
+# bound 1e-6: the loss sums three terms (weights 5, 2, 1), so its central differences carry a
+# little more round-off than a single layer's (the test suite uses Richardson extrapolation)
+assert gradcheck.compare(pairs, tol=1e-6, mask=masks)
 
 # %% [markdown]
 # ## The pipeline at a tiny budget
