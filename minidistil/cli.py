@@ -44,6 +44,9 @@ def _number(kind, low=None, name="value", strict=False):
     return parse
 
 
+# the ablation's budget: 5 variants x 3 seeds x 200 steps + a teacher, <= 30 minutes on 2 cores
+ABLATE_STEPS = 200
+ABLATE_STEPS_QUICK = 20
 POS_INT = _number(int, 1)
 NONNEG_INT = _number(int, 0)
 POS_FLOAT = _number(float, 0.0, strict=True)
@@ -100,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ablate", help="Table 4 in miniature: ablations x seeds")
     common(s, "runs/ablate")
     s.add_argument("--seeds", type=POS_INT, default=3, help="seeds per variant (default 3)")
-    s.add_argument("--steps", type=POS_INT, help="distillation steps per run")
+    s.add_argument("--steps", type=POS_INT, help=f"distillation steps per run (default {ABLATE_STEPS}, "
+                   f"{ABLATE_STEPS_QUICK} with --quick)")
     s.add_argument("--pretrain-steps", type=POS_INT)
 
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)
@@ -263,8 +267,8 @@ def _run_pretrain(args, cfg, data):
     t0 = time.perf_counter()
     teacher, res = pretrain(cfg, args.out, data, resume=args.resume,
                             max_steps=getattr(args, "max_steps", None), progress=not args.no_progress)
-    _say(args, f"pretrain: {res.step}/{cfg.pretrain.steps} steps in {time.perf_counter() - t0:.1f} s, "
-               f"last loss {res.last_losses.get('loss', float('nan')):.3f}")
+    last = f", last loss {res.last_losses['loss']:.3f}" if "loss" in res.last_losses else ""
+    _say(args, f"pretrain: {res.step}/{cfg.pretrain.steps} steps in {time.perf_counter() - t0:.1f} s{last}")
     return teacher, res.finished
 
 
@@ -277,8 +281,8 @@ def _run_distill(args, cfg, data, teacher):
     t0 = time.perf_counter()
     student, res = distill(cfg, args.out, data, teacher, resume=args.resume,
                            max_steps=getattr(args, "max_steps", None), progress=not args.no_progress)
-    parts = ", ".join(f"{k} {v:.3f}" for k, v in res.last_losses.items())
-    _say(args, f"distill: {res.step}/{cfg.distill.steps} steps in {time.perf_counter() - t0:.1f} s ({parts})")
+    parts = " (" + ", ".join(f"{k} {v:.3f}" for k, v in res.last_losses.items()) + ")" if res.last_losses else ""
+    _say(args, f"distill: {res.step}/{cfg.distill.steps} steps in {time.perf_counter() - t0:.1f} s{parts}")
     return student, res.finished
 
 
@@ -306,6 +310,8 @@ def _cmd(args) -> int:
         _check_stage_free(args, "pretrain")
     if cmd in ("distill", "demo"):
         _check_stage_free(args, "distill")
+    if cmd == "ablate" and _stage_state(args.out, "pretrain") != "done":
+        _check_stage_free(args, "pretrain")
     if args.resume and cmd in ("pretrain", "distill") and _stage_state(args.out, cmd) == "none":
         raise UsageError(f"--resume: nothing to resume in {os.path.join(args.out, cmd)}")
     teacher = tok = None
@@ -346,7 +352,8 @@ def _cmd(args) -> int:
         if teacher is None:
             teacher, _ = _run_pretrain(args, cfg, data)
         seeds = list(range(args.seed, args.seed + args.seeds))
-        report = ablate(cfg, args.out, data, teacher, seeds, steps=args.steps,
+        steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
+        report = ablate(cfg, args.out, data, teacher, seeds, steps=steps,
                         progress=not args.no_progress)
         os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
         path = os.path.join(args.out, "plots", "ablation.png")
