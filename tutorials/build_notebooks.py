@@ -1,6 +1,6 @@
 """Execute the tutorial sources and write the paired .ipynb files with their outputs.
 
-    python tutorials/build_notebooks.py                 # every tutorials/0[1-9]_*.py
+    python tutorials/build_notebooks.py                 # every tutorials/NN_*.py
     python tutorials/build_notebooks.py 03 06           # only these numbers
 
 The ``.py`` files (jupytext percent format) are the sources to edit and review; the ``.ipynb``
@@ -41,7 +41,7 @@ def build(src: Path, timeout: int = 300) -> float:
 def main(argv=None) -> int:
     wanted = (argv if argv is not None else sys.argv[1:])
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures into the notebook
-    sources = sorted(HERE.glob("0[1-9]_*.py"))
+    sources = sorted(HERE.glob("[0-9][0-9]_*.py"))
     if wanted:
         sources = [s for s in sources if s.name[:2] in wanted]
     for src in sources:
