@@ -168,3 +168,23 @@ def test_cli_distill_max_steps_then_resume_matches(quick_run, tmp_path):
     key = lambda rows: [(r["step"], r["loss"], r["loss_ce"], r["loss_mlm"], r["loss_cos"]) for r in rows]
     assert key(read_metrics(str(out / "distill" / METRICS_FILE))) == \
         key(read_metrics(str(quick_run / "distill" / METRICS_FILE)))
+
+
+def test_quick_ablation_table_and_plot(quick_run, tmp_path, capsys):
+    import shutil
+    from minidistil.cli import main
+    out = tmp_path / "abl"
+    out.mkdir()
+    for f in ("config.json", "vocab.txt"):
+        shutil.copy(quick_run / f, out / f)
+    shutil.copytree(quick_run / "pretrain", out / "pretrain")  # the teacher is reused
+    capsys.readouterr()
+    assert main(["ablate", "--quick", "--no-progress", "--out", str(out), "--seeds", "2", "--steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    for variant, paper in (("-Lce", "-2.96"), ("-Lcos", "-1.46"), ("-Lmlm", "-0.31"), ("random-init", "-3.69")):
+        assert variant in printed and paper in printed
+    report = json.loads((out / "ablation.json").read_text())
+    assert len(report["runs"]) == 10 and report["seeds"] == [0, 1]
+    triple = [r for r in report["summary"] if r["variant"] == "triple"][0]
+    assert triple["mean_delta"] == 0.0
+    assert (out / "plots" / "ablation.png").stat().st_size > 1000
