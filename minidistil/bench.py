@@ -977,23 +977,28 @@ def _threads_paragraph(r: dict) -> list:
     one, st = r.get("single_thread"), r.get("steps")
     if not one or not st:
         return []
-    m1 = one["minidistil"]["distill_step"]["median_s"]
-    m2 = st["distill_step"]["median_s"]
     out = ["", "## One thread against two", ""]
-    ph1 = one["minidistil"]["distill_step"]["phases_s"]
-    line = (f"The distillation step took {_fmt_s(m1)} with one thread and {_fmt_s(m2)} with "
-            f"{r['conditions']['threads']} (CPU/wall {_fmt(st['distill_step']['cpu_over_wall'], '.2f')}). ")
-    if m1 < m2:
-        line += ("**More threads made it slower in this run.** A multi-threaded BLAS call hands each "
-                 "product to a pool of worker threads that spin while they wait; the step makes "
-                 "hundreds of small products (the attention's stacked matmuls are one BLAS call per "
-                 "batch x head), and on a shared machine every hand-off waits for a descheduled "
-                 "thread, while the spinning burns the CPU other processes need. With one thread "
-                 "there is nothing to hand off. ")
-    line += "Phases with one thread: " + ", ".join(f"{k} {_fmt_s(v)}" for k, v in ph1.items()) + ". "
-    line += (f"One thread's matmul peak was {one['minidistil']['matmul_peak_gflops']:.0f} GFLOP/s, and the "
-             f"one-thread step ran its matmuls at {one['distill_fraction_of_peak']:.0%} of it.")
-    return out + [line]
+    slower = []
+    for name in ("teacher_mlm_step", "distill_step"):
+        m1, m2 = one["minidistil"][name]["median_s"], st[name]["median_s"]
+        ph1 = one["minidistil"][name]["phases_s"]
+        out += [f"- {name}: {_fmt_s(m1)} with one thread, {_fmt_s(m2)} with {r['conditions']['threads']} "
+                f"(CPU/wall {_fmt(st[name]['cpu_over_wall'], '.2f')}); phases with one thread: "
+                + ", ".join(f"{k} {_fmt_s(v)}" for k, v in ph1.items()) + "."]
+        if m1 < m2:
+            slower.append(name)
+    out.append("")
+    if slower:
+        out.append(f"**More threads made {' and '.join(slower)} slower in this run.** A multi-threaded BLAS "
+                   "call hands each product to a pool of worker threads that spin while they wait; the "
+                   "steps make hundreds of small products (the attention's stacked matmuls are one BLAS "
+                   "call per batch x head), and on a shared machine every hand-off can wait for a "
+                   "descheduled thread, while the spinning burns the CPU other processes need. With one "
+                   "thread there is nothing to hand off. The effect comes and goes with the load, so "
+                   "two steps measured minutes apart can differ by an order of magnitude. ")
+    out[-1] += (f"One thread's matmul peak was {one['minidistil']['matmul_peak_gflops']:.0f} GFLOP/s, and the "
+                f"one-thread distillation step ran its matmuls at {one['distill_fraction_of_peak']:.0%} of it.")
+    return out
 
 
 LEVERS = """From the profiles behind this page (2026-11-27, shared machine); each is owned by the file named.
