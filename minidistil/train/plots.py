@@ -62,20 +62,20 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
 def plot_comparison(report: dict, path: str) -> None:
     plt = _plt()
     t, s, u = report["teacher"], report.get("student"), report["unigram"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     names = ["teacher", "student"] if s else ["teacher"]
     models = [t, s] if s else [t]
     axes[0].bar(names, [m["parameters"] / 1e6 for m in models], color=["C0", "C1"][: len(names)])
     axes[0].set(title="parameters", ylabel="millions")
     if "time_per_batch_s" in t:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
-        title = "inference per batch" + (f" (speed-up {report['speedup']:.2f}x)" if s else "")
+        title = "inference per batch" + (f"\n(speed-up {report['speedup']:.2f}x)" if s else "")
         axes[1].set(title=title, ylabel="ms")
     axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
                 color=["0.6", "C0", "C1"][: len(names) + 1])
     title = "val masked-token accuracy"
     if s:
-        title += f" (retention {100 * report['retention']:.1f}%)"
+        title += f"\n(retention {100 * report['retention']:.1f}%)"
     axes[2].set(title=title, ylabel="%")
     _save(fig, path)
     plt.close(fig)
