@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+
+from ..atomic import atomic_write_text
 
 from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert
 from ..models.params import param_shapes
@@ -246,17 +247,7 @@ def _architecture(family: str, has_head: bool) -> str:
 # ---------------------------------------------------------------- saving
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(os.fspath(path), text)
 
 
 def hf_config(model) -> dict:

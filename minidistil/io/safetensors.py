@@ -27,10 +27,11 @@ import json
 import math
 import mmap as _mmap
 import os
-import tempfile
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 __all__ = [
     "SafetensorsError", "SafetensorsFile", "load_file", "save_file", "read_header",
@@ -333,18 +334,11 @@ def save_file(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, st
         raise SafetensorsError(f"header would be {len(raw)} bytes, above the {MAX_HEADER_BYTES}-byte limit")
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(len(raw).to_bytes(_HEADER_LEN_BYTES, "little"))
-            f.write(raw)
-            for data in chunks:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(f):
+        f.write(len(raw).to_bytes(_HEADER_LEN_BYTES, "little"))
+        f.write(raw)
+        for data in chunks:
+            f.write(data)
+
+    atomic_write(path, write)

@@ -14,38 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from typing import Mapping
 
 import numpy as np
 
+# the one atomic writer of the package (temporary file + rename), re-exported for the training code
+from ..atomic import atomic_write as _atomic_write, atomic_write_json, atomic_write_text  # noqa: F401
+
 META_KEY = "__meta__"
-
-
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path: str, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def save_checkpoint(path: str, arrays: Mapping[str, np.ndarray], meta: Mapping | None = None) -> None:

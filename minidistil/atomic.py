@@ -1,0 +1,34 @@
+"""Writes that never leave a half-written file: a temporary file beside the target, then a rename.
+
+Used by checkpoints, run directories, ``vocab.txt``, safetensors files and Hugging Face folders.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
