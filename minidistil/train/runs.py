@@ -107,7 +107,7 @@ def demo_config(seed: int = 0) -> RunConfig:
         seed=seed,
         data=DataConfig(vocab_size=4096, max_len=64, max_val_sequences=512),
         model=ModelSpec(128, 6, 4, 512, 3),
-        pretrain=StageConfig(steps=1000, batch_size=32, lr=1e-3, ckpt_every=100),
+        pretrain=StageConfig(steps=2500, batch_size=32, lr=1e-3, ckpt_every=100),
         distill=DistillStageConfig(steps=500, batch_size=32, lr=1e-3, ckpt_every=100),
     )
 
