@@ -22,7 +22,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .kernels import log_softmax, softmax_forward
+from .kernels import log_softmax
+from .kernels.kl import soft_target_rows
 from .kernels.backend import check_float_array, check_mask, check_same_dtype, check_shape, check_temperature
 
 IGNORE_INDEX = -100  # label of a position that Lmlm skips (the Hugging Face convention)
@@ -71,7 +72,7 @@ def _check_finite_loss(loss: float, what: str, **arrays: np.ndarray) -> None:
 
 class SoftTargetCache(NamedTuple):
     s_logits: np.ndarray  # (N, V) the student logits (a reference, not a copy)
-    pt: np.ndarray  # (N, V) softmax(t / T) of the teacher (the soft targets)
+    diff: np.ndarray  # (N, V) softmax(s / T) - softmax(t / T), the gradient's direction
     T: float
     n_rows: int
 
@@ -92,15 +93,12 @@ def soft_target_forward(s_logits: np.ndarray, t_logits: np.ndarray, T: float = 2
         raise ValueError(f"s_logits must have a non-empty vocabulary axis, got shape {s_logits.shape}")
     if n_rows == 0:
         return 0.0, SoftTargetCache(s_logits, t_logits, T, 0)
-    log_ps = log_softmax(s_logits, T)  # (N, V)
-    log_pt = log_softmax(t_logits, T)  # (N, V)
-    pt = softmax_forward(t_logits, T)  # (N, V)
-    # KL(pt || ps) = sum_v pt * (log pt - log ps); where pt underflowed to 0 the term is 0,
-    # and log pt stays finite (log_softmax never takes log(0)), so 0 * finite = 0 exactly.
-    kl_rows = np.einsum("nv,nv->n", pt, log_pt - log_ps)  # (N,)
-    loss = float(T * T * kl_rows.sum(dtype=np.float64) / n_rows)
+    # One fused sweep (kernels/kl.py): KL_n = sum_v pt_v (log pt_v - log ps_v) per row, written
+    # with log-sum-exps so that no log(0) appears, and ps - pt, which the backward only rescales.
+    kl_rows, diff = soft_target_rows(s_logits, t_logits, T)  # (N,) float64, (N, V)
+    loss = float(T * T * kl_rows.sum() / n_rows)
     _check_finite_loss(loss, "the soft-target loss", s_logits=s_logits, t_logits=t_logits)
-    return loss, SoftTargetCache(s_logits, pt, T, n_rows)
+    return loss, SoftTargetCache(s_logits, diff, T, n_rows)
 
 
 def soft_target_backward(dloss, cache: SoftTargetCache) -> np.ndarray:
@@ -117,11 +115,8 @@ def soft_target_backward(dloss, cache: SoftTargetCache) -> np.ndarray:
     if cache.n_rows == 0:
         return np.zeros_like(cache.s_logits)  # (0, V)
     scale = cache.s_logits.dtype.type(dloss * cache.T / cache.n_rows)
-    # the same kernel as the teacher's pt, so that s == t gives exactly zero gradient
-    ps = softmax_forward(cache.s_logits, cache.T)  # (N, V) = softmax(s / T)
-    ps -= cache.pt  # (N, V) ps - pt, in place
-    ps *= scale
-    return ps  # (N, V)
+    # ps - pt came from the forward's fused kernel (identical rows give exactly zero)
+    return cache.diff * scale  # (N, V), a new array: the cache is left as it was
 
 
 # ---------------------------------------------------------------- Lmlm: masked-LM cross-entropy

@@ -11,6 +11,7 @@ from .layernorm import layernorm_forward, layernorm_backward
 from .gelu import gelu_forward, gelu_backward
 from .attention import attention_forward, attention_backward
 from .embedding import embedding_backward
+from .kl import soft_target_rows
 
 __all__ = [
     "get_backend", "set_backend", "use_backend", "set_num_threads",
@@ -19,4 +20,5 @@ __all__ = [
     "gelu_forward", "gelu_backward",
     "attention_forward", "attention_backward",
     "embedding_backward",
+    "soft_target_rows",
 ]
