@@ -26,25 +26,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .bench import BenchShapes
 
-@dataclass
-class TorchShapes:
-    """The shapes of one benchmark run (the same fields as ``minidistil.bench.BenchShapes``)."""
-    batch: int = 32
-    seq: int = 128
-    hidden: int = 128
-    heads: int = 4
-    ff: int = 512
-    vocab: int = 4096
-    teacher_layers: int = 6
-    student_layers: int = 3
+
+# the shapes of one run are minidistil's own (the same sizes on both sides, by construction)
+TorchShapes = BenchShapes
 
 
 # ---------------------------------------------------------------------------- the modules
