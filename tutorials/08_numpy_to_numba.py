@@ -151,10 +151,11 @@ print(f"x.copy(): {copy_t * 1e3:.3f} ms | NumPy LN: {np_t / copy_t:.1f} copies |
 
 # %% [markdown]
 # GELU is different: NumPy has no `erf` ufunc, so the twin calls `math.erf` once per element
-# through `np.vectorize` — a Python-level loop. Numba compiles the same `math.erf` to a libm
-# call inside a machine-code loop, hence the largest speed-up. Softmax gains least: NumPy's own
-# float32 `exp` is already vectorised (SIMD), and Numba's only advantages are fusing the max,
-# exp, sum and scale passes, and threads.
+# through `np.vectorize` — a Python-level loop. The Numba kernel runs a polynomial `fast_erf`
+# (kernels/vecmath.py, within 4e-7 of `math.erf` in float32) that LLVM can vectorise, inside a
+# machine-code loop, hence the largest speed-up. Softmax gains least: NumPy's own float32 `exp`
+# is already vectorised (SIMD); Numba wins by fusing the max, exp, sum and scale passes, by a
+# vectorisable `fast_exp` (Numba's own `exp` is one scalar libm call per element), and threads.
 #
 # ## Threads
 # `kernels.set_num_threads(n)` sets Numba's and BLAS's thread pools together. With two cores
