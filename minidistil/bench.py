@@ -32,7 +32,6 @@ import datetime as _dt
 import importlib.util
 import io
 import json
-import math
 import os
 import platform
 import pstats
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .atomic import atomic_write_text
 
 SCHEMA = 1
 DEFAULT_JSON = "bench.json"
@@ -143,17 +144,8 @@ class Phases:
 
 def _atomic_write(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
 
 
 # ============================================================================ 1. kernels

@@ -184,7 +184,7 @@ def _prepare(args, cfg, vocab_path=None, tokenizer=None):
 
 
 def _start_run_dir(args, cfg, data) -> None:
-    from .train.checkpoint import atomic_write_text
+    from .atomic import atomic_write_text
     from .train.runs import CONFIG_FILE, VOCAB_FILE, save_config
     os.makedirs(args.out, exist_ok=True)
     if not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
@@ -287,7 +287,7 @@ def _run_distill(args, cfg, data, teacher):
 
 
 def _run_evaluate(args, cfg, data, teacher, student):
-    from .train.checkpoint import atomic_write_json
+    from .atomic import atomic_write_json
     from .train.evaluate import evaluate_models, format_table, format_targets
     from .train.plots import plot_run
     t0 = time.perf_counter()

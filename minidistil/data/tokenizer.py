@@ -298,11 +298,11 @@ class WordPieceTokenizer:
 
     def save(self, path) -> None:
         """Write the standard ``vocab.txt`` (one token per line, line number = id), atomically."""
-        from ..train.checkpoint import atomic_write_text
+        from ..atomic import atomic_write_text
         bad = [t for t in self.vocab if "\n" in t or "\r" in t]
         if bad:
             raise ValueError(f"token {bad[0]!r} contains a line break and cannot be saved")
-        atomic_write_text(os.fspath(path), "".join(t + "\n" for t in self.vocab))
+        atomic_write_text(path, "".join(t + "\n" for t in self.vocab))
 
     @classmethod
     def from_file(cls, path, do_lower_case: bool = True) -> "WordPieceTokenizer":

@@ -24,7 +24,6 @@ about what a file may omit or add):
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
@@ -246,10 +245,6 @@ def _architecture(family: str, has_head: bool) -> str:
 
 # ---------------------------------------------------------------- saving
 
-def _atomic_text(path: Path, text: str) -> None:
-    atomic_write_text(os.fspath(path), text)
-
-
 def hf_config(model) -> dict:
     """The Hugging Face ``config.json`` dict for a minidistil model."""
     c = model.config
@@ -302,15 +297,15 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
                                                               model.naming.pooler + ".bias")
     arrays = {k: np.asarray(v, dtype=dtype) for k, v in model.params.items() if k not in drop}
     save_file(arrays, folder / WEIGHTS_NAME, metadata={"format": "pt", "written_by": "minidistil"})
-    _atomic_text(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    _atomic_text(folder / VOCAB_NAME, "".join(tok + "\n" for tok in vocab))
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(folder / VOCAB_NAME, "".join(tok + "\n" for tok in vocab))
     lower = bool(getattr(tokenizer, "do_lower_case", True))
     tok_class = "DistilBertTokenizer" if isinstance(model, DistilBert) else "BertTokenizer"
-    _atomic_text(folder / "tokenizer_config.json", json.dumps(
+    atomic_write_text(folder / "tokenizer_config.json", json.dumps(
         {"do_lower_case": lower, "tokenizer_class": tok_class, "model_max_length": model.config.max_position_embeddings,
          "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
          "mask_token": "[MASK]"}, indent=2) + "\n")
-    _atomic_text(folder / "special_tokens_map.json", json.dumps(
+    atomic_write_text(folder / "special_tokens_map.json", json.dumps(
         {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
          "mask_token": "[MASK]"}, indent=2) + "\n")
     return folder

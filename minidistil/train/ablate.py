@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from .checkpoint import atomic_write_json
+from ..atomic import atomic_write_json
 from .runs import MODEL_FILE, Data, RunConfig, load_model
 
 VARIANTS = {

@@ -19,8 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
-# the one atomic writer of the package (temporary file + rename), re-exported for the training code
-from ..atomic import atomic_write as _atomic_write, atomic_write_json, atomic_write_text  # noqa: F401
+from ..atomic import atomic_write
 
 META_KEY = "__meta__"
 
@@ -39,7 +38,7 @@ def save_checkpoint(path: str, arrays: Mapping[str, np.ndarray], meta: Mapping |
         payload[k] = a
     meta_bytes = json.dumps(dict(meta or {}), sort_keys=True).encode("utf-8")
     payload[META_KEY] = np.frombuffer(meta_bytes, dtype=np.uint8)  # (n_bytes,)
-    _atomic_write(path, lambda f: np.savez(f, **payload))
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def load_checkpoint(path: str) -> tuple[dict, dict]:

@@ -25,8 +25,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .checkpoint import (atomic_write_text, load_checkpoint, prefixed, rng_from_state, rng_state,
-                         save_checkpoint, unprefixed)
+from ..atomic import atomic_write_text
+from .checkpoint import load_checkpoint, prefixed, rng_from_state, rng_state, save_checkpoint, unprefixed
 from .optim import AdamW, accumulate_grads, clip_grad_norm, linear_schedule
 from .runs import StageConfig
 

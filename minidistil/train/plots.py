@@ -21,8 +21,8 @@ def _plt():
 
 
 def _save(fig, path):
-    from .checkpoint import _atomic_write
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    from ..atomic import atomic_write
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
 
 
 def _smooth(y, k):

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checkpoint import atomic_write_json
+from ..atomic import atomic_write_json
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
