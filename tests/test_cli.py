@@ -1,5 +1,4 @@
 """Bad command-line input: one line on stderr, exit code 2, nothing written."""
-import os
 
 import pytest
 

@@ -1,5 +1,4 @@
 """Corpus: the embedded stdlib corpus (content, determinism), user text files, the split."""
-import hashlib
 import os
 import random
 import subprocess

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from minidistil.layers import block_forward, layernorm_layer_forward
-from minidistil.models import Bert, BertConfig, DistilBert, count_parameters, param_shapes
-from minidistil.models.params import BERT_NAMING, DISTILBERT_NAMING
+from minidistil.models import Bert, BertConfig, DistilBert, count_parameters
 
 V = 40
 
