@@ -329,6 +329,16 @@ def build_models(s: BenchShapes, dtype=np.float32, seed: int = 0):
     return teacher, DistilBert.from_teacher(teacher, layers=layers)
 
 
+def _on_owned_cores(step):
+    """As ``train/loop.py`` runs every step: BLAS single-threaded, minidistil's pools own the cores."""
+    from .kernels.blas import owned_cores
+
+    def owned() -> dict:
+        with owned_cores():
+            return step()
+    return owned
+
+
 def make_teacher_step(s: BenchShapes, seed: int = 0, phases: Phases | None = None):
     """One MLM training step of the teacher (as ``train/pretrain.py``): mask, forward with logits
     at the masked positions only, cross-entropy, backward, clip, AdamW. Returns ``step()``."""
@@ -358,7 +368,7 @@ def make_teacher_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
         ph.lap("optimizer")
         return {"loss": float(loss), "positions": int(positions.sum())}
 
-    return step
+    return _on_owned_cores(step)
 
 
 def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = None, models=None):
@@ -397,7 +407,7 @@ def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
         ph.lap("optimizer")
         return {"loss": float(total), "positions": int(positions.sum())}
 
-    return step
+    return _on_owned_cores(step)
 
 
 def bench_steps(s: BenchShapes, repeats: int, warmup: int) -> dict:

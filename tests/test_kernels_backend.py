@@ -1,5 +1,4 @@
 """The backend switch, the thread knob, and the vectorisable float32 exp used by the kernels."""
-import contextlib
 import os
 import subprocess
 import sys
@@ -94,21 +93,15 @@ def test_dispatch_follows_the_backend(monkeypatch):
 
 def test_set_num_threads_validates_and_applies():
     import numba
-    try:  # optional: with it, set_num_threads also limits BLAS (restored on leaving the block)
-        import threadpoolctl
-        keep_blas = threadpoolctl.threadpool_limits(limits=None)
-    except ImportError:
-        threadpoolctl, keep_blas = None, contextlib.nullcontext()
+    from minidistil.kernels import blas
     before = numba.get_num_threads()
-    with keep_blas:
-        try:
-            backend.set_num_threads(1)
-            assert numba.get_num_threads() == 1
-            if threadpoolctl is not None:
-                blas = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-                assert all(n == 1 for n in blas)
-        finally:
-            backend.set_num_threads(before)
+    try:
+        backend.set_num_threads(1)
+        assert numba.get_num_threads() == 1 and backend.num_threads() == 1
+        a = np.ones((256, 256))
+        np.testing.assert_array_equal(blas.matmul_threaded(a, a), a @ a)  # one thread: one plain call
+    finally:
+        backend.set_num_threads(before)
     assert numba.get_num_threads() == before
     for bad in (0, -2, 1.5, True, "2"):
         with pytest.raises(ValueError, match="n must be a positive integer"):

@@ -20,6 +20,7 @@ from numba import prange
 
 from . import backend
 from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
+from .blas import matmul_threaded
 from .softmax_t import row_max
 from .vecmath import fast_exp
 
@@ -52,8 +53,10 @@ def attention_backward_numpy(dout, q, k, v, probs):
 
 
 # ---------------------------------------------------------------- Numba versions
-# The four matrix products stay on BLAS (np.matmul): OpenBLAS is far faster at them than any loop
-# we could write. What Numba fuses is everything between them, which NumPy does in ~7 separate
+# The four matrix products stay on BLAS: OpenBLAS is far faster at them than any loop we could
+# write. They go through blas.matmul_threaded, which splits the B batch rows over minidistil's
+# threads with BLAS single-threaded: OpenBLAS's own threads do badly on these 128 small
+# products (blas.py). What Numba fuses is everything between them, which NumPy does in ~7 separate
 # passes over the (B, NH, T, T) array: scale + key-padding mask + softmax in the forward, and the
 # softmax backward (with the 1/sqrt(HS) folded in) in the backward. Each works in place on the
 # fresh matmul output. Padded keys get probability exactly 0: their score is finfo.min (as the
@@ -103,22 +106,22 @@ def _softmax_backward_inplace(dprobs, probs, scale):
 def attention_forward_numba(q, k, v, mask):
     B, NH, T, HS = q.shape
     scale = q.dtype.type(1.0 / math.sqrt(HS))
-    scores = np.ascontiguousarray(q @ k.swapaxes(-1, -2))  # (B, NH, T, T), BLAS
+    scores = matmul_threaded(q, k.swapaxes(-1, -2))  # (B, NH, T, T), BLAS, a fresh C-ordered array
     keep = np.ones((B, T), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask)  # (B, T)
     _masked_softmax_inplace(scores, keep, scale)
     probs = scores  # (B, NH, T, T)
-    out = probs @ v  # (B, NH, T, HS), BLAS
+    out = matmul_threaded(probs, v)  # (B, NH, T, HS), BLAS
     return out, probs
 
 
 def attention_backward_numba(dout, q, k, v, probs):
     HS = q.shape[-1]
     scale = q.dtype.type(1.0 / math.sqrt(HS))
-    dv = probs.swapaxes(-1, -2) @ dout  # (B, NH, T, HS), BLAS
-    dscores = np.ascontiguousarray(dout @ v.swapaxes(-1, -2))  # (B, NH, T, T), dprobs for now
+    dv = matmul_threaded(probs.swapaxes(-1, -2), dout)  # (B, NH, T, HS), BLAS
+    dscores = matmul_threaded(dout, v.swapaxes(-1, -2))  # (B, NH, T, T), dprobs for now
     _softmax_backward_inplace(dscores, np.ascontiguousarray(probs), scale)  # now dscores * scale
-    dq = dscores @ k  # (B, NH, T, HS)
-    dk = dscores.swapaxes(-1, -2) @ q  # (B, NH, T, HS)
+    dq = matmul_threaded(dscores, k)  # (B, NH, T, HS)
+    dk = matmul_threaded(dscores.swapaxes(-1, -2), q)  # (B, NH, T, HS)
     return dq, dk, dv
 
 

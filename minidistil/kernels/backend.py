@@ -29,16 +29,18 @@ How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 mach
   ``0.5`` would promote the arithmetic to float64 (measured 2x slower). float32 ``exp``/``erf``
   come from ``vecmath.py`` (vectorisable; libm's are scalar calls).
 
-Threading policy: **Numba kernels use Numba's threads, matrix products use OpenBLAS's threads,
-and the two never compute at the same time.** A forward or backward pass is a sequence of calls
-from one Python thread (matmul, then a fused kernel, then a matmul...), so the two pools take the
-two cores in turns. What must not happen is both pools *spinning* at once: Numba's default
-OpenMP layer keeps its workers busy-waiting after each parallel loop, stealing the cores from the
-matmul that follows (reference.md: a matmul + LayerNorm + GELU step 46-61 ms against 28 ms when
-one pool owns the cores per phase). So, unless the user already chose, this module sets
+Threading policy: **Numba kernels use Numba's threads, matrix products use minidistil's matmul
+pool with BLAS held to one thread (kernels/blas.py), and the two never compute at the same
+time.** A forward or backward pass is a sequence of calls from one Python thread (matmul, then a
+fused kernel, then a matmul...), so the two pools take the cores in turns. What must not happen
+is a pool *spinning* while the other works: Numba's default OpenMP layer keeps its workers
+busy-waiting after each parallel loop, stealing the cores from the matmul that follows
+(reference.md: a matmul + LayerNorm + GELU step 46-61 ms against 28 ms when one pool owns the
+cores per phase). So, unless the user already chose, this module sets
 ``OMP_WAIT_POLICY=PASSIVE`` before Numba starts its pool: idle Numba workers sleep instead of
 spinning. Measured here on the demo FFN block (x @ W1, GELU, @ W2, LayerNorm, and their
 backward, float32): 45-57 ms passive against 67-77 ms with ``OMP_WAIT_POLICY=ACTIVE``.
+(OpenBLAS's own workers spin the same way, one more reason to keep it single-threaded.)
 Use :func:`set_num_threads` to change both pools together (e.g. ``set_num_threads(1)`` when
 several processes share the cores: a parallel loop waits for its slowest thread, and on a busy
 machine that thread is often descheduled).
@@ -57,6 +59,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .malloc import tune_malloc  # noqa: E402
+
+# Freed activations are kept for the next step instead of page-faulting in fresh memory
+# (glibc only; MINIDISTIL_MALLOC=system opts out): see kernels/malloc.py.
+tune_malloc()
+
 BACKENDS = ("numpy", "numba")
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
@@ -72,15 +80,11 @@ def num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Give both pools, Numba's and (if ``threadpoolctl`` is installed) BLAS's, ``n`` threads."""
+    """Use ``n`` threads: Numba's fused kernels and the matmul pool of :mod:`.blas` both split work
+    ``n`` ways (BLAS itself runs single-threaded inside minidistil's passes, so it needs no knob)."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own setting (OPENBLAS_NUM_THREADS)
-        return
-    threadpool_limits(limits=int(n), user_api="blas")
 
 
 def as_rows(x: np.ndarray) -> np.ndarray:

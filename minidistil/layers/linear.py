@@ -6,7 +6,9 @@ Legend: N rows (the leading shape flattened), IN input features, OUT output feat
     dx = dy @ W                 dW = dy^T @ x          db = sum_rows(dy)
 
 The leading shape of ``x`` (e.g. (B, T)) is flattened into one matrix so that NumPy hands a single
-2-D matmul to BLAS; results keep the input dtype (no silent float64 upcast).
+2-D matmul to BLAS; results keep the input dtype (no silent float64 upcast). The products go
+through :func:`minidistil.kernels.blas.matmul`, which with the Numba backend cuts them over
+minidistil's own threads (BLAS single-threaded; see that module) and otherwise is plain ``@``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..kernels.backend import check_float_array, check_same_dtype, check_shape
+from ..kernels.blas import matmul
 
 
 class LinearCache(NamedTuple):
@@ -36,7 +39,7 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
         check_shape("bias", bias, (OUT,))
         check_same_dtype(x.dtype, bias=bias)
     x2 = x.reshape(-1, IN)  # (N, IN)
-    y = x2 @ weight.T  # (N, OUT)
+    y = matmul(x2, weight.T)  # (N, OUT)
     if bias is not None:
         y += bias  # (N, OUT), in place on a fresh array
     y = y.reshape(*x.shape[:-1], OUT)  # (..., OUT)
@@ -52,8 +55,8 @@ def linear_backward(dy: np.ndarray, cache: LinearCache):
     check_same_dtype(x.dtype, dy=dy)
     dy2 = dy.reshape(-1, OUT)  # (N, OUT)
     x2 = x.reshape(-1, IN)  # (N, IN)
-    dx = (dy2 @ weight).reshape(x.shape)  # (..., IN)
-    grads = {"weight": dy2.T @ x2}  # (OUT, IN)
+    dx = matmul(dy2, weight).reshape(x.shape)  # (..., IN)
+    grads = {"weight": matmul(dy2.T, x2)}  # (OUT, IN)
     if cache.has_bias:
         grads["bias"] = dy2.sum(axis=0)  # (OUT,)
     return dx, grads

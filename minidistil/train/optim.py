@@ -63,8 +63,10 @@ def global_grad_norm(grads: Mapping[str, np.ndarray]) -> float:
     """The L2 norm of all gradients taken as one vector (accumulated in float64)."""
     sq = 0.0
     for g in grads.values():
-        g64 = g.astype(np.float64, copy=False)
-        sq += float(np.dot(g64.ravel(), g64.ravel()))
+        g64 = g.astype(np.float64, copy=False).ravel()  # (n,)
+        # einsum, not np.dot: np.dot would hand this to a multi-threaded BLAS, whose idle workers
+        # then spin through the next step's fused kernels (kernels/blas.py)
+        sq += float(np.einsum("i,i->", g64, g64))
     return math.sqrt(sq)
 
 

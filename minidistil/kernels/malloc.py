@@ -1,0 +1,53 @@
+"""Keep freed memory for reuse: glibc ``malloc`` tuned so that a training step stops page-faulting.
+
+A training step allocates and frees the same few hundred megabytes every time: activations of
+(32, 128, 512) float32 are 8 MB each, logits tens of MB. glibc's ``malloc`` serves blocks above
+its *mmap threshold* with fresh pages from the kernel and gives them back on ``free``, and
+trims the top of its heap when more than the *trim threshold* lies free there. Either way the
+next step touches brand-new pages, and every 4 KB page costs a fault in which the kernel zeroes
+it. Measured on the demo teacher step (2 cores, Linux): about 25,000 page faults per step, and
+290 ms per step against 235 ms once freed memory is kept (the same run, the same minute).
+
+So on glibc we raise both thresholds with ``mallopt``, once, at import: blocks up to 32 MB (the
+largest threshold glibc accepts) come from the heap, and up to 256 MB of freed heap is kept
+rather than trimmed. The price is that the process does not hand freed memory back to the
+system until it exits (its peak resident size does not change: the same blocks are reused).
+Other C libraries (macOS, Windows, musl) are left alone. Set ``MINIDISTIL_MALLOC=system``
+before importing minidistil to keep glibc's defaults.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc refuses more than HEAP_MAX_SIZE / 2 = 32 MB on 64-bit
+TRIM_THRESHOLD = 256 * 1024 * 1024
+
+_applied = None  # None: not tried yet; then True/False
+
+
+def tune_malloc() -> bool:
+    """Apply the two ``mallopt`` settings once; True if glibc accepted them."""
+    global _applied
+    if _applied is not None:
+        return _applied
+    _applied = False
+    if not sys.platform.startswith("linux") or os.environ.get("MINIDISTIL_MALLOC", "").strip().lower() == "system":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc only: musl has no mallopt thresholds
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _applied
+
+
+def malloc_tuned() -> bool:
+    """Whether :func:`tune_malloc` took effect in this process (for reports)."""
+    return bool(_applied)

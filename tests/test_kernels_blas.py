@@ -1,0 +1,136 @@
+"""The matmul thread scheme (kernels/blas.py) and the malloc tuning (kernels/malloc.py)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minidistil.kernels import blas, malloc
+from minidistil.kernels.backend import use_backend
+
+needs_control = pytest.mark.skipif(blas.control() is None, reason="no controllable OpenBLAS in this NumPy")
+
+
+def _rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("case", ["2d", "2d_transposed_a", "2d_transposed_b", "batched", "batched_transposed",
+                                  "batched_times_2d", "2d_times_batched", "odd_sizes"])
+def test_threaded_matmul_equals_numpy(case, dtype, tol):
+    rng = np.random.default_rng(0)
+    a, b = {
+        "2d": lambda: (_rand(rng, (300, 64), dtype), _rand(rng, (64, 96), dtype)),
+        "2d_transposed_a": lambda: (_rand(rng, (64, 300), dtype).T, _rand(rng, (64, 96), dtype)),
+        "2d_transposed_b": lambda: (_rand(rng, (300, 64), dtype), _rand(rng, (96, 64), dtype).T),
+        "batched": lambda: (_rand(rng, (6, 3, 40, 16), dtype), _rand(rng, (6, 3, 16, 40), dtype)),
+        "batched_transposed": lambda: (_rand(rng, (6, 3, 40, 16), dtype),
+                                       _rand(rng, (6, 3, 40, 16), dtype).swapaxes(-1, -2)),
+        "batched_times_2d": lambda: (_rand(rng, (5, 70, 64), dtype), _rand(rng, (64, 80), dtype)),
+        "2d_times_batched": lambda: (_rand(rng, (70, 64), dtype), _rand(rng, (5, 64, 80), dtype)),
+        "odd_sizes": lambda: (_rand(rng, (3, 1, 129, 33), dtype), _rand(rng, (3, 1, 33, 65), dtype)),
+    }[case]()
+    want = a @ b
+    for threads in (1, 2, 3):
+        got = blas.matmul_threaded(a, b, threads=threads)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_threaded_matmul_really_splits(monkeypatch):
+    # the product must be cut into one piece per thread, each written into its own rows
+    if blas.control() is None:
+        pytest.skip("no controllable OpenBLAS: matmul_threaded is a plain call here")
+    calls = []
+    real = np.matmul
+
+    def spy(x, y, out=None):
+        calls.append(x.shape)
+        return real(x, y, out=out)
+    monkeypatch.setattr(blas.np, "matmul", spy)
+    rng = np.random.default_rng(1)
+    a, b = _rand(rng, (512, 256), np.float32), _rand(rng, (256, 256), np.float32)
+    got = blas.matmul_threaded(a, b, threads=2)
+    assert sorted(calls) == [(256, 256), (256, 256)]
+    np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-4)
+
+
+def test_small_products_are_one_call(monkeypatch):
+    calls = []
+    monkeypatch.setattr(blas.np, "matmul", lambda *a, **k: calls.append(1))
+    a = np.ones((8, 8))
+    np.testing.assert_array_equal(blas.matmul_threaded(a, a, threads=2), a @ a)
+    assert calls == []  # below MIN_SPLIT_MACS: plain `@`, no pool
+
+
+def test_matmul_rejects_bad_operands():
+    with pytest.raises(ValueError, match=r"a's last dimension \(3\) must equal b's second-to-last \(4\)"):
+        blas.matmul(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(TypeError, match="NumPy arrays"):
+        blas.matmul([[1.0]], np.ones((1, 1)))
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        blas.matmul(np.ones(()), np.ones((1, 1)))
+
+
+def test_matmul_follows_the_backend(monkeypatch):
+    seen = []
+    monkeypatch.setattr(blas, "matmul_threaded", lambda a, b: seen.append("threaded") or a @ b)
+    a = np.ones((4, 4))
+    with use_backend("numpy"):
+        blas.matmul(a, a)
+    with use_backend("numba"):
+        blas.matmul(a, a)
+    assert seen == ["threaded"]
+
+
+@needs_control
+def test_owned_cores_holds_blas_to_one_thread_and_restores():
+    c = blas.control()
+    before = c.get_threads()
+    with blas.owned_cores():
+        assert c.get_threads() == 1
+        with blas.owned_cores():  # re-entrant
+            assert c.get_threads() == 1
+        assert c.get_threads() == 1
+    assert c.get_threads() == before
+
+
+@needs_control
+def test_owned_cores_restores_after_an_exception():
+    c = blas.control()
+    before = c.get_threads()
+    with pytest.raises(RuntimeError):
+        with blas.owned_cores():
+            raise RuntimeError("boom")
+    assert c.get_threads() == before
+    assert blas._depth == 0
+
+
+def test_blas_info_fields():
+    info = blas.blas_info()
+    assert set(info) == {"library", "controlled", "blas_threads"}
+    assert info["controlled"] == (blas.control() is not None)
+
+
+def _run(code, **env):
+    full = dict(os.environ, **env)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_native_blas_threads_opt_out():
+    out = _run("from minidistil.kernels import blas; print(blas.control() is None)", MINIDISTIL_BLAS_THREADS="native")
+    assert out == "True"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the malloc tuning is glibc-only")
+def test_malloc_tuning_applies_and_can_be_turned_off():
+    code = "import minidistil.kernels; from minidistil.kernels import malloc; print(malloc.malloc_tuned())"
+    import platform
+    if platform.libc_ver()[0] == "glibc":
+        assert _run(code, MINIDISTIL_MALLOC="") == "True"
+    assert _run(code, MINIDISTIL_MALLOC="system") == "False"
+    assert malloc.tune_malloc() == malloc.malloc_tuned()  # idempotent in this process
