@@ -67,6 +67,25 @@ def test_numba_matches_numpy_twin(dtype, masked):
         assert nrel(a, b) <= tol
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("T", [8, 21, 64])
+def test_numba_matches_numpy_twin_on_longer_rows(dtype, T):
+    # T >= 8 runs the softmax's eight-lane loop (T = 5, 6 above only its tail); 21 has a tail too
+    rng = np.random.default_rng(T)
+    q, k, v, dout = ((rng.standard_normal((2, 3, T, 4)) * 2.0).astype(dtype) for _ in range(4))
+    mask = np.ones((2, T), dtype=bool)
+    mask[0, T // 2:] = False  # padded keys in the lanes and in the tail
+    mask[1, ::3] = False
+    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    tol = PARITY_TOL[dtype]
+    assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
+    assert np.all(probs[0, :, :, T // 2:] == 0) and np.all(probs[1, :, :, ::3] == 0)
+    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs_ref),
+                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+        assert nrel(a, b) <= tol
+
+
 def test_numba_accepts_head_split_views():
     # layers build q as x.reshape(B, T, NH, HS).transpose(0, 2, 1, 3): a strided view
     rng = np.random.default_rng(4)

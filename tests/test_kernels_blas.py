@@ -39,6 +39,16 @@ def test_threaded_matmul_equals_numpy(case, dtype, tol):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
+@pytest.mark.parametrize("shape_a, shape_b", [((300, 64), (64, 96)), ((6, 40, 16), (6, 16, 96)), ((4, 4), (4, 96))])
+def test_bias_is_added_to_every_row(shape_a, shape_b):
+    rng = np.random.default_rng(2)
+    a, b, bias = _rand(rng, shape_a, np.float64), _rand(rng, shape_b, np.float64), _rand(rng, (96,), np.float64)
+    want = a @ b + bias
+    for threads in (1, 2):
+        np.testing.assert_allclose(blas.matmul_threaded(a, b, threads=threads, bias=bias), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(blas.matmul_numpy(a, b, bias), want, rtol=1e-12, atol=1e-12)
+
+
 def test_threaded_matmul_really_splits(monkeypatch):
     # the product must be cut into one piece per thread, each written into its own rows
     if blas.control() is None:
@@ -76,7 +86,7 @@ def test_matmul_rejects_bad_operands():
 
 def test_matmul_follows_the_backend(monkeypatch):
     seen = []
-    monkeypatch.setattr(blas, "matmul_threaded", lambda a, b: seen.append("threaded") or a @ b)
+    monkeypatch.setattr(blas, "matmul_threaded", lambda a, b, bias=None: seen.append("threaded") or a @ b)
     a = np.ones((4, 4))
     with use_backend("numpy"):
         blas.matmul(a, a)

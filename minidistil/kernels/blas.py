@@ -168,46 +168,52 @@ def _check_operands(a: np.ndarray, b: np.ndarray) -> None:
                          f"got shapes {a.shape} and {b.shape}")
 
 
-def matmul_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The reference: ``a @ b``, threaded however BLAS likes."""
-    return a @ b
+def matmul_numpy(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """The reference: ``a @ b (+ bias)``, threaded however BLAS likes."""
+    y = a @ b
+    if bias is not None:
+        y += bias  # in place on the fresh product
+    return y
 
 
 def _pieces(n: int, parts: int) -> list:
-    bounds = np.linspace(0, n, parts + 1).round().astype(int)
-    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    """``parts`` near-equal ``(lo, hi)`` ranges covering ``range(n)`` (empty ones dropped)."""
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
-def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
-    """``a @ b`` cut along the output's leading axis into one piece per thread.
+def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None,
+                    bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """``a @ b (+ bias)`` cut along the output's leading axis into one piece per thread.
 
     2-D (M, K) @ (K, N): rows of ``a``. Batched (S, ..., M, K) @ (S, ..., K, N): the leading batch
     axis of every operand that has it (a 2-D operand is shared by all pieces). Anything else, or
     a product too small to be worth it, is one plain call. Each piece writes straight into its
-    slice of the output (``np.matmul(..., out=)``), so nothing is copied or concatenated.
+    slice of the output (``np.matmul(..., out=)``), so nothing is copied or concatenated, and adds
+    ``bias`` (broadcast over rows) to its slice while that is still in cache.
     """
     threads = backend.num_threads() if threads is None else int(threads)
     if a.ndim < 2 or b.ndim < 2 or threads < 2 or control() is None:
-        return a @ b
+        return matmul_numpy(a, b, bias)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     if M * K * N * int(np.prod(batch, dtype=np.int64)) < MIN_SPLIT_MACS:
-        return a @ b
-    out = np.empty(batch + (M, N), dtype=np.result_type(a, b))
-    if batch:
-        if (a.ndim > 2 and a.shape[0] != batch[0]) or (b.ndim > 2 and b.shape[0] != batch[0]):
-            return a @ b  # broadcasting along the leading axis: not worth a special case
-        cuts = _pieces(batch[0], threads)
-
-        def piece(lo, hi):
-            return np.matmul(a[lo:hi] if a.ndim > 2 else a, b[lo:hi] if b.ndim > 2 else b, out=out[lo:hi])
-    else:
-        cuts = _pieces(M, threads)
-
-        def piece(lo, hi):
-            return np.matmul(a[lo:hi], b, out=out[lo:hi])
+        return matmul_numpy(a, b, bias)
+    if batch and ((a.ndim > 2 and a.shape[0] != batch[0]) or (b.ndim > 2 and b.shape[0] != batch[0])):
+        return matmul_numpy(a, b, bias)  # broadcasting along the leading axis: not worth a special case
+    cuts = _pieces(batch[0] if batch else M, threads)
     if len(cuts) < 2:
-        return a @ b
+        return matmul_numpy(a, b, bias)
+    out = np.empty(batch + (M, N), dtype=np.result_type(a, b))
+
+    def piece(lo, hi):
+        if batch:
+            np.matmul(a[lo:hi] if a.ndim > 2 else a, b[lo:hi] if b.ndim > 2 else b, out=out[lo:hi])
+        else:
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+        if bias is not None:
+            out[lo:hi] += bias
+
     with owned_cores():
         pool = _get_pool(threads - 1)
         futures = [pool.submit(piece, lo, hi) for lo, hi in cuts[1:]]
@@ -220,11 +226,11 @@ def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None)
     return out
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for the layers: :func:`matmul_threaded` with the Numba backend, plain ``@`` with
-    the NumPy one (whose twins are the readable reference)."""
+def matmul(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """``a @ b (+ bias)`` for the layers: :func:`matmul_threaded` with the Numba backend, plain
+    ``@`` with the NumPy one (whose twins are the readable reference)."""
     _check_operands(a, b)
     if backend.get_backend() == "numba":
-        return matmul_threaded(a, b)
-    return matmul_numpy(a, b)
+        return matmul_threaded(a, b, bias=bias)
+    return matmul_numpy(a, b, bias)
 

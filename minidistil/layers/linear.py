@@ -39,9 +39,7 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
         check_shape("bias", bias, (OUT,))
         check_same_dtype(x.dtype, bias=bias)
     x2 = x.reshape(-1, IN)  # (N, IN)
-    y = matmul(x2, weight.T)  # (N, OUT)
-    if bias is not None:
-        y += bias  # (N, OUT), in place on a fresh array
+    y = matmul(x2, weight.T, bias)  # (N, OUT): x2 @ weight.T + bias
     y = y.reshape(*x.shape[:-1], OUT)  # (..., OUT)
     return y, LinearCache(x=x, weight=weight, has_bias=bias is not None)
 
