@@ -158,8 +158,10 @@ print(f"x.copy(): {copy_t * 1e3:.3f} ms | NumPy LN: {np_t / copy_t:.1f} copies |
 # vectorisable `fast_exp` (Numba's own `exp` is one scalar libm call per element), and threads.
 #
 # ## Threads
-# `kernels.set_num_threads(n)` sets Numba's and BLAS's thread pools together. With two cores
-# shared by other processes, the gain from a second thread varies from run to run.
+# `kernels.set_num_threads(n)` sets how many threads minidistil uses: Numba's pool for the fused
+# kernels, and its own matmul pool (kernels/blas.py), which cuts each matrix product into `n`
+# pieces while OpenBLAS runs single-threaded, so that only one pool computes at a time. With two
+# cores shared by other processes, the gain from a second thread varies from run to run.
 
 # %%
 if not JIT_OFF:
