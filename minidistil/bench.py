@@ -224,6 +224,8 @@ def bench_kernels(s: BenchShapes, repeats: int, warmup: int) -> list:
         row = {"kernel": name, "shape": shape,
                "has_numba": all(_has_numba_version(f) for f in fns)}
         for backend in ("numba", "numpy"):
+            if backend == "numba":
+                _let_blas_workers_sleep()  # the previous twin may have run BLAS's own threads
             with use_backend(backend):
                 row[backend] = measure(run, repeats, max(1, warmup))  # >= 1 warm-up: compile
         row["speedup"] = row["numpy"]["median_s"] / row["numba"]["median_s"]
@@ -232,6 +234,13 @@ def bench_kernels(s: BenchShapes, repeats: int, warmup: int) -> list:
 
 
 # ============================================================================ 2. matmul yardstick
+
+def _let_blas_workers_sleep(seconds: float = 0.3) -> None:
+    """After a multi-threaded BLAS call OpenBLAS's idle workers busy-wait for about 0.1 s
+    (``THREAD_TIMEOUT``: 2^28 cycles) before they sleep; anything timed in that window shares the
+    cores with them. Wait it out before timing minidistil's own pool."""
+    time.sleep(seconds)
+
 
 def _gflops(flop: float, seconds: float) -> float:
     return flop / seconds / 1e9 if seconds > 0 else float("nan")
@@ -272,17 +281,20 @@ def step_matmul_shapes(s: BenchShapes, repeats: int) -> list:
         ("MLM decoder, all tokens", (N, C), (C, V)),
         ("MLM decoder grad dlogits^T @ h", (V, N), (N, C)),
     ]
+    operands = [(name, sa, sb, rng.standard_normal(sa).astype(np.float32),
+                 rng.standard_normal(sb).astype(np.float32)) for name, sa, sb in shapes]
+    pool = {}
+    _let_blas_workers_sleep()  # the pool first: after plain `@`, OpenBLAS's idle workers spin a while
+    with owned_cores():
+        for name, sa, sb, a, b in operands:
+            pool[name] = measure(lambda: matmul_threaded(a, b), max(3, repeats), 1)
     rows = []
-    for name, sa, sb in shapes:
-        a = rng.standard_normal(sa).astype(np.float32)
-        b = rng.standard_normal(sb).astype(np.float32)
+    for name, sa, sb, a, b in operands:
         flop = 2.0 * np.prod(sa) * sb[-1]
         t = measure(lambda: a @ b, max(3, repeats), 1)
-        with owned_cores():
-            tp = measure(lambda: matmul_threaded(a, b), max(3, repeats), 1)
         rows.append({"name": name, "a": list(sa), "b": list(sb), "median_s": t["median_s"],
-                     "gflops": _gflops(flop, t["median_s"]), "pool_median_s": tp["median_s"],
-                     "pool_gflops": _gflops(flop, tp["median_s"])})
+                     "gflops": _gflops(flop, t["median_s"]), "pool_median_s": pool[name]["median_s"],
+                     "pool_gflops": _gflops(flop, pool[name]["median_s"])})
     return rows
 
 
