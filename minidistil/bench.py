@@ -1146,7 +1146,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny shapes (seconds; for tests), not the demo shapes")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 5, quick 2)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2, quick 1)")
-    p.add_argument("--threads", type=int, default=2, help="Numba and BLAS threads (default 2)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="minidistil's threads: Numba kernels and the matmul pool; BLAS runs single-threaded (default 2)")
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
     p.add_argument("--write-doc", nargs="?", const=str(DEFAULT_DOC), default=None, metavar="PATH",
                    help="regenerate docs/performance.md (or PATH) from this run")
