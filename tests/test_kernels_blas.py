@@ -49,6 +49,24 @@ def test_bias_is_added_to_every_row(shape_a, shape_b):
     np.testing.assert_allclose(blas.matmul_numpy(a, b, bias), want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pair_equals_two_products(threads):
+    rng = np.random.default_rng(3)
+    dy, w, x = _rand(rng, (512, 96), np.float64), _rand(rng, (96, 64), np.float64), _rand(rng, (512, 64), np.float64)
+    dx, dw = blas.matmul_pair_threaded(dy, w, dy.T, x, threads=threads)
+    np.testing.assert_allclose(dx, dy @ w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, dy.T @ x, rtol=1e-12, atol=1e-12)
+    q, k = _rand(rng, (4, 2, 40, 8), np.float32), _rand(rng, (4, 2, 40, 8), np.float32)
+    s, t = blas.matmul_pair_threaded(q, k.swapaxes(-1, -2), k, q.swapaxes(-1, -2), threads=threads)
+    np.testing.assert_allclose(s, q @ k.swapaxes(-1, -2), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(t, k @ q.swapaxes(-1, -2), rtol=1e-5, atol=1e-5)
+
+
+def test_pair_checks_both_operands():
+    with pytest.raises(ValueError, match=r"last dimension \(3\) must equal b's second-to-last \(2\)"):
+        blas.matmul_pair(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 3)), np.ones((2, 2)))
+
+
 def test_threaded_matmul_really_splits(monkeypatch):
     # the product must be cut into one piece per thread, each written into its own rows
     if blas.control() is None:
@@ -144,3 +162,23 @@ def test_malloc_tuning_applies_and_can_be_turned_off():
         assert _run(code, MINIDISTIL_MALLOC="") == "True"
     assert _run(code, MINIDISTIL_MALLOC="system") == "False"
     assert malloc.tune_malloc() == malloc.malloc_tuned()  # idempotent in this process
+
+
+def test_warns_when_numbas_pool_was_started_first():
+    # the pool started with OpenMP's default (spinning) wait policy: minidistil can only say so
+    code = ("import warnings, numba; numba.set_num_threads(1)\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import minidistil.kernels\n"
+            "print(any('busy-wait' in str(x.message) for x in w), numba.threading_layer())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    warned, layer = p.stdout.split()
+    assert warned == str(layer == "omp")  # only OpenMP workers spin
+    # no warning when minidistil comes first, nor when the user chose a wait policy
+    code2 = "import warnings; warnings.simplefilter('error'); import minidistil.kernels, numba; numba.set_num_threads(1)"
+    code3 = "import warnings, numba; numba.set_num_threads(1); warnings.simplefilter('error'); import minidistil.kernels"
+    for c, e in ((code2, env), (code3, dict(env, OMP_WAIT_POLICY="ACTIVE"))):
+        q = subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, env=e, timeout=120)
+        assert q.returncode == 0, q.stderr

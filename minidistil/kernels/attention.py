@@ -20,7 +20,7 @@ from numba import prange
 
 from . import backend
 from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
-from .blas import matmul_threaded
+from .blas import matmul_pair_threaded, matmul_threaded
 from .vecmath import fast_exp
 
 
@@ -157,11 +157,10 @@ def attention_forward_numba(q, k, v, mask):
 def attention_backward_numba(dout, q, k, v, probs):
     HS = q.shape[-1]
     scale = q.dtype.type(1.0 / math.sqrt(HS))
-    dv = matmul_threaded(probs.swapaxes(-1, -2), dout)  # (B, NH, T, HS), BLAS
-    dscores = matmul_threaded(dout, v.swapaxes(-1, -2))  # (B, NH, T, T), dprobs for now
+    # dv (B, NH, T, HS) and dprobs (B, NH, T, T), side by side on the two threads, BLAS
+    dv, dscores = matmul_pair_threaded(probs.swapaxes(-1, -2), dout, dout, v.swapaxes(-1, -2))
     _softmax_backward_inplace(dscores, np.ascontiguousarray(probs), scale)  # now dscores * scale
-    dq = matmul_threaded(dscores, k)  # (B, NH, T, HS)
-    dk = matmul_threaded(dscores.swapaxes(-1, -2), q)  # (B, NH, T, HS)
+    dq, dk = matmul_pair_threaded(dscores, k, dscores.swapaxes(-1, -2), q)  # (B, NH, T, HS) each
     return dq, dk, dv
 
 

@@ -50,14 +50,36 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from typing import Iterator, Sequence
 
-# Must happen before numba's OpenMP pool starts (the first parallel kernel call); see the
-# threading policy above. setdefault: a user's own choice wins.
+# Must happen before numba's OpenMP pool starts (the first parallel kernel call, or
+# numba.set_num_threads); see the threading policy above. setdefault: a user's own choice wins.
+_USER_WAIT_POLICY = "OMP_WAIT_POLICY" in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+def _pool_started_too_early() -> bool:
+    """True when Numba's OpenMP pool was already running, with OpenMP's default (spinning) wait
+    policy, before this module could ask for passive workers."""
+    if _USER_WAIT_POLICY:
+        return False
+    try:
+        from numba.np.ufunc import parallel
+        return bool(parallel._is_initialized) and numba.threading_layer() == "omp"
+    except Exception:  # numba internals moved: no warning rather than a crash
+        return False
+
+
+if _pool_started_too_early():
+    warnings.warn("Numba's thread pool was started (a parallel kernel or numba.set_num_threads) before "
+                  "minidistil.kernels was imported, so its idle threads busy-wait and slow minidistil's "
+                  "matrix products (measured up to 2x). Import minidistil.kernels first, or set "
+                  "OMP_WAIT_POLICY=PASSIVE in the environment before starting Python.",
+                  RuntimeWarning, stacklevel=2)
 
 from .malloc import tune_malloc  # noqa: E402
 

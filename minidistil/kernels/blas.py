@@ -226,6 +226,24 @@ def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None,
     return out
 
 
+def matmul_pair_threaded(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray,
+                         threads: Optional[int] = None) -> tuple:
+    """``(a1 @ b1, a2 @ b2)`` for two products of about the same size, as backward passes have
+    them (``dy @ W`` and ``dy^T @ x``): with two threads each product runs whole on its own thread,
+    which measured 5-10% faster than cutting each in two (one hand-off instead of two, and larger
+    single-threaded BLAS calls). Otherwise each is cut as :func:`matmul_threaded` does."""
+    threads = backend.num_threads() if threads is None else int(threads)
+    if threads != 2 or control() is None:
+        return matmul_threaded(a1, b1, threads), matmul_threaded(a2, b2, threads)
+    with owned_cores():
+        future = _get_pool(1).submit(np.matmul, a2, b2)
+        try:
+            first = np.matmul(a1, b1)
+        finally:
+            wait([future])
+        return first, future.result()
+
+
 def matmul(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
     """``a @ b (+ bias)`` for the layers: :func:`matmul_threaded` with the Numba backend, plain
     ``@`` with the NumPy one (whose twins are the readable reference)."""
@@ -233,4 +251,14 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> n
     if backend.get_backend() == "numba":
         return matmul_threaded(a, b, bias=bias)
     return matmul_numpy(a, b, bias)
+
+
+def matmul_pair(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple:
+    """``(a1 @ b1, a2 @ b2)`` for the layers: :func:`matmul_pair_threaded` with the Numba backend,
+    two plain ``@`` with the NumPy one."""
+    _check_operands(a1, b1)
+    _check_operands(a2, b2)
+    if backend.get_backend() == "numba":
+        return matmul_pair_threaded(a1, b1, a2, b2)
+    return a1 @ b1, a2 @ b2
 

@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..kernels.backend import check_float_array, check_same_dtype, check_shape
-from ..kernels.blas import matmul
+from ..kernels.blas import matmul, matmul_pair
 
 
 class LinearCache(NamedTuple):
@@ -53,8 +53,9 @@ def linear_backward(dy: np.ndarray, cache: LinearCache):
     check_same_dtype(x.dtype, dy=dy)
     dy2 = dy.reshape(-1, OUT)  # (N, OUT)
     x2 = x.reshape(-1, IN)  # (N, IN)
-    dx = matmul(dy2, weight).reshape(x.shape)  # (..., IN)
-    grads = {"weight": matmul(dy2.T, x2)}  # (OUT, IN)
+    dx2, dw = matmul_pair(dy2, weight, dy2.T, x2)  # dx (N, IN) and dW (OUT, IN), side by side
+    dx = dx2.reshape(x.shape)  # (..., IN)
+    grads = {"weight": dw}  # (OUT, IN)
     if cache.has_bias:
         grads["bias"] = dy2.sum(axis=0)  # (OUT,)
     return dx, grads
