@@ -1059,14 +1059,15 @@ Done:
 
 1. **One threading owner per phase** (`minidistil/kernels/blas.py`): OpenBLAS's two threads ran
    the attention's small batched products at 0.8-3.2 ms each against 0.7-0.8 ms cut over two
-   Python threads with BLAS single-threaded, and its workers spin between calls. With its own
-   pool a teacher step took 260-290 ms where BLAS's threads gave 730-810 ms in a slow minute.
+   Python threads with BLAS single-threaded, and its workers spin between calls. Teacher step
+   241-245 -> 221-228 ms, distillation step 326-331 -> 286-299 ms (malloc tuned in both, the
+   same minute); backward products run in pairs, one whole product per thread (1-8% faster).
 2. **Freed memory kept for reuse** (`minidistil/kernels/malloc.py`): about 25,000 page faults per
-   teacher step went away (290 -> 235 ms in the same minute); serving no block by `mmap` took
-   the distillation step from 577 to 73 faults (289 -> 279 ms).
+   teacher step went away: 264-268 -> 221-228 ms (pool in both, the same minute); serving no
+   block by `mmap` took the distillation step from 577 faults to none.
 3. **Stacked q/k/v projection, heads as views** (`minidistil/layers/attention.py`): one
    (N, C) x (C, 3C) product; no head-split copies; one input-gradient product instead of three
-   products and two additions.
+   products and two additions (teacher step 243-250 -> 235-242 ms, the same minute).
 4. **Fused soft-target loss** (`minidistil/kernels/kl.py`): one row kernel returns each row's KL
    and its gradient from two reads of the logits (distillation step 0.41 -> 0.36 of PyTorch).
 5. **Fused passes** in the attention softmax (scale, mask and max in one pass), LayerNorm, GELU

@@ -3,11 +3,13 @@
 Every matmul still runs in NumPy's BLAS (OpenBLAS in the PyPI wheels); what this module decides
 is *who owns the cores*. Left alone, OpenBLAS splits each product over its own thread pool. On
 the demo shapes that works well for the big 2-D products (85-93% of peak) but badly for the
-attention products, 128 small (128 x 32) @ (32 x 128) matrices per layer, where two OpenBLAS
-threads measured 0.8-3.2 ms and one thread 1.3 ms. Worse, after every call its workers
-busy-wait for a while, fighting with Numba's threads in the fused kernel that comes next; on a
-shared machine (another process, or a hypervisor taking CPU time) a teacher step measured
-730-810 ms against 260-290 ms for the scheme below, in the same minute.
+attention products, 128 small (128 x 32) @ (32 x 128) matrices per call, where two OpenBLAS
+threads measured 0.8-3.2 ms and one thread 1.3 ms, against 0.7 ms with the scheme below. Its
+idle workers also busy-wait after every call, taking the cores from whatever runs next, and a
+busy machine makes that far worse (steps seen 10-100x slower with other processes running).
+Measured on the demo steps (2 cores, glibc malloc tuned in both, the same minute): teacher step
+241-245 ms with OpenBLAS's threads, 221-228 ms with the scheme; distillation step 326-331 ms
+against 286-299 ms.
 
 The scheme (docs/performance.md, "Threading"):
 

@@ -6,7 +6,8 @@ its *mmap threshold* with fresh pages from the kernel and gives them back on ``f
 trims the top of its heap when more than the *trim threshold* lies free there. Either way the
 next step touches brand-new pages, and every 4 KB page costs a fault in which the kernel zeroes
 it. Measured on the demo teacher step (2 cores, Linux): about 25,000 page faults per step, and
-290 ms per step against 235 ms once freed memory is kept (the same run, the same minute).
+264-268 ms per step against 221-228 ms once freed memory is kept (distillation step 336-444
+against 286-299 ms; the same minute).
 
 So on glibc we call ``mallopt`` once, at import: no block is served by ``mmap`` any more
 (``M_MMAP_MAX = 0``; the distillation step's (4096, 4096) float32 logits are 64 MB, above the
