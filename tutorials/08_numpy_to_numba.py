@@ -174,6 +174,28 @@ if not JIT_OFF:
     kernels.set_num_threads(before)
 
 # %% [markdown]
+# Who runs the matrix products? NumPy hands them to OpenBLAS, which has its own thread pool. The
+# attention's batched products are 128 small (128 x 32) @ (32 x 128) matrices, too small for two
+# BLAS threads to share well, and idle BLAS workers busy-wait between calls. So inside a model
+# pass minidistil holds BLAS to one thread and cuts each product over its own pool instead
+# (`minidistil/kernels/blas.py`): one piece of the batch per thread, each a single-threaded BLAS
+# call, never two pools computing at once. `blas_info()` shows whether it found OpenBLAS's knob.
+
+# %%
+from minidistil.kernels import blas
+
+print(blas.blas_info())
+q = rng.standard_normal((32 * 4, 128, 32)).astype(np.float32)  # (B*NH, T, HS)
+k = rng.standard_normal((32 * 4, 128, 32)).astype(np.float32)  # (B*NH, T, HS)
+with blas.owned_cores():  # BLAS single-threaded; minidistil's pool cuts the batch
+    pooled = best_time(lambda: blas.matmul_threaded(q, k.swapaxes(-1, -2)), repeat=20)
+# timed second: after a multi-threaded call OpenBLAS's idle workers spin for ~0.1 s, and
+# anything timed then (the pool included) would share the cores with them
+plain = best_time(lambda: q @ k.swapaxes(-1, -2), repeat=20)  # BLAS's own threads
+np.testing.assert_allclose(blas.matmul_threaded(q, k.swapaxes(-1, -2)), q @ k.swapaxes(-1, -2), rtol=1e-5, atol=1e-4)
+print(f"q @ k^T, 128 products of 128x32x128: plain {plain * 1e3:.2f} ms, minidistil's pool {pooled * 1e3:.2f} ms")
+
+# %% [markdown]
 # ## Summary
 # * Each kernel has a NumPy twin (the specification) and a Numba version (the speed); both
 #   pass the same tests, and `use_backend("numpy")` swaps them anywhere.
@@ -181,6 +203,8 @@ if not JIT_OFF:
 # * The biggest win is where NumPy has no vectorised primitive (GELU's `erf`); the smallest where
 #   NumPy is already SIMD (softmax's `exp`).
 # * Keep float32 float32 inside kernels (a bare `0.5` literal would promote to float64).
+# * One pool computes at a time: Numba's threads in the fused kernels, minidistil's matmul pool
+#   (BLAS single-threaded) in the products.
 #
 # To scale up: time the full model steps with `minidistil bench` (docs/performance.md).
 #
