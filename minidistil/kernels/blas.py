@@ -178,6 +178,14 @@ def matmul_numpy(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None
     return y
 
 
+def _macs(a: np.ndarray, b: np.ndarray) -> int:
+    """Multiply-adds of ``a @ b`` (batch dimensions included)."""
+    if a.ndim < 2 or b.ndim < 2:
+        return a.size
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return int(np.prod(batch, dtype=np.int64)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
+
+
 def _pieces(n: int, parts: int) -> list:
     """``parts`` near-equal ``(lo, hi)`` ranges covering ``range(n)`` (empty ones dropped)."""
     bounds = [n * i // parts for i in range(parts + 1)]
@@ -198,8 +206,8 @@ def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None,
     if a.ndim < 2 or b.ndim < 2 or threads < 2 or control() is None:
         return matmul_numpy(a, b, bias)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
-    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
-    if M * K * N * int(np.prod(batch, dtype=np.int64)) < MIN_SPLIT_MACS:
+    M, N = a.shape[-2], b.shape[-1]
+    if _macs(a, b) < MIN_SPLIT_MACS:
         return matmul_numpy(a, b, bias)
     if batch and ((a.ndim > 2 and a.shape[0] != batch[0]) or (b.ndim > 2 and b.shape[0] != batch[0])):
         return matmul_numpy(a, b, bias)  # broadcasting along the leading axis: not worth a special case
@@ -235,7 +243,7 @@ def matmul_pair_threaded(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.
     which measured 5-10% faster than cutting each in two (one hand-off instead of two, and larger
     single-threaded BLAS calls). Otherwise each is cut as :func:`matmul_threaded` does."""
     threads = backend.num_threads() if threads is None else int(threads)
-    if threads != 2 or control() is None:
+    if threads != 2 or control() is None or _macs(a1, b1) + _macs(a2, b2) < MIN_SPLIT_MACS:
         return matmul_threaded(a1, b1, threads), matmul_threaded(a2, b2, threads)
     with owned_cores():
         future = _get_pool(1).submit(np.matmul, a2, b2)
