@@ -22,8 +22,6 @@
 # `dx, grads = f_backward(dy, cache)`. The derivations are written out in `docs/math.md`.
 
 # %%
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 

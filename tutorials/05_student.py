@@ -27,7 +27,7 @@ import tempfile
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minidistil.models import Bert, BertConfig, DistilBert, count_parameters
+from minidistil.models import BertConfig, DistilBert, count_parameters
 from minidistil.train.distill import distill
 from minidistil.train.evaluate import make_eval_set, predict
 from minidistil.train.loop import METRICS_FILE, read_metrics

@@ -25,7 +25,6 @@ import shutil
 import tempfile
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from minidistil.train.ablate import PAPER_DELTAS, VARIANTS, ablate, format_ablation, variant_config
 from minidistil.train.pretrain import pretrain
