@@ -34,7 +34,7 @@ import numpy as np
 from ..atomic import atomic_write_text
 
 from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert
-from ..models.params import param_shapes
+from ..models.params import param_shapes, state_dict_problems
 from .safetensors import SafetensorsError, load_file, save_file
 
 __all__ = ["PretrainedError", "load_pretrained", "save_pretrained", "read_config", "read_vocab",
@@ -169,27 +169,14 @@ def map_state_dict(tensors: Mapping[str, np.ndarray], family: str, config: BertC
 
     has_head = any(k in state for k in head_keys)
     has_pooler = any(k in state for k in pooler_keys)
-    expected = [k for k in full if (k not in head_keys or has_head) and (k not in pooler_keys or has_pooler)]
-    missing = [k for k in expected if k not in state]
-    bad = []
-    for k in expected:
-        if k in state:
-            a = state[k]
-            if tuple(a.shape) != tuple(full[k]):
-                bad.append(f"{k}: file {tuple(a.shape)}, config {tuple(full[k])}")
-            elif a.dtype.kind != "f":
-                bad.append(f"{k}: dtype {a.dtype} is not floating point")
+    expected = {k: shape for k, shape in full.items()
+                if (k not in head_keys or has_head) and (k not in pooler_keys or has_pooler)}
+    tied = []
     if tied_key in tensors and naming.word in state:
         t = tensors[tied_key]
         if tuple(t.shape) != tuple(full[naming.word]) or not np.array_equal(t, state[naming.word]):
-            bad.append(f"{tied_key}: not tied to (equal to) {naming.word}; minidistil ties the decoder")
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {sorted(unexpected)}")
-    if bad:
-        problems.append(f"wrong shapes or values [{'; '.join(bad)}]")
+            tied.append(f"{tied_key}: not tied to (equal to) {naming.word}; minidistil ties the decoder")
+    problems = state_dict_problems(state, expected, unexpected, found="file has", more_bad=tied)
     if problems:
         raise PretrainedError(f"{where} does not fit a {family} model with this config: " + ", ".join(problems))
     return state, has_head, has_pooler

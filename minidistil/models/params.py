@@ -151,29 +151,40 @@ def init_params(shapes: Mapping[str, Tuple[int, ...]], dtype, std: float, seed: 
     return params
 
 
-def check_state_dict(state: Mapping, expected: Mapping[str, Tuple[int, ...]], who: str) -> None:
-    """One ``ValueError`` listing every missing, unexpected, mis-shaped or non-float entry."""
-    if not isinstance(state, Mapping):
-        raise TypeError(f"{who}.load_state_dict needs a dict of arrays, got {type(state).__name__}")
+def state_dict_problems(state: Mapping, expected: Mapping[str, Tuple[int, ...]], unexpected=(),
+                        found: str = "got", more_bad=()) -> list:
+    """Every missing, unexpected, mis-shaped or non-float entry of ``state`` against ``expected``
+    (name -> shape), as the parts of one error message (empty when all is well).
+
+    ``unexpected`` lists keys the caller already judged unexpected; ``found`` names where the
+    arrays came from ("got", "file has"); ``more_bad`` adds the caller's own findings.
+    Used by :func:`check_state_dict` and by ``io.pretrained.map_state_dict``.
+    """
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    bad_shape, bad_type = [], []
+    bad = []
     for k, shape in expected.items():
         if k not in state:
             continue
         a = state[k]
         if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.floating):
-            bad_type.append(f"{k} ({type(a).__name__} {getattr(a, 'dtype', '')})")
+            bad.append(f"{k}: {type(a).__name__} {getattr(a, 'dtype', '')} is not a float array")
         elif a.shape != tuple(shape):
-            bad_shape.append(f"{k}: expected {tuple(shape)}, got {a.shape}")
+            bad.append(f"{k}: expected {tuple(shape)}, {found} {a.shape}")
+    bad += list(more_bad)
     problems = []
     if missing:
         problems.append(f"missing keys {missing}")
     if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if bad_shape:
-        problems.append(f"wrong shapes [{'; '.join(bad_shape)}]")
-    if bad_type:
-        problems.append(f"not float arrays {bad_type}")
+        problems.append(f"unexpected keys {sorted(unexpected)}")
+    if bad:
+        problems.append(f"wrong shapes or types [{'; '.join(bad)}]")
+    return problems
+
+
+def check_state_dict(state: Mapping, expected: Mapping[str, Tuple[int, ...]], who: str) -> None:
+    """One ``ValueError`` listing every missing, unexpected, mis-shaped or non-float entry."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{who}.load_state_dict needs a dict of arrays, got {type(state).__name__}")
+    problems = state_dict_problems(state, expected, unexpected=[k for k in state if k not in expected])
     if problems:
         raise ValueError(f"{who}.load_state_dict: " + ", ".join(problems))
