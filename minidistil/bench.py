@@ -347,19 +347,10 @@ def build_models(s: BenchShapes, dtype=np.float32, seed: int = 0):
     return teacher, DistilBert.from_teacher(teacher, layers=layers)
 
 
-def _on_owned_cores(step):
-    """As ``train/loop.py`` runs every step: BLAS single-threaded, minidistil's pools own the cores."""
-    from .kernels.blas import owned_cores
-
-    def owned() -> dict:
-        with owned_cores():
-            return step()
-    return owned
-
-
 def make_teacher_step(s: BenchShapes, seed: int = 0, phases: Phases | None = None):
     """One MLM training step of the teacher (as ``train/pretrain.py``): mask, forward with logits
     at the masked positions only, cross-entropy, backward, clip, AdamW. Returns ``step()``."""
+    from .kernels.blas import on_owned_cores
     from .losses import mlm_backward, mlm_forward
     from .masking import mask_tokens
     from .train.optim import AdamW, clip_grad_norm
@@ -386,13 +377,14 @@ def make_teacher_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
         ph.lap("optimizer")
         return {"loss": float(loss), "positions": int(positions.sum())}
 
-    return _on_owned_cores(step)
+    return on_owned_cores(step)  # as train/loop.py runs every step
 
 
 def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = None, models=None):
     """One distillation step (as ``train/distill.py``): mask, teacher forward without a cache,
     student forward, ``5 Lce + 2 Lmlm + 1 Lcos`` with Lce on every real token, student backward
     with the cosine gradient entering at the last hidden state, clip, AdamW. Returns ``step()``."""
+    from .kernels.blas import on_owned_cores
     from .losses import DistillLossConfig, distill_loss_backward, distill_loss_forward
     from .masking import mask_tokens
     from .train.optim import AdamW, clip_grad_norm
@@ -425,7 +417,7 @@ def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
         ph.lap("optimizer")
         return {"loss": float(total), "positions": int(positions.sum())}
 
-    return _on_owned_cores(step)
+    return on_owned_cores(step)  # as train/loop.py runs every step
 
 
 def bench_steps(s: BenchShapes, repeats: int, warmup: int) -> dict:

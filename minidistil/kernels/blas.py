@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import glob
 import os
 import threading
@@ -145,6 +146,16 @@ def owned_cores() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _saved_threads != 1:
                 c.set_threads(_saved_threads)
+
+
+def on_owned_cores(fn):
+    """Decorator: run ``fn`` inside :func:`owned_cores` (a whole model pass or training step, so
+    BLAS's thread count is switched once per call instead of once per product)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with owned_cores():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:

@@ -13,14 +13,13 @@ Subclasses only choose a :class:`~minidistil.models.params.Naming` (Hugging Face
 """
 from __future__ import annotations
 
-import functools
 from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 
 from ..kernels import gelu_backward, gelu_forward
 from ..kernels.backend import check_float_array, check_mask, check_same_dtype, check_shape
-from ..kernels.blas import owned_cores
+from ..kernels.blas import on_owned_cores
 from ..layers import (BlockCache, EmbeddingCache, LayerNormCache, LinearCache, block_backward, block_forward,
                       check_ids, embedding_backward, embedding_forward, gelu_approximation,
                       layernorm_layer_backward, layernorm_layer_forward, linear_backward, linear_forward)
@@ -29,15 +28,6 @@ from .params import Naming, check_state_dict, init_params, param_shapes
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-
-def _on_owned_cores(method):
-    """Run a whole pass with BLAS single-threaded and minidistil's pools owning the cores
-    (kernels/blas.py): entered once per pass instead of once per matmul."""
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        with owned_cores():
-            return method(*args, **kwargs)
-    return wrapper
 
 
 class HeadCache(NamedTuple):
@@ -146,7 +136,7 @@ class EncoderMLM:
         return B, T, mask
 
     # ------------------------------------------------------------------ forward
-    @_on_owned_cores
+    @on_owned_cores  # BLAS single-threaded for the whole pass (kernels/blas.py)
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, mlm_positions=None,
                 keep_cache: bool = True) -> ModelOutput:
         """Run the model; see the module docstring. ``attention_mask`` (B, T): 1 real, 0 padding.
@@ -198,7 +188,7 @@ class EncoderMLM:
         return logits, HeadCache(dense_cache, u, ln_cache, decoder_cache)
 
     # ------------------------------------------------------------------ backward
-    @_on_owned_cores
+    @on_owned_cores  # BLAS single-threaded for the whole pass (kernels/blas.py)
     def backward(self, dlogits, cache: ModelCache, dhidden: Optional[Dict[int, np.ndarray]] = None,
                  dpooled: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
         """Gradients of every parameter (dict keyed like ``.params``) given the upstream gradients.
