@@ -189,12 +189,10 @@ def matmul_numpy(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None
     return y
 
 
-def _macs(a: np.ndarray, b: np.ndarray) -> int:
-    """Multiply-adds of ``a @ b`` (batch dimensions included)."""
-    if a.ndim < 2 or b.ndim < 2:
-        return a.size
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    return int(np.prod(batch, dtype=np.int64)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
+def _batch_and_macs(a: np.ndarray, b: np.ndarray) -> tuple:
+    """The broadcast batch shape of ``a @ b`` (2-D operands or more) and its multiply-adds."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
+    return batch, int(np.prod(batch, dtype=np.int64)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
 
 
 def _pieces(n: int, parts: int) -> list:
@@ -216,9 +214,9 @@ def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None,
     threads = backend.num_threads() if threads is None else int(threads)
     if a.ndim < 2 or b.ndim < 2 or threads < 2 or control() is None:
         return matmul_numpy(a, b, bias)
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
+    batch, macs = _batch_and_macs(a, b)
     M, N = a.shape[-2], b.shape[-1]
-    if _macs(a, b) < MIN_SPLIT_MACS:
+    if macs < MIN_SPLIT_MACS:
         return matmul_numpy(a, b, bias)
     if batch and ((a.ndim > 2 and a.shape[0] != batch[0]) or (b.ndim > 2 and b.shape[0] != batch[0])):
         return matmul_numpy(a, b, bias)  # broadcasting along the leading axis: not worth a special case
@@ -254,7 +252,8 @@ def matmul_pair_threaded(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.
     which measured 5-10% faster than cutting each in two (one hand-off instead of two, and larger
     single-threaded BLAS calls). Otherwise each is cut as :func:`matmul_threaded` does."""
     threads = backend.num_threads() if threads is None else int(threads)
-    if threads != 2 or control() is None or _macs(a1, b1) + _macs(a2, b2) < MIN_SPLIT_MACS:
+    if (threads != 2 or control() is None or min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2
+            or _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1] < MIN_SPLIT_MACS):
         return matmul_threaded(a1, b1, threads), matmul_threaded(a2, b2, threads)
     with owned_cores():
         future = _get_pool(1).submit(np.matmul, a2, b2)
