@@ -733,8 +733,8 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
         again = bench_steps(s, repeats, warmup)
         for name, st in r["steps"].items():
             st["times_s_after_torch"] = again[name]["times_s"]
-            st["median_s_both_rounds"] = float(np.median(st["times_s"] + again[name]["times_s"]))
-            st["min_s_both_rounds"] = float(min(st["times_s"] + again[name]["times_s"]))
+            both = st["times_s"] + again[name]["times_s"]
+            st["median_s_both_rounds"], st["min_s_both_rounds"] = float(np.median(both)), float(min(both))
     part("single_thread", lambda: bench_single_thread(s, repeats, warmup, r["torch"] is not None))
     if r["torch"] is not None and r["steps"] is not None:
         tt, st = r["torch"], r["steps"]
