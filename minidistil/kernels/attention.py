@@ -63,6 +63,14 @@ def attention_backward_numpy(dout, q, k, v, probs):
 # a row whose keys are all padding has every score equal to finfo.min and becomes uniform 1/T,
 # as in the twin and in BERT, never NaN.
 
+@jit()
+def _scale_mask_max(row, keep, j, scale, neg, m):
+    """row[j] <- row[j] * scale, or ``neg`` for a padded key; returns max(m, row[j])."""
+    v = row[j] * scale if keep[j] else neg
+    row[j] = v
+    return v if v > m else m
+
+
 @jit(parallel=True)
 def _masked_softmax_inplace(scores, mask, scale):
     """scores (B, NH, T, T) raw q.k^T -> probs, in place; mask (B, T) bool, True = real key.
@@ -83,41 +91,17 @@ def _masked_softmax_inplace(scores, mask, scale):
             m0, m1, m2, m3, m4, m5, m6, m7 = neg, neg, neg, neg, neg, neg, neg, neg
             J = T // 8 * 8
             for j in range(0, J, 8):
-                v = row[j] * scale if keep[j] else neg
-                row[j] = v
-                m0 = v if v > m0 else m0
-                v = row[j + 1] * scale if keep[j + 1] else neg
-                row[j + 1] = v
-                m1 = v if v > m1 else m1
-                v = row[j + 2] * scale if keep[j + 2] else neg
-                row[j + 2] = v
-                m2 = v if v > m2 else m2
-                v = row[j + 3] * scale if keep[j + 3] else neg
-                row[j + 3] = v
-                m3 = v if v > m3 else m3
-                v = row[j + 4] * scale if keep[j + 4] else neg
-                row[j + 4] = v
-                m4 = v if v > m4 else m4
-                v = row[j + 5] * scale if keep[j + 5] else neg
-                row[j + 5] = v
-                m5 = v if v > m5 else m5
-                v = row[j + 6] * scale if keep[j + 6] else neg
-                row[j + 6] = v
-                m6 = v if v > m6 else m6
-                v = row[j + 7] * scale if keep[j + 7] else neg
-                row[j + 7] = v
-                m7 = v if v > m7 else m7
-            m0 = m1 if m1 > m0 else m0
-            m2 = m3 if m3 > m2 else m2
-            m4 = m5 if m5 > m4 else m4
-            m6 = m7 if m7 > m6 else m6
-            m0 = m2 if m2 > m0 else m0
-            m4 = m6 if m6 > m4 else m4
-            m = m4 if m4 > m0 else m0
+                m0 = _scale_mask_max(row, keep, j, scale, neg, m0)
+                m1 = _scale_mask_max(row, keep, j + 1, scale, neg, m1)
+                m2 = _scale_mask_max(row, keep, j + 2, scale, neg, m2)
+                m3 = _scale_mask_max(row, keep, j + 3, scale, neg, m3)
+                m4 = _scale_mask_max(row, keep, j + 4, scale, neg, m4)
+                m5 = _scale_mask_max(row, keep, j + 5, scale, neg, m5)
+                m6 = _scale_mask_max(row, keep, j + 6, scale, neg, m6)
+                m7 = _scale_mask_max(row, keep, j + 7, scale, neg, m7)
+            m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
             for j in range(J, T):
-                v = row[j] * scale if keep[j] else neg
-                row[j] = v
-                m = v if v > m else m
+                m = _scale_mask_max(row, keep, j, scale, neg, m)
             s = scores.dtype.type(0.0)
             for j in range(T):
                 e = fast_exp(row[j] - m)
