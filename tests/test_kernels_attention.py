@@ -13,6 +13,17 @@ from minidistil.kernels import attention_backward, attention_forward, use_backen
 from minidistil.kernels import attention
 
 BACKENDS = ["numpy", "numba"]
+PATHS = ["tiles", "pool"]  # the Numba version calling BLAS per head, and its fallback
+
+
+@pytest.fixture(params=PATHS)
+def numba_path(request, monkeypatch):
+    """Runs a test on both Numba versions: "pool" is what a BLAS that cannot be called from Numba gets."""
+    if request.param == "tiles" and attention.gemm_functions() is None:
+        pytest.skip("BLAS's gemm cannot be called from Numba here")
+    if request.param == "pool":
+        monkeypatch.setattr(attention, "gemm_functions", lambda: None)
+    return request.param
 FD_TOL = 1e-7
 PARITY_TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
@@ -52,7 +63,7 @@ def test_backward_matches_finite_differences(backend, masked):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("masked", [False, True])
-def test_numba_matches_numpy_twin(dtype, masked):
+def test_numba_matches_numpy_twin(numba_path, dtype, masked):
     q, k, v = qkv((3, 2, 5, 8), dtype, 2)
     dout = qkv((3, 2, 5, 8), dtype, 3)[0]
     mask = padding_mask().astype(bool) if masked else None
@@ -69,7 +80,7 @@ def test_numba_matches_numpy_twin(dtype, masked):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("T", [8, 21, 64])
-def test_numba_matches_numpy_twin_on_longer_rows(dtype, T):
+def test_numba_matches_numpy_twin_on_longer_rows(numba_path, dtype, T):
     # T >= 8 runs the softmax's eight-lane loop (T = 5, 6 above only its tail); 21 has a tail too
     rng = np.random.default_rng(T)
     q, k, v, dout = ((rng.standard_normal((2, 3, T, 4)) * 2.0).astype(dtype) for _ in range(4))
@@ -84,9 +95,47 @@ def test_numba_matches_numpy_twin_on_longer_rows(dtype, T):
     for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs_ref),
                     attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
+    # the backward on the forward's own probs (the tile version's transposed view)
+    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs),
+                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+        assert nrel(a, b) <= tol
 
 
-def test_numba_accepts_head_split_views():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tiles_skip_trailing_padding_exactly(numba_path, dtype):
+    # padding at the end (keys never computed), in the middle (computed, masked), none, and all
+    rng = np.random.default_rng(7)
+    B, NH, T, HS = 4, 2, 19, 5
+    q, k, v, dout = ((rng.standard_normal((B, NH, T, HS)) * 2.0).astype(dtype) for _ in range(4))
+    mask = np.ones((B, T), dtype=bool)
+    mask[0, 11:] = False
+    mask[1, 3:9] = False
+    mask[3] = False
+    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    tol = PARITY_TOL[dtype]
+    assert probs.shape == (B, NH, T, T) and out.shape == (B, NH, T, HS)
+    assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
+    assert np.all(probs[0, ..., 11:] == 0) and np.all(probs[1, ..., 3:9] == 0)
+    np.testing.assert_allclose(probs[3], 1.0 / T, rtol=1e-6)
+    grads = attention.attention_backward_numba(dout, q, k, v, probs)
+    for a, b in zip(grads, attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+        assert nrel(a, b) <= tol
+    assert np.all(grads[1][0, :, 11:] == 0) and np.all(grads[2][0, :, 11:] == 0)  # dk, dv of skipped keys
+
+
+def test_tile_outputs_merge_heads_without_a_copy():
+    if attention.gemm_functions() is None:
+        pytest.skip("BLAS's gemm cannot be called from Numba here")
+    from minidistil.layers.attention import merge_heads
+    q, k, v = qkv((2, 3, 4, 5), np.float32, 8)
+    out, _ = attention.attention_forward_numba(q, k, v, None)
+    merged = merge_heads(out)  # (B, T, C)
+    assert np.shares_memory(merged, out)
+    np.testing.assert_array_equal(merged, out.transpose(0, 2, 1, 3).reshape(2, 4, 15))
+
+
+def test_numba_accepts_head_split_views(numba_path):
     # layers build q as x.reshape(B, T, NH, HS).transpose(0, 2, 1, 3): a strided view
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 3, 5, 2, 4))  # (3 for q/k/v, B, T, NH, HS)
@@ -95,6 +144,10 @@ def test_numba_accepts_head_split_views():
     out, probs = attention.attention_forward_numba(q, k, v, mask.astype(bool))
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask.astype(bool))
     assert nrel(out, out_ref) <= 1e-12 and nrel(probs, probs_ref) <= 1e-12
+    dout = x[0].transpose(0, 2, 1, 3)[..., ::-1]  # a view with a reversed last axis: copied first
+    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs),
+                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+        assert nrel(a, b) <= 1e-12
 
 
 masks = st.lists(st.lists(st.booleans(), min_size=6, max_size=6), min_size=1, max_size=3)
@@ -126,8 +179,8 @@ def test_padded_keys_get_exactly_zero_and_nothing_is_nan(backend, dtype, mask_ro
 def numba_must_not_run(monkeypatch):
     def boom(*args):
         raise AssertionError("a Numba kernel ran on invalid input")
-    monkeypatch.setattr(attention, "_masked_softmax_inplace", boom)
-    monkeypatch.setattr(attention, "_softmax_backward_inplace", boom)
+    for name in ("_forward_tiles", "_backward_tiles", "_masked_softmax_inplace", "_softmax_backward_inplace"):
+        monkeypatch.setattr(attention, name, boom)
     with use_backend("numba"):
         yield
 

@@ -10,7 +10,8 @@ from minidistil import kernels
 from minidistil.kernels import backend, get_backend, set_backend, use_backend
 import math
 
-from minidistil.kernels.vecmath import fast_erf, fast_erf_array, fast_exp, fast_exp_array
+from minidistil.kernels.vecmath import fast_erf, fast_erf_array, fast_exp, fast_exp_array, fast_exp_nonpositive
+import numba  # noqa: E402  (after minidistil.kernels, which sets the thread policy first)
 
 
 # ------------------------------------------------------------------ backend switch
@@ -140,6 +141,30 @@ def test_fast_exp_float64_is_libm_exp():
     np.testing.assert_allclose(fast_exp_array(z), np.exp(z), rtol=4e-16, atol=0)  # libm vs NumPy: 1 ulp
     assert fast_exp(np.float32(-3.0)) == pytest.approx(np.exp(-3.0), rel=4e-7)
     assert isinstance(fast_exp(np.float32(1.0)), np.float32)
+
+
+@numba.njit
+def _nonpositive_loop(z, out):  # the compiled fast_exp_nonpositive, elementwise
+    for i in range(z.shape[0]):
+        out[i] = fast_exp_nonpositive(z[i])
+
+
+def test_fast_exp_nonpositive_is_accurate_and_flushes_below_the_smallest_normal():
+    z = np.concatenate([np.linspace(-120.0, 0.0, 4001), np.linspace(-1.0, 0.0, 1001),
+                        [-87.3, -87.34, -np.inf, np.nan, 0.5, 20.0]]).astype(np.float32)
+    got = np.empty_like(z)
+    _nonpositive_loop(z, got)
+    ref = np.exp(z.astype(np.float64))  # (n,)
+    kept = z > np.float32(-87.33)
+    ok = kept & ~np.isnan(z)
+    assert np.max(np.abs(got[ok] - ref[ok]) / ref[ok]) < 4e-7  # about 2 ulp, also for small z > 0
+    assert np.all(got[~kept & ~np.isnan(z)] == 0.0)  # below 2^-126: exactly 0 (incl. -inf)
+    assert np.isnan(got[np.isnan(z)]).all()  # NaN is not flushed
+    python = np.array([fast_exp_nonpositive(x) for x in z], dtype=np.float32)  # NUMBA_DISABLE_JIT path
+    np.testing.assert_array_equal(np.isnan(python), np.isnan(got))
+    np.testing.assert_allclose(python[ok], got[ok], rtol=2.5e-7, atol=0)
+    assert np.all(python[~kept & ~np.isnan(z)] == 0.0)
+    assert fast_exp_nonpositive(-2.0) == pytest.approx(math.exp(-2.0), rel=1e-15)  # float64: libm
 
 
 def test_fast_erf_float32_is_accurate():

@@ -54,6 +54,8 @@ _F32 = np.float32
 _LOG2E_32, _C1_32, _C2_32 = _F32(_LOG2E), _F32(_C1), _F32(_C2)
 _P0, _P1, _P2, _P3, _P4, _P5 = (_F32(c) for c in _P)
 _LO_32, _HI_32, _HALF_32, _ONE_32 = _F32(_LO), _F32(_HI), _F32(0.5), _F32(1.0)
+_ZERO_32 = _F32(0.0)
+_FLUSH_32 = _F32(-87.33)  # exp(-87.33) ~ 1.2e-38, just above 2^-126, the smallest normal float32
 
 # erf(x) ~ x * A(x^2) / B(x^2) on |x| <= 4 (the float32 erf of Eigen / XLA), highest power first.
 _ERF_A = tuple(_F32(c) for c in (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
@@ -130,6 +132,45 @@ def _fast_exp_overload(z):
             s1 = _exp2i(k1)
             s2 = _exp2i(kf - k1)
             return er * s1 * s2
+        return impl
+    if isinstance(z, types.Float):
+        def impl(z):
+            return math.exp(z)
+        return impl
+    return None
+
+
+def fast_exp_nonpositive(z):
+    """``exp(z)`` for the ``z <= 0`` of a softmax (``score - max``), about twice as fast as
+    :func:`fast_exp`: one power of two instead of two halves, and results below 2^-126
+    (``z < -87.33``) flushed to exactly 0 instead of denormals. Within 2 ulp of ``exp`` above
+    that; NaN stays NaN. For ``z > 0`` it is right up to ``z = 88`` and undefined beyond.
+    float64 input: ``math.exp``. Python body for ``NUMBA_DISABLE_JIT=1``; kernels compile the
+    overload below.
+    """
+    if isinstance(z, np.float32):
+        if z != z:
+            return z
+        if z <= _FLUSH_32:
+            return _F32(0.0)
+        kf = np.floor(z * _LOG2E_32 + _HALF_32)
+        r = z - kf * _C1_32 - kf * _C2_32
+        poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+        return (poly * r * r + r + _ONE_32) * _exp2i_py(kf)
+    return np.exp(z) if isinstance(z, np.floating) else math.exp(z)
+
+
+@overload(fast_exp_nonpositive, jit_options={"fastmath": {"nsz", "arcp", "contract", "afn"}})
+def _fast_exp_nonpositive_overload(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        def impl(z):
+            zc = z if z > _FLUSH_32 else _FLUSH_32  # selects: vectorises; NaN goes to the flush
+            kf = np.floor(zc * _LOG2E_32 + _HALF_32)
+            r = zc - kf * _C1_32 - kf * _C2_32
+            poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+            y = (poly * r * r + r + _ONE_32) * _exp2i(kf)
+            y = y if z > _FLUSH_32 else _ZERO_32
+            return z if z != z else y  # NaN in, NaN out
         return impl
     if isinstance(z, types.Float):
         def impl(z):
