@@ -32,7 +32,8 @@ How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 mach
 Threading policy: **Numba kernels use Numba's threads, matrix products use minidistil's matmul
 pool with BLAS held to one thread (kernels/blas.py), and the two never compute at the same
 time.** A forward or backward pass is a sequence of calls from one Python thread (matmul, then a
-fused kernel, then a matmul...), so the two pools take the cores in turns. What must not happen
+fused kernel, then a matmul...), so the two pools take the cores in turns. (The attention kernel
+calls single-threaded BLAS itself, one head per Numba thread: kernels/gemm.py.) What must not happen
 is a pool *spinning* while the other works: Numba's default OpenMP layer keeps its workers
 busy-waiting after each parallel loop, stealing the cores from the matmul that follows
 (reference.md: a matmul + LayerNorm + GELU step 46-61 ms against 28 ms when one pool owns the
