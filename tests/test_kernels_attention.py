@@ -203,3 +203,46 @@ def test_bad_inputs_are_rejected(numba_must_not_run):
         attention_forward(q.astype(np.int64), k, v)
     with pytest.raises(ValueError, match=r"probs must have shape \(2, 2, 3, 3\), got \(2, 2, 3, 4\)"):
         attention_backward(q, q, k, v, np.zeros((2, 2, 3, 4)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_writes_into_out_views(numba_path, backend):
+    # the layer passes the head views of one (B, T, 3C) buffer: filled in place, nothing left over
+    from minidistil.layers.attention import head_views
+    B, NH, T, HS = 2, 3, 6, 4
+    q, k, v = qkv((B, NH, T, HS), np.float64, 9)
+    dout = qkv((B, NH, T, HS), np.float64, 10)[0]
+    mask = np.ones((B, T), dtype=bool)
+    mask[0, 4:] = False
+    with use_backend(backend):
+        _, probs = attention_forward(q, k, v, mask)
+        ref = attention_backward(dout, q, k, v, probs)
+        buf = np.full((B, T, 3 * NH * HS), np.nan)
+        views = head_views(buf, NH)
+        got = attention_backward(dout, q, k, v, probs, out=views)
+    assert all(g is o for g, o in zip(got, views))
+    for g, r in zip(got, ref):
+        assert nrel(g, r) <= 1e-12
+    assert not np.isnan(buf).any()  # every entry written
+    odd = tuple(np.empty((B, NH, HS, T)).swapaxes(-1, -2) for _ in range(3))  # not BLAS-ready: copied into
+    with use_backend(backend):
+        got = attention_backward(dout, q, k, v, probs, out=odd)
+    assert all(g is o for g, o in zip(got, odd))
+    for g, r in zip(got, ref):
+        assert nrel(g, r) <= 1e-12
+
+
+def test_backward_rejects_bad_out(numba_must_not_run):
+    q, k, v = qkv((2, 2, 3, 4), np.float64, 5)
+    probs = np.full((2, 2, 3, 3), 1 / 3)
+    good = tuple(np.empty_like(q) for _ in range(3))
+    with pytest.raises(TypeError, match="out must be a tuple of three arrays"):
+        attention_backward(q, q, k, v, probs, out=good[:2])
+    with pytest.raises(ValueError, match=r"out\[1\] \(dk\) must have shape \(2, 2, 3, 4\)"):
+        attention_backward(q, q, k, v, probs, out=(good[0], np.empty((2, 2, 4, 3)), good[2]))
+    with pytest.raises(TypeError, match=r"out\[2\] \(dv\) must have dtype float64"):
+        attention_backward(q, q, k, v, probs, out=(good[0], good[1], good[2].astype(np.float32)))
+    frozen = np.empty_like(q)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=r"out\[0\] \(dq\) must be writable"):
+        attention_backward(q, q, k, v, probs, out=(frozen, good[1], good[2]))

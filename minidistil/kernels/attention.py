@@ -181,20 +181,31 @@ def attention_forward_numba(q, k, v, mask):
     return out, probs_t.swapaxes(-1, -2)
 
 
-def attention_backward_numba(dout, q, k, v, probs):
+def attention_backward_numba(dout, q, k, v, probs, out=None):
+    """``out``: optional (dq, dk, dv) arrays to write into (the public function checks them)."""
     g = gemm_functions()
     if g is None:
-        return _backward_pool(dout, q, k, v, probs)
+        return _into(out, _backward_pool(dout, q, k, v, probs))
     dout, q, k, v = _ready(dout), _ready(q), _ready(k), _ready(v)
     probs_t = probs.swapaxes(-1, -2)
     if not blas_ready(probs_t):  # probs not from attention_forward_numba: one transposing copy
         probs_t = np.ascontiguousarray(probs_t)
     HS = q.shape[-1]
     scale = q.dtype.type(1.0 / math.sqrt(HS))
-    dq, dk, dv = (_merged_heads_empty(q.shape, q.dtype) for _ in range(3))  # (B, NH, T, HS) each
+    direct = out is not None and all(blas_ready(o) for o in out)
+    dq, dk, dv = out if direct else (_merged_heads_empty(q.shape, q.dtype) for _ in range(3))
     with owned_cores():
         _backward_tiles(dout, q, k, v, probs_t, scale, g.address(q.dtype), g.ilp64, dq, dk, dv)
-    return dq, dk, dv
+    return (dq, dk, dv) if direct else _into(out, (dq, dk, dv))
+
+
+def _into(out, grads):
+    """``grads`` copied into ``out`` when given (then ``out`` is returned), else ``grads``."""
+    if out is None:
+        return grads
+    for o, g in zip(out, grads):
+        o[...] = g
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- the fallback: products on the pool
@@ -304,8 +315,13 @@ def attention_forward(q, k, v, mask=None):
     return fn(q, k, v, mask)
 
 
-def attention_backward(dout, q, k, v, probs):
-    """Returns ``(dq, dk, dv)`` given ``dout`` (B, NH, T, HS) and the forward's ``probs``."""
+def attention_backward(dout, q, k, v, probs, out=None):
+    """Returns ``(dq, dk, dv)`` given ``dout`` (B, NH, T, HS) and the forward's ``probs``.
+
+    ``out``, optional: three writable (B, NH, T, HS) arrays that receive dq, dk and dv and are
+    returned, e.g. the head views of one (B, T, 3C) gradient (the layer's stacked q/k/v), so
+    nothing is copied afterwards. They must not overlap each other or the inputs.
+    """
     check_float_array("q", q, 4)
     check_float_array("dout", dout, 4)
     check_shape("dout", dout, q.shape)
@@ -314,5 +330,15 @@ def attention_backward(dout, q, k, v, probs):
     B, NH, T, HS = q.shape
     check_shape("probs", probs, (B, NH, T, T))
     check_same_dtype(q.dtype, dout=dout, k=k, v=v, probs=probs)
-    fn = attention_backward_numba if backend.get_backend() == "numba" else attention_backward_numpy
-    return fn(dout, q, k, v, probs)
+    if out is not None:
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise TypeError("out must be a tuple of three arrays (dq, dk, dv)")
+        for name, o in zip(("out[0] (dq)", "out[1] (dk)", "out[2] (dv)"), out):
+            check_float_array(name, o, 4)
+            check_shape(name, o, q.shape)
+            check_same_dtype(q.dtype, **{name: o})
+            if not o.flags.writeable:
+                raise ValueError(f"{name} must be writable")
+    if backend.get_backend() == "numba":
+        return attention_backward_numba(dout, q, k, v, probs, out)
+    return _into(out, attention_backward_numpy(dout, q, k, v, probs))

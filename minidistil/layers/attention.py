@@ -85,10 +85,9 @@ def self_attention_backward(dy: np.ndarray, cache: SelfAttentionCache):
     B, T, C = da_merged.shape
     NH = cache.num_heads
     da = da_merged.reshape(B, T, NH, C // NH).transpose(0, 2, 1, 3)  # (B, NH, T, HS), a view
-    dq, dk, dv = attention_backward(da, cache.q, cache.k, cache.v, cache.probs)  # (B, NH, T, HS) each
     dqkv = np.empty((B, T, 3 * C), dtype=da_merged.dtype)  # (B, T, 3C): [dq | dk | dv] side by side
-    for view, d in zip(head_views(dqkv, NH), (dq, dk, dv)):
-        view[...] = d  # merge heads straight into place
+    # dq, dk, dv (B, NH, T, HS) are written straight into their head views of dqkv
+    attention_backward(da, cache.q, cache.k, cache.v, cache.probs, out=head_views(dqkv, NH))
     dx, g_qkv = linear_backward(dqkv, cache.qkv_cache)  # (B, T, C): x feeds all three projections
     grads = {}
     for i, name in enumerate(("q", "k", "v")):
