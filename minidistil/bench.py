@@ -216,18 +216,33 @@ def kernel_cases(s: BenchShapes, seed: int = 0) -> list:
     return cases
 
 
-def bench_kernels(s: BenchShapes, repeats: int, warmup: int) -> list:
-    """Forward+backward of each kernel under both backends; ``speedup`` = NumPy / Numba time."""
+KERNEL_ROUNDS = 3  # Numba and twin timed in turns, so a slow spell of the machine hits both
+
+
+def bench_kernels(s: BenchShapes, repeats: int, warmup: int, rounds: int = KERNEL_ROUNDS) -> list:
+    """Forward+backward of each kernel under both backends; ``speedup`` = NumPy / Numba time.
+
+    Each backend is timed in ``rounds`` turns (Numba, twin, Numba, twin, ...), ``repeats`` runs
+    each; the medians are over all turns. On a shared machine the speed drifts from second to
+    second, and one block per backend would let a slow spell fall on one side only.
+    """
     from .kernels import use_backend
     rows = []
     for name, shape, run, fns in kernel_cases(s):
         row = {"kernel": name, "shape": shape,
                "has_numba": all(_has_numba_version(f) for f in fns)}
-        for backend in ("numba", "numpy"):
-            if backend == "numba":
-                _let_blas_workers_sleep()  # the previous twin may have run BLAS's own threads
-            with use_backend(backend):
-                row[backend] = measure(run, repeats, max(1, warmup))  # >= 1 warm-up: compile
+        turns = {"numba": [], "numpy": []}
+        for turn in range(max(1, rounds)):
+            for backend in ("numba", "numpy"):
+                if backend == "numba":
+                    _let_blas_workers_sleep()  # the previous twin may have run BLAS's own threads
+                with use_backend(backend):  # >= 1 warm-up in the first turn: the compile
+                    turns[backend].append(measure(run, repeats, max(1, warmup) if turn == 0 else 1))
+        for backend, ms in turns.items():
+            wall = [t for m in ms for t in m["times_s"]]
+            row[backend] = {"median_s": float(np.median(wall)), "min_s": float(min(wall)), "times_s": wall,
+                            "turn_medians_s": [m["median_s"] for m in ms],
+                            "cpu_over_wall": float(np.median([m["cpu_over_wall"] or 0.0 for m in ms]))}
         row["speedup"] = row["numpy"]["median_s"] / row["numba"]["median_s"]
         rows.append(row)
     return rows
@@ -793,9 +808,9 @@ def summary_lines(r: dict, targets: bool = True) -> list:
                      for t in r["targets"]])
     if r["kernels"]:
         L += ["", "### Kernels, forward + backward", ""]
-        L += _table(["kernel", "shape", "Numba", "NumPy twin", "speed-up", "Numba version?"],
+        L += _table(["kernel", "shape", "Numba", "NumPy twin", "speed-up", "each turn", "Numba version?"],
                     [[k["kernel"], k["shape"], _fmt_s(k["numba"]["median_s"]), _fmt_s(k["numpy"]["median_s"]),
-                      f"{k['speedup']:.1f}x", "yes" if k["has_numba"] else "no (falls back to the twin)"]
+                      f"{k['speedup']:.1f}x", _turns(k), "yes" if k["has_numba"] else "no (falls back to the twin)"]
                      for k in r["kernels"]])
     if r["steps"]:
         L += ["", "### Training steps", ""]
@@ -988,7 +1003,8 @@ METHOD = """\
   take the cores. "best" figures use the fastest run instead of the median.
 - Kernels: the public function (argument checks included) under `use_backend("numba")` and
   `use_backend("numpy")`, forward then backward, float32, at the shapes they have in the
-  distillation step.
+  distillation step. The two are timed in three alternating turns of `--repeats` runs each
+  (one warm-up before each turn) and the medians taken over all turns.
 - Steps: `minidistil.bench.make_teacher_step` / `make_distill_step`, the same calls as
   `train/pretrain.py` and `train/distill.py` plus gradient clipping at 5.0 and AdamW
   (lr 5e-4, betas (0.9, 0.98), eps 1e-6). Batches are `[CLS] random ids [SEP]` without padding;
@@ -1084,6 +1100,12 @@ Left:
 2. **Cold caches in the backward**: each layer keeps ~30 MB of activations, so every backward
    product reads its operands from DRAM (the step's products run 15-20% slower than the same
    products timed alone)."""
+
+
+def _turns(k: dict) -> str:
+    """The speed-up of each alternating turn, e.g. "2.9 / 3.1 / 3.0" (how much it moved)."""
+    a, b = k["numba"].get("turn_medians_s") or [], k["numpy"].get("turn_medians_s") or []
+    return " / ".join(f"{y / x:.1f}" for x, y in zip(a, b) if x > 0)
 
 
 def render_doc(r: dict) -> str:

@@ -196,6 +196,40 @@ np.testing.assert_allclose(blas.matmul_threaded(q, k.swapaxes(-1, -2)), q @ k.sw
 print(f"q @ k^T, 128 products of 128x32x128: plain {plain * 1e3:.2f} ms, minidistil's pool {pooled * 1e3:.2f} ms")
 
 # %% [markdown]
+# ## BLAS from inside a kernel: attention one head at a time
+# The attention core is six small products per (batch, head) with a softmax between them. Its
+# Numba version (`minidistil/kernels/attention.py`) runs one `prange` iteration per head and calls
+# OpenBLAS's `cblas_sgemm` *from compiled code*, by the address NumPy's OpenBLAS exports
+# (`minidistil/kernels/gemm.py`), so each head's (T, T) tile is still in the core's cache when the
+# softmax reads it. One more trick: it stores the probabilities transposed (key-major) and returns
+# a transposed view. The softmax's row max is a reduction LLVM leaves scalar, while "for each key
+# row, update the running max of every query" is an elementwise loop it vectorises. Look at the
+# strides of `probs`: they are not those of a C-ordered array.
+
+# %%
+if not JIT_OFF:
+    from minidistil.kernels import attention_backward, attention_forward
+    from minidistil.kernels.gemm import gemm_functions
+
+    print("BLAS callable from Numba:", gemm_functions() is not None)
+    qa, ka, va, da = (rng.standard_normal((32, 4, 128, 32)).astype(np.float32) for _ in range(4))
+
+    def attention_fwd_bwd():
+        out, probs = attention_forward(qa, ka, va, None)  # (B, NH, T, HS), (B, NH, T, T)
+        attention_backward(da, qa, ka, va, probs)
+
+    time.sleep(0.5)  # the plain `@` above left OpenBLAS's idle workers spinning; let them sleep
+    with use_backend("numba"):  # timed before the twin, whose BLAS threads spin after it too
+        t_nb = best_time(attention_fwd_bwd, repeat=10)
+        probs = attention_forward(qa, ka, va, None)[1]
+    with use_backend("numpy"):
+        t_np = best_time(attention_fwd_bwd, repeat=10)
+        probs_np = attention_forward(qa, ka, va, None)[1]
+    np.testing.assert_allclose(probs, probs_np, rtol=1e-4, atol=1e-6)
+    print(f"attention fwd+bwd: NumPy twin {t_np * 1e3:.1f} ms, Numba {t_nb * 1e3:.1f} ms "
+          f"({t_np / t_nb:.1f}x); probs strides {probs.strides} (twin: {probs_np.strides})")
+
+# %% [markdown]
 # ## Summary
 # * Each kernel has a NumPy twin (the specification) and a Numba version (the speed); both
 #   pass the same tests, and `use_backend("numpy")` swaps them anywhere.
@@ -204,7 +238,9 @@ print(f"q @ k^T, 128 products of 128x32x128: plain {plain * 1e3:.2f} ms, minidis
 #   NumPy is already SIMD (softmax's `exp`).
 # * Keep float32 float32 inside kernels (a bare `0.5` literal would promote to float64).
 # * One pool computes at a time: Numba's threads in the fused kernels, minidistil's matmul pool
-#   (BLAS single-threaded) in the products.
+#   (BLAS single-threaded) in the products; the attention kernel calls single-threaded BLAS from
+#   its own Numba threads, one head each.
+# * A layout can decide whether LLVM vectorises a loop (the attention's transposed probabilities).
 #
 # To scale up: time the full model steps with `minidistil bench` (docs/performance.md).
 #
