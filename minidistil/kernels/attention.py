@@ -65,8 +65,15 @@ def attention_backward_numpy(dout, q, k, v, probs):
 # pass (max, exp and sum, normalise; and the backward's sum of dprobs * probs) becomes an
 # elementwise loop over the contiguous queries i, accumulating into a length-T vector, which LLVM
 # vectorises; in the natural layout the row max is a reduction LLVM leaves scalar (measured
-# 0.25 ms per million elements against 0.04 ms). BLAS does not care: each product just flips
-# a transpose flag.
+# 0.25 ms per million elements against 0.07 ms). BLAS does not care: each product just flips
+# a transpose flag. ``out`` and the gradients are (B, NH, T, HS) views of (B, T, NH, HS) memory,
+# so the layer merges heads without a copy.
+#
+# Measured at the bench shapes (B 32, NH 4, T 128, HS 32, 1/8 of the keys padded in every other
+# row; 2 threads, the same minutes): forward+backward 4.5-5.0 ms on a quiet machine, against
+# 6.8 ms for the fallback and 12-20 ms for the NumPy twin. The six products alone take 3.7 ms
+# (OpenBLAS's kernel runs these 128 x 128 x 32 products at about 110 GFLOP/s per core, 85% of
+# the square-matmul peak), the softmax passes about 0.4 ms.
 #
 # Padded keys: scores of padded keys are finfo.min (as the twin's finfo.min + score, which rounds
 # to finfo.min), so their probabilities underflow to exactly 0. Keys after a batch row's last real
