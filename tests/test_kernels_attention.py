@@ -29,7 +29,7 @@ PARITY_TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
 
 def nrel(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(np.max(np.abs(b)), 1e-300))
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def qkv(shape, dtype, seed):
@@ -246,3 +246,20 @@ def test_backward_rejects_bad_out(numba_must_not_run):
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match=r"out\[0\] \(dq\) must be writable"):
         attention_backward(q, q, k, v, probs, out=(frozen, good[1], good[2]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(B=st.integers(1, 3), NH=st.integers(1, 3), T=st.integers(1, 10), HS=st.integers(1, 5),
+       seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float64, np.float32]))
+def test_numba_matches_twin_on_any_shape_and_mask(B, NH, T, HS, seed, dtype):
+    # odd sizes (T = 1, HS = 1), any mask (all padding, padding first, in the middle, at the end)
+    rng = np.random.default_rng(seed)
+    q, k, v, dout = ((rng.standard_normal((B, NH, T, HS)) * 2.0).astype(dtype) for _ in range(4))
+    mask = rng.random((B, T)) < 0.7  # (B, T)
+    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    tol = PARITY_TOL[dtype]
+    assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
+    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs),
+                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+        assert a.shape == q.shape and nrel(a, b) <= tol
