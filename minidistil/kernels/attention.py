@@ -165,6 +165,11 @@ def _ready(x):
     return x if blas_ready(x) else np.ascontiguousarray(x)
 
 
+def _keep_mask(mask, B, T):
+    """The (B, T) C-ordered bool mask the kernels take (True = real key): all True for None."""
+    return np.ones((B, T), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+
+
 def _merged_heads_empty(shape, dtype):
     """An empty (B, NH, T, HS) array laid out as (B, T, NH, HS): merging heads is then free."""
     B, NH, T, HS = shape
@@ -178,7 +183,7 @@ def attention_forward_numba(q, k, v, mask):
     q, k, v = _ready(q), _ready(k), _ready(v)
     B, NH, T, HS = q.shape
     scale = q.dtype.type(1.0 / math.sqrt(HS))
-    keep = np.ones((B, T), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+    keep = _keep_mask(mask, B, T)  # (B, T) bool
     last_real = T - np.argmax(keep[:, ::-1], axis=1)  # (B,) one past each row's last real key
     n_keys = np.where(keep.any(axis=1), last_real, T).astype(np.int64)  # all padding: every key
     probs_t = np.empty((B, NH, T, T), dtype=q.dtype)  # (B, NH, T keys, T queries)
@@ -285,7 +290,7 @@ def _forward_pool(q, k, v, mask):
     B, NH, T, HS = q.shape
     scale = q.dtype.type(1.0 / math.sqrt(HS))
     scores = matmul_threaded(q, k.swapaxes(-1, -2))  # (B, NH, T, T), BLAS, a fresh C-ordered array
-    keep = np.ones((B, T), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask)  # (B, T)
+    keep = _keep_mask(mask, B, T)  # (B, T) bool
     _masked_softmax_inplace(scores, keep, scale)
     probs = scores  # (B, NH, T, T)
     out = matmul_threaded(probs, v)  # (B, NH, T, HS), BLAS

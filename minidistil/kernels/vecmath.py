@@ -93,6 +93,18 @@ def _exp2i_py(kf):
     return np.array([(int(kf) + 127) << 23], dtype=np.int32).view(np.float32)[0]
 
 
+def _exp_reduced(z):
+    """``(exp(r), k)`` with ``z = k ln2 + r``: the range reduction and polynomial both float32
+    exps share (plain arithmetic: the Python paths call it, the compiled ones ``_exp_reduced_jit``)."""
+    kf = np.floor(z * _LOG2E_32 + _HALF_32)  # round(z / ln 2), as a float32
+    r = z - kf * _C1_32 - kf * _C2_32
+    poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    return poly * r * r + r + _ONE_32, kf
+
+
+_exp_reduced_jit = numba.njit(fastmath={"nsz", "arcp", "contract", "afn"}, error_model="numpy")(_exp_reduced)
+
+
 def fast_exp(z):
     """``exp(z)``: the float32 polynomial above for float32 input, ``math.exp`` for float64.
 
@@ -103,11 +115,7 @@ def fast_exp(z):
         if isinstance(z, np.float32):
             if z != z:  # NaN (math.floor would raise)
                 return z
-            z = min(max(z, _LO_32), _HI_32)
-            kf = np.floor(z * _LOG2E_32 + _HALF_32)  # round(z / ln 2), as a float32
-            r = z - kf * _C1_32 - kf * _C2_32
-            poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-            er = poly * r * r + r + _ONE_32
+            er, kf = _exp_reduced(min(max(z, _LO_32), _HI_32))
             k1 = np.floor(kf * _HALF_32)
             return er * _exp2i_py(k1) * _exp2i_py(kf - k1)
         return np.exp(z) if isinstance(z, np.floating) else math.exp(z)
@@ -122,10 +130,7 @@ def _fast_exp_overload(z):
                 z = _LO_32
             if z > _HI_32:
                 z = _HI_32
-            kf = np.floor(z * _LOG2E_32 + _HALF_32)  # round(z / ln 2), as a float32
-            r = z - kf * _C1_32 - kf * _C2_32
-            poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-            er = poly * r * r + r + _ONE_32
+            er, kf = _exp_reduced_jit(z)
             if kf != kf:  # NaN input: er is NaN already; keep the integer conversion defined
                 kf = _ONE_32
             k1 = np.floor(kf * _HALF_32)  # 2^k = 2^k1 * 2^(k - k1): no overflow of the bits
@@ -153,10 +158,8 @@ def fast_exp_nonpositive(z):
             return z
         if z <= _FLUSH_32:
             return _F32(0.0)
-        kf = np.floor(z * _LOG2E_32 + _HALF_32)
-        r = z - kf * _C1_32 - kf * _C2_32
-        poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-        return (poly * r * r + r + _ONE_32) * _exp2i_py(kf)
+        er, kf = _exp_reduced(z)
+        return er * _exp2i_py(kf)
     return np.exp(z) if isinstance(z, np.floating) else math.exp(z)
 
 
@@ -164,11 +167,8 @@ def fast_exp_nonpositive(z):
 def _fast_exp_nonpositive_overload(z):
     if isinstance(z, types.Float) and z.bitwidth == 32:
         def impl(z):
-            zc = z if z > _FLUSH_32 else _FLUSH_32  # selects: vectorises; NaN goes to the flush
-            kf = np.floor(zc * _LOG2E_32 + _HALF_32)
-            r = zc - kf * _C1_32 - kf * _C2_32
-            poly = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-            y = (poly * r * r + r + _ONE_32) * _exp2i(kf)
+            er, kf = _exp_reduced_jit(z if z > _FLUSH_32 else _FLUSH_32)  # a select: vectorises; NaN -> flush
+            y = er * _exp2i(kf)
             y = y if z > _FLUSH_32 else _ZERO_32
             return z if z != z else y  # NaN in, NaN out
         return impl
