@@ -260,6 +260,17 @@ def test_numba_matches_twin_on_any_shape_and_mask(B, NH, T, HS, seed, dtype):
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
-    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs),
-                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
-        assert a.shape == q.shape and nrel(a, b) <= tol
+    grads = attention.attention_backward_numba(dout, q, k, v, probs)
+    twins = attention.attention_backward_numpy(dout, q, k, v, probs_ref)
+    if dtype == np.float64:
+        for a, b in zip(grads, twins):
+            assert a.shape == q.shape and nrel(a, b) <= tol
+        return
+    # float32: dscores = probs * (dprobs - inner) cancels, so on some inputs both versions are
+    # ~1e-5 from the exact gradient (found with NUMBA_DISABLE_JIT). Each is held to the exact
+    # (float64) answer instead: within the bound, or no worse than twice the twin's own error.
+    q64, k64, v64, d64 = (x.astype(np.float64) for x in (q, k, v, dout))
+    exact = attention.attention_backward_numpy(d64, q64, k64, v64,
+                                               attention.attention_forward_numpy(q64, k64, v64, mask)[1])
+    for a, b, e in zip(grads, twins, exact):
+        assert a.shape == q.shape and nrel(a, e) <= max(tol, 2.0 * nrel(b, e))
