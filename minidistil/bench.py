@@ -227,25 +227,51 @@ def bench_kernels(s: BenchShapes, repeats: int, warmup: int, rounds: int = KERNE
     second, and one block per backend would let a slow spell fall on one side only.
     """
     from .kernels import use_backend
+    from .kernels.gemm import cblas_route
     rows = []
     for name, shape, run, fns in kernel_cases(s):
         row = {"kernel": name, "shape": shape,
                "has_numba": all(_has_numba_version(f) for f in fns)}
-        turns = {"numba": [], "numpy": []}
+        # attention where its products go to OpenBLAS's AVX-512 kernels (kernels/gemm.py): also
+        # timed with cblas_sgemm, as information; the target is the default route's figure
+        sides = ["numba", "numpy"] + (["numba_cblas"] if name == "attention" and _gemm_route() == "avx512" else [])
+        turns = {side: [] for side in sides}
         for turn in range(max(1, rounds)):
-            for backend in ("numba", "numpy"):
-                if backend == "numba":
+            for side in sides:
+                if side != "numpy":
                     _let_blas_workers_sleep()  # the previous twin may have run BLAS's own threads
-                with use_backend(backend):  # >= 1 warm-up in the first turn: the compile
-                    turns[backend].append(measure(run, repeats, max(1, warmup) if turn == 0 else 1))
+                with use_backend("numpy" if side == "numpy" else "numba"), \
+                        (cblas_route() if side == "numba_cblas" else contextlib.nullcontext()):
+                    # >= 1 warm-up in the first turn: the compile
+                    turns[side].append(measure(run, repeats, max(1, warmup) if turn == 0 else 1))
         for backend, ms in turns.items():
             wall = [t for m in ms for t in m["times_s"]]
             row[backend] = {"median_s": float(np.median(wall)), "min_s": float(min(wall)), "times_s": wall,
                             "turn_medians_s": [m["median_s"] for m in ms],
                             "cpu_over_wall": float(np.median([m["cpu_over_wall"] or 0.0 for m in ms]))}
         row["speedup"] = row["numpy"]["median_s"] / row["numba"]["median_s"]
+        if "numba_cblas" in row:
+            row["speedup_cblas"] = row["numpy"]["median_s"] / row["numba_cblas"]["median_s"]
         rows.append(row)
     return rows
+
+
+def _gemm_route() -> str:
+    """How the attention kernel runs its products: "avx512", "cblas", or "pool" (kernels/gemm.py)."""
+    from .kernels.gemm import gemm_functions
+    g = gemm_functions()
+    return "pool" if g is None else g.route
+
+
+def gemm_route_text() -> str:
+    """The route, and why it is not AVX-512 when it is not, in words for the doc."""
+    from .kernels.gemm import gemm_functions
+    g = gemm_functions()
+    if g is None:
+        return "pool (BLAS cannot be called from Numba here: products on minidistil's pool)"
+    if g.route == "avx512":
+        return "avx512 (OpenBLAS's AVX-512 small-matrix kernels, called from Numba)"
+    return f"cblas (cblas_sgemm from Numba; no AVX-512 route: {g.why_not_avx512})"
 
 
 # ============================================================================ 2. matmul yardstick
@@ -648,6 +674,7 @@ def conditions(threads: int, quick: bool, repeats: int, warmup: int) -> dict:
         "numba_disable_jit": os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"),
         "backend_default": kb.get_backend(), "dtype": "float32", "quick": quick,
         "repeats": repeats, "warmup": warmup, "loadavg_start": list(os.getloadavg()),
+        "attention_gemm": gemm_route_text(),
     }
 
 
@@ -809,9 +836,11 @@ def summary_lines(r: dict, targets: bool = True) -> list:
     if r["kernels"]:
         L += ["", "### Kernels, forward + backward", ""]
         L += _table(["kernel", "shape", "Numba", "NumPy twin", "speed-up", "each turn", "Numba version?"],
-                    [[k["kernel"], k["shape"], _fmt_s(k["numba"]["median_s"]), _fmt_s(k["numpy"]["median_s"]),
-                      f"{k['speedup']:.1f}x", _turns(k), "yes" if k["has_numba"] else "no (falls back to the twin)"]
-                     for k in r["kernels"]])
+                    [row for k in r["kernels"] for row in _kernel_rows(k)])
+        if any("numba_cblas" in k for k in r["kernels"]):
+            L += ["", "The attention kernel's products went to OpenBLAS's AVX-512 small-matrix kernels "
+                  "(`kernels/gemm.py`); the row marked cblas is the same kernel with `cblas_sgemm`, "
+                  "OpenBLAS's own choice for this CPU, timed in the same turns (information, not a target)."]
     if r["steps"]:
         L += ["", "### Training steps", ""]
         rows = []
@@ -894,10 +923,12 @@ KERNEL_LIMITS = {
                  "forward; probs^T dout, dout v^T, dscores k and dscores^T q backward). The Numba "
                  "kernel hands them to BLAS one head at a time from its prange (kernels/gemm.py) and "
                  "fuses everything else, so its floor is those products at the speed BLAS reaches on "
-                 "128 x 128 x 32 matrices (about 85% of the square-matmul peak, 3.7 ms at the bench "
-                 "shapes on the development machine); a Numba loop cannot run them faster. The "
-                 "speed-up also moves from turn to turn (the kernel table): the two-thread kernel "
-                 "loses more to other load on the machine than the mostly single-threaded twin.",
+                 "128 x 128 x 32 matrices: with cblas on an AVX2 kernel about 85% of the square-matmul "
+                 "peak (3.7 ms at the bench shapes on the development machine), half that where "
+                 "OpenBLAS's AVX-512 kernels can be called (the conditions say which route ran); a "
+                 "Numba loop cannot run them faster. The speed-up also moves from turn to turn (the "
+                 "kernel table): the two-thread kernel loses more to other load on the machine than "
+                 "the mostly single-threaded twin.",
     "layernorm": "a memory-bound pass over (B, T, C); the twin's temporaries are cheap at C = 128.",
     "gelu": "the twin's erf is `np.vectorize(math.erf)`, so a miss here means the kernel itself is slow.",
     "embedding_backward": "a small scatter-add (N x C = 0.5M additions, a few ms at most), so the "
@@ -1088,7 +1119,13 @@ Done:
    kept transposed so every softmax pass is a vectorised loop over queries; keys after a
    sequence's last real key are not computed. Attention forward+backward 6.8 ms -> 4.5-5.0 ms
    (twin 12.4-13.7 ms), and no (B, NH, T, T) temporaries beyond the probabilities.
-6. **Fused passes** in LayerNorm, GELU (vectorisable `fast_erf`/`fast_exp`), the softmax-with-
+6. **AVX-512 products where OpenBLAS does not pick them** (`kernels/gemm.py`): NumPy's OpenBLAS
+   does not know the development machine's CPU (AMD Zen 5, family 0x1A) and runs its AVX2
+   "Haswell" kernels there, although the same library ships AVX-512 kernels. The attention
+   kernel calls OpenBLAS's exported AVX-512 small-matrix kernels directly where the CPU has
+   AVX-512 (self-tested at start-up; `MINIDISTIL_GEMM=cblas` turns it off): 4.1-4.4 us per
+   128 x 128 x 32 product against 9.4-9.8 us, attention forward+backward 4.9 -> 3.2 ms.
+7. **Fused passes** in LayerNorm, GELU (vectorisable `fast_erf`/`fast_exp`), the softmax-with-
    temperature kernels, and the bias added inside each matmul piece; `fast_exp_nonpositive`
    (one power of two, flush below 2^-126) halves the cost of the attention softmax's exp.
 
@@ -1103,9 +1140,20 @@ Left:
    products timed alone)."""
 
 
-def _turns(k: dict) -> str:
+def _kernel_rows(k: dict) -> list:
+    """The kernel table's row(s) for one kernel: a second one for the cblas route when timed."""
+    rows = [[k["kernel"], k["shape"], _fmt_s(k["numba"]["median_s"]), _fmt_s(k["numpy"]["median_s"]),
+             f"{k['speedup']:.1f}x", _turns(k), "yes" if k["has_numba"] else "no (falls back to the twin)"]]
+    if "numba_cblas" in k:
+        rows.append([k["kernel"] + ", cblas route", k["shape"], _fmt_s(k["numba_cblas"]["median_s"]),
+                     _fmt_s(k["numpy"]["median_s"]), f"{k['speedup_cblas']:.1f}x", _turns(k, "numba_cblas"),
+                     "yes (information)"])
+    return rows
+
+
+def _turns(k: dict, side: str = "numba") -> str:
     """The speed-up of each alternating turn, e.g. "2.9 / 3.1 / 3.0" (how much it moved)."""
-    a, b = k["numba"].get("turn_medians_s") or [], k["numpy"].get("turn_medians_s") or []
+    a, b = k[side].get("turn_medians_s") or [], k["numpy"].get("turn_medians_s") or []
     return " / ".join(f"{y / x:.1f}" for x, y in zip(a, b) if x > 0)
 
 
@@ -1133,7 +1181,8 @@ def render_doc(r: dict) -> str:
             f"{c['numpy']}, Numba {c['numba']}"
             + (f", PyTorch {r['torch']['torch_version']}" if r.get("torch") else ", PyTorch not measured")
             + f"; {c['threads']} threads, float32, median of {c['repeats']} runs after {c['warmup']} warm-up"
-            + (" (**quick shapes: the figures say nothing about the targets**)" if c["quick"] else "") + ".", ""]
+            + (" (**quick shapes: the figures say nothing about the targets**)" if c["quick"] else "") + ".",
+            "", f"The attention kernel's products: {c.get('attention_gemm', 'not recorded')}.", ""]
     if load > 0.5 * (c["cpu_count"] or 1):
         out += [f"**The machine was shared while this ran** (1-minute load average {load:.1f} at the "
                 f"start and {c.get('loadavg_end', [float('nan')])[0]:.1f} at the end on "

@@ -11,19 +11,31 @@ from hypothesis import strategies as st
 from minidistil import gradcheck
 from minidistil.kernels import attention_backward, attention_forward, use_backend
 from minidistil.kernels import attention
+from minidistil.kernels.gemm import cblas_route
 
 BACKENDS = ["numpy", "numba"]
-PATHS = ["tiles", "pool"]  # the Numba version calling BLAS per head, and its fallback
+PATHS = ["tiles", "tiles-cblas", "pool"]  # BLAS per head (its fastest gemm, then cblas), the fallback
 
 
 @pytest.fixture(params=PATHS)
 def numba_path(request, monkeypatch):
-    """Runs a test on both Numba versions: "pool" is what a BLAS that cannot be called from Numba gets."""
-    if request.param == "tiles" and attention.gemm_functions() is None:
+    """Runs a test on every Numba version: "tiles" calls BLAS per head with the fastest gemm route
+    (kernels/gemm.py: OpenBLAS's AVX-512 kernels where the CPU has them), "tiles-cblas" with
+    cblas_?gemm, and "pool" is what a BLAS that cannot be called from Numba gets."""
+    g = attention.gemm_functions()
+    if request.param.startswith("tiles") and g is None:
         pytest.skip("BLAS's gemm cannot be called from Numba here")
+    if request.param == "tiles-cblas":
+        if g.route == "cblas":
+            pytest.skip("the fastest route is cblas already (tested as 'tiles')")
+        with cblas_route():
+            yield request.param
+        return
     if request.param == "pool":
         monkeypatch.setattr(attention, "gemm_functions", lambda: None)
-    return request.param
+    yield request.param
+
+
 FD_TOL = 1e-7
 PARITY_TOL = {np.float64: 1e-12, np.float32: 1e-5}
 

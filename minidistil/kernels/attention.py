@@ -86,7 +86,7 @@ def attention_backward_numpy(dout, q, k, v, probs):
 
 
 @jit(parallel=True)
-def _forward_tiles(q, k, v, keep, n_keys, scale, fn, ilp64, probs_t, out):
+def _forward_tiles(q, k, v, keep, n_keys, scale, fns, probs_t, out):
     """probs_t (B, NH, T, T) <- probs transposed; out (B, NH, T, HS) <- probs @ v (any strides)."""
     B, NH, T, HS = q.shape
     neg = np.finfo(q.dtype).min
@@ -96,7 +96,7 @@ def _forward_tiles(q, k, v, keep, n_keys, scale, fn, ilp64, probs_t, out):
         h = bh % NH
         L = n_keys[b]
         pt = probs_t[b, h]  # (T keys, T queries)
-        gemm(fn, ilp64, False, True, scale, k[b, h, :L], q[b, h], pt[:L])  # scores^T (L, T)
+        gemm(fns, False, True, scale, k[b, h, :L], q[b, h], pt[:L])  # scores^T (L, T)
         top = np.full(T, neg, dtype=q.dtype)  # (T,) each query's max score over real keys
         for j in range(L):
             row = pt[j]
@@ -120,7 +120,7 @@ def _forward_tiles(q, k, v, keep, n_keys, scale, fn, ilp64, probs_t, out):
             for i in range(T):
                 row[i] *= total[i]
         pt[L:] = zero
-        gemm(fn, ilp64, True, False, one, pt[:L], v[b, h, :L], out[b, h])  # probs @ v (T, HS)
+        gemm(fns, True, False, one, pt[:L], v[b, h, :L], out[b, h])  # probs @ v (T, HS)
 
 
 @jit()
@@ -136,7 +136,7 @@ def _key_extent(pt):
 
 
 @jit(parallel=True)
-def _backward_tiles(dout, q, k, v, probs_t, scale, fn, ilp64, dq, dk, dv):
+def _backward_tiles(dout, q, k, v, probs_t, scale, fns, dq, dk, dv):
     """dq, dk, dv (B, NH, T, HS) <- the gradients, given probs transposed (contiguous rows)."""
     B, NH, T, HS = q.shape
     zero, one = q.dtype.type(0.0), q.dtype.type(1.0)
@@ -145,10 +145,10 @@ def _backward_tiles(dout, q, k, v, probs_t, scale, fn, ilp64, dq, dk, dv):
         h = bh % NH
         pt = probs_t[b, h]  # (T keys, T queries)
         L = _key_extent(pt)
-        gemm(fn, ilp64, False, False, one, pt[:L], dout[b, h], dv[b, h, :L])  # dv = probs^T dout
+        gemm(fns, False, False, one, pt[:L], dout[b, h], dv[b, h, :L])  # dv = probs^T dout
         dv[b, h, L:] = zero
         dst = np.empty((L, T), dtype=q.dtype)  # dprobs^T, then dscores^T
-        gemm(fn, ilp64, False, True, one, v[b, h, :L], dout[b, h], dst)  # v dout^T = dprobs^T
+        gemm(fns, False, True, one, v[b, h, :L], dout[b, h], dst)  # v dout^T = dprobs^T
         inner = np.zeros(T, dtype=q.dtype)  # (T,) sum over keys of dprobs * probs, per query
         for j in range(L):
             for i in range(T):
@@ -156,8 +156,8 @@ def _backward_tiles(dout, q, k, v, probs_t, scale, fn, ilp64, dq, dk, dv):
         for j in range(L):
             for i in range(T):
                 dst[j, i] = pt[j, i] * (dst[j, i] - inner[i])
-        gemm(fn, ilp64, True, False, scale, dst, k[b, h, :L], dq[b, h])  # dscores k / sqrt(HS)
-        gemm(fn, ilp64, False, False, scale, dst, q[b, h], dk[b, h, :L])  # dscores^T q / sqrt(HS)
+        gemm(fns, True, False, scale, dst, k[b, h, :L], dq[b, h])  # dscores k / sqrt(HS)
+        gemm(fns, False, False, scale, dst, q[b, h], dk[b, h, :L])  # dscores^T q / sqrt(HS)
         dk[b, h, L:] = zero
 
 
@@ -189,7 +189,7 @@ def attention_forward_numba(q, k, v, mask):
     probs_t = np.empty((B, NH, T, T), dtype=q.dtype)  # (B, NH, T keys, T queries)
     out = _merged_heads_empty(q.shape, q.dtype)  # (B, NH, T, HS)
     with owned_cores():
-        _forward_tiles(q, k, v, keep, n_keys, scale, g.address(q.dtype), g.ilp64, probs_t, out)
+        _forward_tiles(q, k, v, keep, n_keys, scale, g.table(q.dtype), probs_t, out)
     return out, probs_t.swapaxes(-1, -2)
 
 
@@ -207,7 +207,7 @@ def attention_backward_numba(dout, q, k, v, probs, out=None):
     direct = out is not None and all(blas_ready(o) for o in out)
     dq, dk, dv = out if direct else (_merged_heads_empty(q.shape, q.dtype) for _ in range(3))
     with owned_cores():
-        _backward_tiles(dout, q, k, v, probs_t, scale, g.address(q.dtype), g.ilp64, dq, dk, dv)
+        _backward_tiles(dout, q, k, v, probs_t, scale, g.table(q.dtype), dq, dk, dv)
     return (dq, dk, dv) if direct else _into(out, (dq, dk, dv))
 
 

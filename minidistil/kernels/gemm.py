@@ -6,15 +6,31 @@ wheels under the names ``scipy_cblas_sgemm64_``, with 64-bit integers). This mod
 addresses with ``ctypes`` (in the library :mod:`~minidistil.kernels.blas` already found) and
 gives the kernels one function,
 
-    gemm(fn, ilp64, trans_a, trans_b, alpha, A, B, C)        # C = alpha * op(A) @ op(B)
+    gemm(fns, trans_a, trans_b, alpha, A, B, C)        # C = alpha * op(A) @ op(B)
 
 where ``op(X)`` is ``X.T`` when ``trans_X``, ``A``/``B``/``C`` are 2-D array views whose rows may be
-strided but whose last axis is contiguous (what BLAS calls a leading dimension), and ``fn`` is the
-address from :func:`gemm_functions` for the arrays' dtype. Inside a jitted kernel it compiles to
-a direct call through that address (an LLVM ``inttoptr`` + ``call``, :func:`_make_call`); the
-address is a plain integer argument, so the kernel stays cacheable (a ``ctypes`` function used as
-a global would make Numba refuse ``cache=True``). From plain Python (``NUMBA_DISABLE_JIT=1``) the
-same call is NumPy's ``@``.
+strided but whose last axis is contiguous (what BLAS calls a leading dimension), and ``fns`` is
+the small int64 table from :meth:`GemmFunctions.table` for the arrays' dtype: which route to take
+and the function addresses. Inside a jitted kernel ``gemm`` compiles to a direct call through an
+address (an LLVM ``inttoptr`` + ``call``, :func:`_make_call`); the addresses are plain integers in
+an array argument, so the kernel stays cacheable (a ``ctypes`` function used as a global would
+make Numba refuse ``cache=True``). From plain Python (``NUMBA_DISABLE_JIT=1``) the same call is
+NumPy's ``@``.
+
+Two routes:
+
+* ``cblas``: ``cblas_?gemm``, through OpenBLAS's own choice of kernel for the CPU.
+* ``avx512``: OpenBLAS's AVX-512 "small matrix" kernels (``?gemm_small_kernel_b0_??_SKYLAKEX``),
+  called directly. NumPy's OpenBLAS is built for many CPUs at once and picks one kernel family
+  at load time; a CPU it does not know (on the development machine, an AMD Zen 5, CPU family
+  0x1A) gets its generic AVX2 "Haswell" kernels although it runs AVX-512. The AVX-512 kernels
+  are in the same library, exported, and take the matrices as they lie (no packing copies), which
+  suits the attention's 128 x 128 x 32 products: 4.1-4.4 us each against 9.4-9.8 us through
+  cblas on one core of the development machine (``A @ B.T``, whose kernel is slow, goes as
+  ``A @ copy(B.T)``). This route is taken only when the CPU reports the AVX-512
+  subsets those kernels are compiled for, the library is OpenBLAS >= 0.3.17 (the kernels' calling
+  convention has been the same since), and a self-test of every transpose against NumPy passes at
+  start-up; ``MINIDISTIL_GEMM=cblas`` turns it off.
 
 Why call BLAS from inside a kernel at all: the attention core is six small products per
 (batch, head) with a softmax between them. Called one head at a time from a ``prange``, each
@@ -22,21 +38,26 @@ product's output is still in the core's cache when the softmax reads it, and the
 (B, NH, T, T) temporaries and no thread hand-offs (kernels/attention.py has the figures).
 
 BLAS must run single-threaded while several Numba threads call it: callers enter
-:func:`~minidistil.kernels.blas.owned_cores` first.
+:func:`~minidistil.kernels.blas.owned_cores` first (the AVX-512 kernels are single-threaded).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+import platform
+import re
 from typing import NamedTuple, Optional
 
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, register_jitable
 
 from . import blas
 
 CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
+ROUTE_CBLAS32, ROUTE_CBLAS64, ROUTE_AVX512 = 0, 1, 2  # fns[0]: cblas (32- or 64-bit ints), AVX-512
 
 # (sgemm, dgemm, integers are 64-bit): NumPy >= 2 wheels first (scipy-openblas64), then the
 # 32-bit-integer scipy-openblas32 and a system OpenBLAS.
@@ -45,22 +66,48 @@ _NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
           ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
           ("cblas_sgemm", "cblas_dgemm", False))
 
+# The CPU features OpenBLAS compiles its SKYLAKEX kernels for (-march=skylake-avx512).
+_AVX512 = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+_SMALL_MIN_VERSION = (0, 3, 17)
+_FLAGS = ("nn", "nt", "tn", "tt")  # column-major names, first letter for A: index 2 * tA + tB
+
 
 class GemmFunctions(NamedTuple):
     sgemm: int  # address of the float32 cblas gemm
     dgemm: int  # address of the float64 one
     ilp64: bool  # True when BLAS integers are 64-bit
+    small_s: tuple = ()  # the four float32 AVX-512 small kernels (nn, nt, tn, tt), or ()
+    small_d: tuple = ()  # the four float64 ones, or ()
+    why_not_avx512: str = ""  # why the AVX-512 route is off, when it is
 
     def address(self, dtype) -> int:
+        """The cblas gemm for ``dtype``."""
         return self.sgemm if np.dtype(dtype) == np.float32 else self.dgemm
+
+    @property
+    def route(self) -> str:
+        return "avx512" if self.small_s else "cblas"
+
+    def table(self, dtype) -> np.ndarray:
+        """``fns`` for :func:`gemm`: int64 ``[route, address, ...]`` for arrays of ``dtype``."""
+        small = self.small_s if np.dtype(dtype) == np.float32 else self.small_d
+        if small:
+            return np.array((ROUTE_AVX512,) + tuple(small), dtype=np.int64)
+        route = ROUTE_CBLAS64 if self.ilp64 else ROUTE_CBLAS32
+        return np.array((route, self.address(dtype), 0, 0, 0), dtype=np.int64)
+
+    def cblas_only(self) -> "GemmFunctions":
+        """The same functions with the AVX-512 route off."""
+        return self._replace(small_s=(), small_d=(), why_not_avx512="turned off")
 
 
 _found: Optional[GemmFunctions] = None
 _searched = False
+_cblas_forced = 0  # > 0 inside cblas_route()
 
 
 def gemm_functions() -> Optional[GemmFunctions]:
-    """The CBLAS gemm addresses in the OpenBLAS NumPy loaded, or None (searched once).
+    """The gemm addresses in the OpenBLAS NumPy loaded, or None (searched once).
 
     None when BLAS cannot be controlled (no OpenBLAS found, or ``MINIDISTIL_BLAS_THREADS=native``):
     calling BLAS from several Numba threads is only safe and fast with BLAS held to one thread.
@@ -74,10 +121,92 @@ def gemm_functions() -> Optional[GemmFunctions]:
             for s_name, d_name, ilp64 in _NAMES:
                 s, d = getattr(lib, s_name, None), getattr(lib, d_name, None)
                 if s is not None and d is not None:
-                    addr = ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
-                    _found = GemmFunctions(addr[0], addr[1], ilp64)
+                    found = GemmFunctions(_address(s), _address(d), ilp64)
+                    small, why = _avx512_kernels(lib)
+                    _found = found._replace(small_s=small[0], small_d=small[1], why_not_avx512=why)
                     break
+    if _cblas_forced and _found is not None:
+        return _found.cblas_only()
     return _found
+
+
+@contextlib.contextmanager
+def cblas_route():
+    """Inside: the kernels call ``cblas_?gemm`` even where the AVX-512 route is on (to compare)."""
+    global _cblas_forced
+    _cblas_forced += 1
+    try:
+        yield
+    finally:
+        _cblas_forced -= 1
+
+
+def _address(cfunc) -> int:
+    return ctypes.cast(cfunc, ctypes.c_void_p).value
+
+
+def _openblas_version(lib) -> Optional[tuple]:
+    for name in ("scipy_openblas_get_config64_", "scipy_openblas_get_config", "openblas_get_config64_",
+                 "openblas_get_config"):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            m = re.search(rb"OpenBLAS (\d+)\.(\d+)\.(\d+)", fn() or b"")
+            return tuple(int(x) for x in m.groups()) if m else None
+    return None
+
+
+def _avx512_kernels(lib) -> tuple:
+    """``((four float32 addresses, four float64 addresses), "")``, or ``(((), ()), why not)``."""
+    if os.environ.get("MINIDISTIL_GEMM", "auto").strip().lower() == "cblas":
+        return ((), ()), "MINIDISTIL_GEMM=cblas"
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return ((), ()), "not an x86-64 CPU"
+    try:
+        import llvmlite.binding as llvm
+        features = llvm.get_host_cpu_features()
+    except Exception as e:  # pragma: no cover - llvmlite without host feature detection
+        return ((), ()), f"the CPU's features are unknown ({e})"
+    missing = [f for f in _AVX512 if not features.get(f, False)]
+    if missing:
+        return ((), ()), "the CPU lacks " + ", ".join(missing)
+    version = _openblas_version(lib)
+    if version is None or version < _SMALL_MIN_VERSION:
+        return ((), ()), f"OpenBLAS {version or 'of unknown version'} is older than 0.3.17"
+    kernels = []
+    for p in ("s", "d"):
+        fns = [getattr(lib, f"{p}gemm_small_kernel_b0_{fl}_SKYLAKEX", None) for fl in _FLAGS]
+        if any(f is None for f in fns):
+            return ((), ()), "this OpenBLAS has no AVX-512 small-matrix kernels"
+        kernels.append(fns)
+    for p, fns in zip(("s", "d"), kernels):
+        if not _self_test(fns, np.float32 if p == "s" else np.float64):
+            return ((), ()), "the AVX-512 kernels failed their self-test"
+    return (tuple(_address(f) for f in kernels[0]), tuple(_address(f) for f in kernels[1])), ""
+
+
+def _self_test(fns, dtype) -> bool:
+    """Every transpose, through ctypes, on odd sizes (masked edges), against NumPy's ``@``."""
+    fl = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    rng = np.random.default_rng(0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for f in fns:
+        f.restype = ctypes.c_int
+        f.argtypes = [i64, i64, i64, ptr, i64, fl, ptr, i64, ptr, i64]
+    for M, N, K in ((37, 19, 13), (16, 33, 40), (1, 3, 1)):
+        for ta in (False, True):
+            for tb in (False, True):
+                a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+                b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+                c = np.full((M, N), np.nan, dtype=dtype)
+                # row-major C = op(a) op(b) is column-major C^T = op(b)^T op(a)^T: b goes first
+                fns[2 * tb + ta](N, M, K, b.ctypes.data, b.shape[1], 0.5, a.ctypes.data, a.shape[1],
+                                 c.ctypes.data, N)
+                ref = 0.5 * ((a.T if ta else a) @ (b.T if tb else b))
+                if not np.all(np.abs(c - ref) <= tol * max(1.0, float(np.max(np.abs(ref))))):
+                    return False
+    return True
 
 
 def _make_call(int_bits: int):
@@ -104,15 +233,13 @@ def _make_call(int_bits: int):
             def as_int(val, ty, to):
                 return context.cast(builder, val, ty, to)
 
-            def data(ty, val):
-                return builder.bitcast(context.make_array(ty)(context, builder, val).data, ptr)
-
             sa = signature.args
             builder.call(fn, [
                 i32(CBLAS_ROW_MAJOR), as_int(ta, sa[1], types.int32), as_int(tb, sa[2], types.int32),
                 as_int(m_v, sa[3], ity), as_int(n_v, sa[4], ity), as_int(k_v, sa[5], ity),
-                context.cast(builder, alpha_v, sa[6], fty), data(aty, a_v), as_int(lda_v, sa[8], ity),
-                data(bty, b_v), as_int(ldb_v, sa[10], ity), fl(0.0), data(cty, c_v),
+                context.cast(builder, alpha_v, sa[6], fty), _data(context, builder, aty, a_v),
+                as_int(lda_v, sa[8], ity), _data(context, builder, bty, b_v),
+                as_int(ldb_v, sa[10], ity), fl(0.0), _data(context, builder, cty, c_v),
                 as_int(ldc_v, sa[12], ity)])
             return context.get_dummy_value()
 
@@ -121,22 +248,56 @@ def _make_call(int_bits: int):
     return call
 
 
+def _data(context, builder, ty, val):
+    """The data pointer of array ``val`` (Numba type ``ty``), as an ``i8*``."""
+    ptr = ir.IntType(8).as_pointer()
+    return builder.bitcast(context.make_array(ty)(context, builder, val).data, ptr)
+
+
+@intrinsic
+def _call_small(typingctx, addr, m, n, k, a, lda, alpha, b, ldb, c, ldc):
+    """Calls an OpenBLAS small-matrix kernel (column-major, beta 0) at a runtime address:
+    ``int f(long M, long N, long K, T *A, long lda, T alpha, T *B, long ldb, T *C, long ldc)``."""
+    sig = types.void(addr, m, n, k, a, lda, alpha, b, ldb, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        addr_v, m_v, n_v, k_v, a_v, lda_v, alpha_v, b_v, ldb_v, c_v, ldc_v = args
+        sa = signature.args
+        fty = sa[4].dtype
+        i64, fl = ir.IntType(64), context.get_value_type(fty)
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(32), [i64, i64, i64, ptr, i64, fl, ptr, i64, ptr, i64])
+        fn = builder.inttoptr(addr_v, fnty.as_pointer())
+
+        def long(val, ty):
+            return context.cast(builder, val, ty, types.int64)
+
+        builder.call(fn, [long(m_v, sa[1]), long(n_v, sa[2]), long(k_v, sa[3]),
+                          _data(context, builder, sa[4], a_v), long(lda_v, sa[5]),
+                          context.cast(builder, alpha_v, sa[6], fty),
+                          _data(context, builder, sa[7], b_v), long(ldb_v, sa[8]),
+                          _data(context, builder, sa[9], c_v), long(ldc_v, sa[10])])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 _call64 = _make_call(64)
 _call32 = _make_call(32)
 
 
-def gemm(fn, ilp64, trans_a, trans_b, alpha, a, b, c):
+def gemm(fns, trans_a, trans_b, alpha, a, b, c):
     """``c[...] = alpha * op(a) @ op(b)``, op transposing when ``trans_*``; see the module docstring.
 
     This Python body is the reference (and what runs under ``NUMBA_DISABLE_JIT=1``); jitted
-    kernels compile the overload below, which calls BLAS at address ``fn``.
+    kernels compile the overload below, which calls BLAS at the addresses in ``fns``.
     """
     c[...] = alpha * ((a.T if trans_a else a) @ (b.T if trans_b else b))
 
 
 @overload(gemm)
-def _gemm_overload(fn, ilp64, trans_a, trans_b, alpha, a, b, c):
-    def impl(fn, ilp64, trans_a, trans_b, alpha, a, b, c):
+def _gemm_overload(fns, trans_a, trans_b, alpha, a, b, c):
+    def impl(fns, trans_a, trans_b, alpha, a, b, c):
         M, N = c.shape
         K = a.shape[0] if trans_a else a.shape[1]
         if M == 0 or N == 0:
@@ -150,13 +311,39 @@ def _gemm_overload(fn, ilp64, trans_a, trans_b, alpha, a, b, c):
         lda = max(lda, a.shape[1], 1)
         ldb = max(ldb, b.shape[1], 1)
         ldc = max(ldc, N, 1)
+        route = fns[0]
+        if route == ROUTE_AVX512:
+            # column-major kernels: row-major C = op(a) op(b) is C^T = op(b)^T op(a)^T, so b is
+            # their first matrix and the sizes swap; a row-major matrix read column-major is its
+            # transpose, which is why the transpose flags carry over unchanged
+            if trans_b and not trans_a:
+                # that is the "tn" kernel, which runs at half the speed of the others (8.4 against
+                # 4.4 us at 128 x 128 x 32; OpenBLAS itself avoids it for a short K): b.T copied
+                # out first, a (K, N) copy of O(K N) work against the product's O(M N K)
+                bt = _transposed(b)
+                _call_small(fns[1], N, M, K, bt, max(N, 1), alpha, a, lda, c, ldc)
+                return
+            fn = fns[1 + 2 * (1 if trans_b else 0) + (1 if trans_a else 0)]
+            _call_small(fn, N, M, K, b, ldb, alpha, a, lda, c, ldc)
+            return
         ta = CBLAS_TRANS if trans_a else CBLAS_NO_TRANS
         tb = CBLAS_TRANS if trans_b else CBLAS_NO_TRANS
-        if ilp64:
-            _call64(fn, ta, tb, M, N, K, alpha, a, lda, b, ldb, c, ldc)
+        if route == ROUTE_CBLAS64:
+            _call64(fns[1], ta, tb, M, N, K, alpha, a, lda, b, ldb, c, ldc)
         else:
-            _call32(fn, ta, tb, M, N, K, alpha, a, lda, b, ldb, c, ldc)
+            _call32(fns[1], ta, tb, M, N, K, alpha, a, lda, b, ldb, c, ldc)
     return impl
+
+
+@register_jitable
+def _transposed(x):
+    """A C-ordered copy of ``x.T`` (2-D)."""
+    R, C = x.shape
+    t = np.empty((C, R), dtype=x.dtype)
+    for i in range(R):
+        for j in range(C):
+            t[j, i] = x[i, j]
+    return t
 
 
 def blas_ready(x: np.ndarray) -> bool:
