@@ -205,13 +205,23 @@ print(f"q @ k^T, 128 products of 128x32x128: plain {plain * 1e3:.2f} ms, minidis
 # a transposed view. The softmax's row max is a reduction LLVM leaves scalar, while "for each key
 # row, update the running max of every query" is an elementwise loop it vectorises. Look at the
 # strides of `probs`: they are not those of a C-ordered array.
+#
+# Which BLAS kernels? NumPy's OpenBLAS is built for many CPUs and picks one family of kernels when
+# it loads. A CPU it does not know gets a safe older family: on the machine this course was
+# written on (an AMD Zen 5) that is the AVX2 "Haswell" family, although the CPU has AVX-512 and
+# the library also ships AVX-512 kernels. `gemm.py` calls those directly when the CPU has AVX-512
+# (after checking them against NumPy at start-up): the `route` printed below is `avx512` there
+# and `cblas` elsewhere, with the reason.
 
 # %%
 if not JIT_OFF:
     from minidistil.kernels import attention_backward, attention_forward
     from minidistil.kernels.gemm import gemm_functions
 
-    print("BLAS callable from Numba:", gemm_functions() is not None)
+    g = gemm_functions()
+    print("BLAS callable from Numba:", g is not None)
+    if g is not None:
+        print("products go by route:", g.route, g.why_not_avx512)
     qa, ka, va, da = (rng.standard_normal((32, 4, 128, 32)).astype(np.float32) for _ in range(4))
 
     def attention_fwd_bwd():

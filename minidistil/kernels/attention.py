@@ -70,10 +70,12 @@ def attention_backward_numpy(dout, q, k, v, probs):
 # so the layer merges heads without a copy.
 #
 # Measured at the bench shapes (B 32, NH 4, T 128, HS 32, 1/8 of the keys padded in every other
-# row; 2 threads, the same minutes): forward+backward 4.5-5.0 ms on a quiet machine, against
-# 6.8 ms for the fallback and 12-20 ms for the NumPy twin. The six products alone take 3.7 ms
-# (OpenBLAS's kernel runs these 128 x 128 x 32 products at about 110 GFLOP/s per core, 85% of
-# the square-matmul peak), the softmax passes about 0.4 ms.
+# row; 2 threads, the same minutes): forward+backward 2.9-3.0 ms with OpenBLAS's AVX-512 kernels
+# (gemm.py's default route on a CPU with AVX-512), 4.9-5.2 ms through cblas_sgemm, against
+# 6.8 ms for the fallback and 12-20 ms for the NumPy twin. Through cblas the six products alone
+# take 3.7 ms (OpenBLAS's AVX2 kernel runs these 128 x 128 x 32 products at about 110 GFLOP/s
+# per core, 85% of its square-matmul peak), the AVX-512 kernels take about half that; the
+# softmax passes take about 0.4 ms.
 #
 # Padded keys: scores of padded keys are finfo.min (as the twin's finfo.min + score, which rounds
 # to finfo.min), so their probabilities underflow to exactly 0. Keys after a batch row's last real
