@@ -42,8 +42,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
+import numba
 import numpy as np
 
 from .atomic import atomic_write_text
@@ -219,7 +220,8 @@ def kernel_cases(s: BenchShapes, seed: int = 0) -> list:
 KERNEL_ROUNDS = 3  # Numba and twin timed in turns, so a slow spell of the machine hits both
 
 
-def bench_kernels(s: BenchShapes, repeats: int, warmup: int, rounds: int = KERNEL_ROUNDS) -> list:
+def bench_kernels(s: BenchShapes, repeats: int, warmup: int, rounds: int = KERNEL_ROUNDS,
+                  only: Optional[tuple] = None) -> list:
     """Forward+backward of each kernel under both backends; ``speedup`` = NumPy / Numba time.
 
     Each backend is timed in ``rounds`` turns (Numba, twin, Numba, twin, ...), ``repeats`` runs
@@ -227,31 +229,28 @@ def bench_kernels(s: BenchShapes, repeats: int, warmup: int, rounds: int = KERNE
     second, and one block per backend would let a slow spell fall on one side only.
     """
     from .kernels import use_backend
-    from .kernels.gemm import cblas_route
     rows = []
     for name, shape, run, fns in kernel_cases(s):
+        if only is not None and name not in only:
+            continue
         row = {"kernel": name, "shape": shape,
                "has_numba": all(_has_numba_version(f) for f in fns)}
-        # attention where its products go to OpenBLAS's AVX-512 kernels (kernels/gemm.py): also
-        # timed with cblas_sgemm, as information; the target is the default route's figure
-        sides = ["numba", "numpy"] + (["numba_cblas"] if name == "attention" and _gemm_route() == "avx512" else [])
-        turns = {side: [] for side in sides}
+        turns = {"numba": [], "numpy": []}
+        probes = []
         for turn in range(max(1, rounds)):
-            for side in sides:
-                if side != "numpy":
+            for backend in ("numba", "numpy"):
+                if backend == "numba":
                     _let_blas_workers_sleep()  # the previous twin may have run BLAS's own threads
-                with use_backend("numpy" if side == "numpy" else "numba"), \
-                        (cblas_route() if side == "numba_cblas" else contextlib.nullcontext()):
-                    # >= 1 warm-up in the first turn: the compile
-                    turns[side].append(measure(run, repeats, max(1, warmup) if turn == 0 else 1))
+                    probes.append(two_core_probe())
+                with use_backend(backend):  # >= 1 warm-up in the first turn: the compile
+                    turns[backend].append(measure(run, repeats, max(1, warmup) if turn == 0 else 1))
         for backend, ms in turns.items():
             wall = [t for m in ms for t in m["times_s"]]
             row[backend] = {"median_s": float(np.median(wall)), "min_s": float(min(wall)), "times_s": wall,
                             "turn_medians_s": [m["median_s"] for m in ms],
                             "cpu_over_wall": float(np.median([m["cpu_over_wall"] or 0.0 for m in ms]))}
         row["speedup"] = row["numpy"]["median_s"] / row["numba"]["median_s"]
-        if "numba_cblas" in row:
-            row["speedup_cblas"] = row["numpy"]["median_s"] / row["numba_cblas"]["median_s"]
+        row["two_core_probe"] = probes
         rows.append(row)
     return rows
 
@@ -275,6 +274,49 @@ def gemm_route_text() -> str:
 
 
 # ============================================================================ 2. matmul yardstick
+
+def _probe_loop(a, rounds):
+    """``rounds`` passes of a multiply-add over each row of ``a`` (P, n): compute-bound in L1."""
+    P, n = a.shape
+    mul, add = a.dtype.type(0.9999), a.dtype.type(0.0001)
+    for p in numba.prange(P):
+        row = a[p]
+        for _ in range(rounds):
+            for j in range(n):
+                row[j] = row[j] * mul + add
+
+
+_probe_kernel = None
+
+
+def two_core_probe(rounds: int = 4000) -> Optional[float]:
+    """How much a second thread speeds up a compute-bound Numba loop: about 2 when the run has
+    two free cores, about 1 when the second is taken (on a shared host, by other virtual
+    machines; seen here as minute-long spells in which every 2-thread kernel ran at 1-thread
+    speed while the single-threaded parts did not slow). None under NUMBA_DISABLE_JIT."""
+    global _probe_kernel
+    if numba.config.DISABLE_JIT:
+        return None
+    if _probe_kernel is None:
+        from .kernels.backend import jit
+        _probe_kernel = jit(parallel=True)(_probe_loop)
+    a = np.ones((8, 2048), dtype=np.float32)  # (P, n), 64 KB
+    _probe_kernel(a, 1)  # compiled (or loaded) outside the timing
+    threads = numba.get_num_threads()
+    times = {}
+    try:
+        for n in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(n)
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                _probe_kernel(a, rounds)
+                best = min(best, time.perf_counter() - t)
+            times[n] = best
+    finally:
+        numba.set_num_threads(threads)
+    return times[1] / times[max(times)]
+
 
 def _let_blas_workers_sleep(seconds: float = 0.3) -> None:
     """After a multi-threaded BLAS call OpenBLAS's idle workers busy-wait for about 0.1 s
@@ -595,6 +637,9 @@ def _child(mode: str, t0: float, shapes: dict, out_path: str) -> None:
         res = {k: {"median_s": v["median_s"], "min_s": v["min_s"], "cpu_over_wall": v["cpu_over_wall"],
                    "phases_s": v["phases_s"]} for k, v in steps.items()}
         res["matmul_peak_gflops"] = matmul_peak(shapes["shapes"]["hidden"] < 64, shapes["repeats"])["peak_gflops"]
+    elif mode == "kernels":  # some kernels, e.g. with MINIDISTIL_GEMM=cblas (see attention_cblas_route)
+        res = {"rows": bench_kernels(BenchShapes(**shapes["shapes"]), shapes["repeats"], shapes["warmup"],
+                                     only=tuple(shapes["only"])), "route": gemm_route_text()}
     elif mode == "torch":
         from .bench_torch import TorchShapes, time_steps
         res = time_steps(TorchShapes(**shapes["shapes"]), repeats=shapes["repeats"],
@@ -632,6 +677,21 @@ def bench_subprocesses(s: BenchShapes, threads: int) -> dict:
         warm = _run_child("first_step", asdict(s), env, threads)
     return {"cold": cold, "warm_first_step": warm,
             "numba_disable_jit": os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")}
+
+
+def attention_cblas_route(s: BenchShapes, repeats: int, warmup: int, threads: int) -> Optional[dict]:
+    """Where the attention kernel runs OpenBLAS's AVX-512 kernels, the same kernel and its twin
+    timed again with ``MINIDISTIL_GEMM=cblas``, as information (None where cblas is the route).
+
+    In a fresh process: running both routes in one process slowed the AVX-512 runs that followed
+    cblas ones about 2x (2.5 -> 4.5-5 ms, and the twin's next first call 12 -> 28-40 ms), which
+    neither route shows alone.
+    """
+    if _gemm_route() != "avx512":
+        return None
+    payload = {"shapes": asdict(s), "repeats": repeats, "warmup": warmup, "only": ["attention"]}
+    res = _run_child("kernels", payload, {"MINIDISTIL_GEMM": "cblas"}, threads)
+    return {**res["rows"][0], "route": res["route"]}
 
 
 def bench_single_thread(s: BenchShapes, repeats: int, warmup: int, with_torch: bool) -> dict:
@@ -734,6 +794,12 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
         log(f"[bench] {key} done in {time.perf_counter() - t0:.1f} s")
 
     part("kernels", lambda: bench_kernels(s, repeats, warmup))
+    if r["kernels"] is not None and "subprocess" not in skip:
+        att = next((k for k in r["kernels"] if k["kernel"] == "attention"), None)
+        if att is not None:
+            cb = attention_cblas_route(s, repeats, warmup, threads)
+            if cb is not None:
+                att["cblas_route"] = cb
     part("matmul", lambda: {**matmul_peak(quick, repeats), "step_shapes": step_matmul_shapes(s, repeats)})
     part("steps", lambda: bench_steps(s, repeats, warmup))
     if r["matmul"] is not None and r["steps"] is not None:  # the peak again, after the steps
@@ -835,12 +901,14 @@ def summary_lines(r: dict, targets: bool = True) -> list:
                      for t in r["targets"]])
     if r["kernels"]:
         L += ["", "### Kernels, forward + backward", ""]
-        L += _table(["kernel", "shape", "Numba", "NumPy twin", "speed-up", "each turn", "Numba version?"],
+        L += _table(["kernel", "shape", "Numba", "NumPy twin", "speed-up", "each turn", "two-core probe",
+                     "Numba version?"],
                     [row for k in r["kernels"] for row in _kernel_rows(k)])
-        if any("numba_cblas" in k for k in r["kernels"]):
+        if any(k.get("cblas_route") for k in r["kernels"]):
             L += ["", "The attention kernel's products went to OpenBLAS's AVX-512 small-matrix kernels "
-                  "(`kernels/gemm.py`); the row marked cblas is the same kernel with `cblas_sgemm`, "
-                  "OpenBLAS's own choice for this CPU, timed in the same turns (information, not a target)."]
+                  "(`kernels/gemm.py`); the row marked cblas route is the same kernel with `cblas_sgemm` "
+                  "(`MINIDISTIL_GEMM=cblas`, OpenBLAS's own choice for this CPU) and its twin, timed in a "
+                  "fresh process (information, not a target)."]
     if r["steps"]:
         L += ["", "### Training steps", ""]
         rows = []
@@ -983,6 +1051,12 @@ def _limit_text(t: dict, r: dict) -> str:
             text += (f" In this run the six products alone would take {_fmt_s(products)} at the "
                      f"matmul peak ({peak:.0f} GFLOP/s), while 3x needs the whole kernel within "
                      f"{_fmt_s(k['numpy']['median_s'] / 3)}; the Numba kernel takes {_fmt_s(k['numba']['median_s'])}.")
+        probes = [p for p in (k or {}).get("two_core_probe") or [] if p is not None]
+        if probes and min(probes) < 1.5:
+            text += (f" The two-core probe before the Numba turns gave {_probes(k)} (2 = two free cores): "
+                     "in the turns near 1 the machine's second core was taken by other load and the "
+                     "two-thread kernel ran at one-thread speed, while the twin, mostly single-threaded, "
+                     "hardly slowed.")
         if k is not None and k["speedup"] < 1.0:
             text += (" Here the Numba version was even slower than its twin: it alternates Numba's "
                      "thread pool (the fused loops) with BLAS's (the products), two pools on two cores.")
@@ -1036,7 +1110,12 @@ METHOD = """\
 - Kernels: the public function (argument checks included) under `use_backend("numba")` and
   `use_backend("numpy")`, forward then backward, float32, at the shapes they have in the
   distillation step. The two are timed in three alternating turns of `--repeats` runs each
-  (one warm-up before each turn) and the medians taken over all turns.
+  (one warm-up before each turn) and the medians taken over all turns. Before each Numba turn a
+  two-core probe times a compute-bound Numba loop on one and on two threads: about 2 when two
+  cores are free, about 1 when another virtual machine on the host holds the second one (seen on
+  the development machine in spells of minutes, in which every two-thread kernel ran at
+  one-thread speed). Where the attention kernel uses OpenBLAS's AVX-512 kernels, the same kernel
+  with `MINIDISTIL_GEMM=cblas` and its twin are timed again in a fresh process, as information.
 - Steps: `minidistil.bench.make_teacher_step` / `make_distill_step`, the same calls as
   `train/pretrain.py` and `train/distill.py` plus gradient clipping at 5.0 and AdamW
   (lr 5e-4, betas (0.9, 0.98), eps 1e-6). Batches are `[CLS] random ids [SEP]` without padding;
@@ -1143,17 +1222,23 @@ Left:
 def _kernel_rows(k: dict) -> list:
     """The kernel table's row(s) for one kernel: a second one for the cblas route when timed."""
     rows = [[k["kernel"], k["shape"], _fmt_s(k["numba"]["median_s"]), _fmt_s(k["numpy"]["median_s"]),
-             f"{k['speedup']:.1f}x", _turns(k), "yes" if k["has_numba"] else "no (falls back to the twin)"]]
-    if "numba_cblas" in k:
-        rows.append([k["kernel"] + ", cblas route", k["shape"], _fmt_s(k["numba_cblas"]["median_s"]),
-                     _fmt_s(k["numpy"]["median_s"]), f"{k['speedup_cblas']:.1f}x", _turns(k, "numba_cblas"),
-                     "yes (information)"])
+             f"{k['speedup']:.1f}x", _turns(k), _probes(k), "yes" if k["has_numba"] else "no (falls back to the twin)"]]
+    cb = k.get("cblas_route")
+    if cb:
+        rows.append([k["kernel"] + ", cblas route (separate process)", k["shape"],
+                     _fmt_s(cb["numba"]["median_s"]), _fmt_s(cb["numpy"]["median_s"]),
+                     f"{cb['speedup']:.1f}x", _turns(cb), _probes(cb), "yes (information)"])
     return rows
 
 
-def _turns(k: dict, side: str = "numba") -> str:
+def _probes(k: dict) -> str:
+    """:func:`two_core_probe` before each Numba turn, e.g. "2.0 / 1.1 / 1.9" (1 = second core taken)."""
+    return " / ".join("-" if p is None else f"{p:.1f}" for p in k.get("two_core_probe") or []) or "-"
+
+
+def _turns(k: dict) -> str:
     """The speed-up of each alternating turn, e.g. "2.9 / 3.1 / 3.0" (how much it moved)."""
-    a, b = k[side].get("turn_medians_s") or [], k["numpy"].get("turn_medians_s") or []
+    a, b = k["numba"].get("turn_medians_s") or [], k["numpy"].get("turn_medians_s") or []
     return " / ".join(f"{y / x:.1f}" for x, y in zip(a, b) if x > 0)
 
 

@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -52,6 +53,25 @@ def test_kernels_compare_both_backends(quick_run):
         assert _positive(k["numba"]["median_s"]) and _positive(k["numpy"]["median_s"])
         assert k["speedup"] == pytest.approx(k["numpy"]["median_s"] / k["numba"]["median_s"])
         assert isinstance(k["has_numba"], bool)
+        # one two-core probe per Numba turn: a positive ratio, or None with the JIT off
+        assert len(k["two_core_probe"]) == len(k["numba"]["turn_medians_s"])
+        assert all(p is None or _positive(p) for p in k["two_core_probe"])
+    route = r["conditions"]["attention_gemm"]
+    att = next(k for k in r["kernels"] if k["kernel"] == "attention")
+    if route.startswith("avx512"):  # the cblas route timed too, in a child with MINIDISTIL_GEMM=cblas
+        cb = att["cblas_route"]
+        assert cb["route"].startswith("cblas (") and "MINIDISTIL_GEMM=cblas" in cb["route"]
+        assert _positive(cb["numba"]["median_s"]) and _positive(cb["numpy"]["median_s"])
+    else:
+        assert route.startswith(("cblas (", "pool (")) and "cblas_route" not in att
+
+
+def test_two_core_probe_measures_something():
+    p = bench.two_core_probe(rounds=50)
+    if numba.config.DISABLE_JIT:
+        assert p is None
+    else:  # one thread's time over two threads': between "no help" and "two full cores", roughly
+        assert 0.3 < p < 3.0
 
 
 def test_steps_flops_and_matmul(quick_run):
