@@ -105,14 +105,25 @@ class BenchShapes:
 
 # ============================================================================ timing helpers
 
-def measure(fn: Callable[[], object], repeats: int, warmup: int) -> dict:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed runs.
+# The untimed warm-up lasts at least this long. After even a short pause (the 0.3 s in which
+# OpenBLAS's workers go to sleep, see _let_blas_workers_sleep) the cores of the development
+# machine take about 50 ms to come back to speed: a 2.4 ms attention call took 5-6 ms in that
+# window, so a turn of a few short calls right after a pause measured the wake-up, not the kernel.
+WARMUP_MIN_S = 0.2
+
+
+def measure(fn: Callable[[], object], repeats: int, warmup: int, min_warmup_s: float = WARMUP_MIN_S) -> dict:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed runs (and at
+    least ``min_warmup_s`` seconds of them when ``warmup`` > 0).
 
     ``cpu_over_wall`` (process CPU time / wall time) shows how many cores the run really got:
     near the thread count on an idle machine, lower when other processes take the cores.
     """
-    for _ in range(warmup):
+    t_warm = time.perf_counter()
+    done = 0
+    while done < warmup or (warmup > 0 and time.perf_counter() - t_warm < min_warmup_s):
         fn()
+        done += 1
     wall, cpu = [], []
     for _ in range(repeats):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -1110,12 +1121,16 @@ METHOD = """\
 - Kernels: the public function (argument checks included) under `use_backend("numba")` and
   `use_backend("numpy")`, forward then backward, float32, at the shapes they have in the
   distillation step. The two are timed in three alternating turns of `--repeats` runs each
-  (one warm-up before each turn) and the medians taken over all turns. Before each Numba turn a
+  (at least one warm-up, and at least 0.2 s of them, before each turn: after a pause the cores
+  take about 50 ms to come back to speed) and the medians taken over all turns. Before each Numba turn a
   two-core probe times a compute-bound Numba loop on one and on two threads: about 2 when two
   cores are free, about 1 when another virtual machine on the host holds the second one (seen on
   the development machine in spells of minutes, in which every two-thread kernel ran at
   one-thread speed). Where the attention kernel uses OpenBLAS's AVX-512 kernels, the same kernel
   with `MINIDISTIL_GEMM=cblas` and its twin are timed again in a fresh process, as information.
+  On the development machine the same code also moves between speed levels for seconds to
+  minutes (the attention twin, for one, runs at 11.5-12.6 ms or at 17.5-18.4 ms), so figures
+  differ from run to run; the "each turn" column shows the spread within this run.
 - Steps: `minidistil.bench.make_teacher_step` / `make_distill_step`, the same calls as
   `train/pretrain.py` and `train/distill.py` plus gradient clipping at 5.0 and AdamW
   (lr 5e-4, betas (0.9, 0.98), eps 1e-6). Batches are `[CLS] random ids [SEP]` without padding;
@@ -1203,7 +1218,8 @@ Done:
    "Haswell" kernels there, although the same library ships AVX-512 kernels. The attention
    kernel calls OpenBLAS's exported AVX-512 small-matrix kernels directly where the CPU has
    AVX-512 (self-tested at start-up; `MINIDISTIL_GEMM=cblas` turns it off): 4.1-4.4 us per
-   128 x 128 x 32 product against 9.4-9.8 us, attention forward+backward 4.9 -> 3.2 ms.
+   128 x 128 x 32 product against 9.4-9.8 us; attention forward+backward 4.3-4.9 ms ->
+   2.3-2.9 ms.
 7. **Fused passes** in LayerNorm, GELU (vectorisable `fast_erf`/`fast_exp`), the softmax-with-
    temperature kernels, and the bias added inside each matmul piece; `fast_exp_nonpositive`
    (one power of two, flush below 2^-126) halves the cost of the attention softmax's exp.
