@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import numba
 import numpy as np
@@ -179,8 +180,16 @@ def test_torch_reference_runs_in_a_child():
 
 def test_measure_and_phases():
     calls = []
-    t = bench.measure(lambda: calls.append(1), repeats=3, warmup=2)
+    t = bench.measure(lambda: calls.append(1), repeats=3, warmup=2, min_warmup_s=0)
     assert len(calls) == 5 and len(t["times_s"]) == 3
+    # by default the warm-up also lasts WARMUP_MIN_S: many more calls of a function this quick
+    calls.clear()
+    t0 = time.perf_counter()
+    bench.measure(lambda: calls.append(1), repeats=3, warmup=2)
+    assert time.perf_counter() - t0 >= bench.WARMUP_MIN_S and len(calls) > 5
+    calls.clear()
+    bench.measure(lambda: calls.append(1), repeats=3, warmup=0)  # no warm-up asked: none made
+    assert len(calls) == 3
     assert t["min_s"] <= t["median_s"] == pytest.approx(float(np.median(t["times_s"])))
     ph = bench.Phases()
     ph.start()
