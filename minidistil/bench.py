@@ -302,9 +302,8 @@ _probe_kernel = None
 
 def two_core_probe(rounds: int = 4000) -> Optional[float]:
     """How much a second thread speeds up a compute-bound Numba loop: about 2 when the run has
-    two free cores, about 1 when the second is taken (on a shared host, by other virtual
-    machines; seen here as minute-long spells in which every 2-thread kernel ran at 1-thread
-    speed while the single-threaded parts did not slow). None under NUMBA_DISABLE_JIT."""
+    two free cores, about 1 when something else holds the second one, which would make every
+    two-thread kernel lose against its mostly single-threaded twin. None under NUMBA_DISABLE_JIT."""
     global _probe_kernel
     if numba.config.DISABLE_JIT:
         return None
@@ -1065,9 +1064,8 @@ def _limit_text(t: dict, r: dict) -> str:
         probes = [p for p in (k or {}).get("two_core_probe") or [] if p is not None]
         if probes and min(probes) < 1.5:
             text += (f" The two-core probe before the Numba turns gave {_probes(k)} (2 = two free cores): "
-                     "in the turns near 1 the machine's second core was taken by other load and the "
-                     "two-thread kernel ran at one-thread speed, while the twin, mostly single-threaded, "
-                     "hardly slowed.")
+                     "in the turns near 1 something else held the second core, which slows the "
+                     "two-thread kernel far more than its mostly single-threaded twin.")
         if k is not None and k["speedup"] < 1.0:
             text += (" Here the Numba version was even slower than its twin: it alternates Numba's "
                      "thread pool (the fused loops) with BLAS's (the products), two pools on two cores.")
@@ -1124,9 +1122,9 @@ METHOD = """\
   (at least one warm-up, and at least 0.2 s of them, before each turn: after a pause the cores
   take about 50 ms to come back to speed) and the medians taken over all turns. Before each Numba turn a
   two-core probe times a compute-bound Numba loop on one and on two threads: about 2 when two
-  cores are free, about 1 when another virtual machine on the host holds the second one (seen on
-  the development machine in spells of minutes, in which every two-thread kernel ran at
-  one-thread speed). Where the attention kernel uses OpenBLAS's AVX-512 kernels, the same kernel
+  cores are free, about 1 when something else holds the second one (then every two-thread kernel
+  loses against its mostly single-threaded twin). Where the attention kernel uses OpenBLAS's
+  AVX-512 kernels, the same kernel
   with `MINIDISTIL_GEMM=cblas` and its twin are timed again in a fresh process, as information.
   On the development machine the same code also moves between speed levels for seconds to
   minutes (the attention twin, for one, runs at 11.5-12.6 ms or at 17.5-18.4 ms), so figures
