@@ -70,9 +70,9 @@ def attention_backward_numpy(dout, q, k, v, probs):
 # so the layer merges heads without a copy.
 #
 # Measured at the bench shapes (B 32, NH 4, T 128, HS 32, 1/8 of the keys padded in every other
-# row; 2 threads, the same minutes): forward+backward 2.9-3.0 ms with OpenBLAS's AVX-512 kernels
-# (gemm.py's default route on a CPU with AVX-512), 4.9-5.2 ms through cblas_sgemm, against
-# 6.8 ms for the fallback and 12-20 ms for the NumPy twin. Through cblas the six products alone
+# row; 2 threads, the same minutes): forward+backward 2.3-3.0 ms with OpenBLAS's AVX-512 kernels
+# (gemm.py's default route on a CPU with AVX-512), 4.3-5.2 ms through cblas_sgemm, against
+# 6.8 ms for the fallback and 11.5-18.5 ms for the NumPy twin. Through cblas the six products alone
 # take 3.7 ms (OpenBLAS's AVX2 kernel runs these 128 x 128 x 32 products at about 110 GFLOP/s
 # per core, 85% of its square-matmul peak), the AVX-512 kernels take about half that; the
 # softmax passes take about 0.4 ms.
