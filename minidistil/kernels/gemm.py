@@ -121,9 +121,8 @@ def gemm_functions() -> Optional[GemmFunctions]:
             for s_name, d_name, ilp64 in _NAMES:
                 s, d = getattr(lib, s_name, None), getattr(lib, d_name, None)
                 if s is not None and d is not None:
-                    found = GemmFunctions(_address(s), _address(d), ilp64)
-                    small, why = _avx512_kernels(lib)
-                    _found = found._replace(small_s=small[0], small_d=small[1], why_not_avx512=why)
+                    (small_s, small_d), why = _avx512_kernels(lib)
+                    _found = GemmFunctions(_address(s), _address(d), ilp64, small_s, small_d, why)
                     break
     if _cblas_forced and _found is not None:
         return _found.cblas_only()
@@ -173,16 +172,15 @@ def _avx512_kernels(lib) -> tuple:
     version = _openblas_version(lib)
     if version is None or version < _SMALL_MIN_VERSION:
         return ((), ()), f"OpenBLAS {version or 'of unknown version'} is older than 0.3.17"
-    kernels = []
-    for p in ("s", "d"):
+    addresses = []
+    for p, dtype in (("s", np.float32), ("d", np.float64)):
         fns = [getattr(lib, f"{p}gemm_small_kernel_b0_{fl}_SKYLAKEX", None) for fl in _FLAGS]
         if any(f is None for f in fns):
             return ((), ()), "this OpenBLAS has no AVX-512 small-matrix kernels"
-        kernels.append(fns)
-    for p, fns in zip(("s", "d"), kernels):
-        if not _self_test(fns, np.float32 if p == "s" else np.float64):
+        if not _self_test(fns, dtype):
             return ((), ()), "the AVX-512 kernels failed their self-test"
-    return (tuple(_address(f) for f in kernels[0]), tuple(_address(f) for f in kernels[1])), ""
+        addresses.append(tuple(_address(f) for f in fns))
+    return tuple(addresses), ""
 
 
 def _self_test(fns, dtype) -> bool:
