@@ -694,8 +694,8 @@ def attention_cblas_route(s: BenchShapes, repeats: int, warmup: int, threads: in
     timed again with ``MINIDISTIL_GEMM=cblas``, as information (None where cblas is the route).
 
     In a fresh process: running both routes in one process slowed the AVX-512 runs that followed
-    cblas ones about 2x (2.5 -> 4.5-5 ms, and the twin's next first call 12 -> 28-40 ms), which
-    neither route shows alone.
+    cblas ones about 2x (2.5 -> 4.5-5 ms, and the twin's next first call 12 -> 28-40 ms), for a
+    reason not found; a process of its own keeps the two from touching.
     """
     if _gemm_route() != "avx512":
         return None
