@@ -87,6 +87,9 @@ def _split_docs():
         s = sentences(d.text)
         if s:
             (dev if _unit_hash(d.text, SPLIT_SEED) < DEV_FRACTION else train).append((d, s))
+    # a sentence repeated in several documents (a shared docstring line) stays on the train side
+    seen = {s for _, sents in train for s in sents}
+    dev = [(d, kept) for d, sents in dev if (kept := [s for s in sents if s not in seen])]
     return tuple(train), tuple(dev)
 
 
