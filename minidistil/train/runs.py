@@ -144,7 +144,7 @@ def teacher_config(seed: int = 0) -> RunConfig:
 
 
 # the shipped teacher's recipe (see teacher_config)
-TEACHER_VOCAB, TEACHER_MAX_LEN, TEACHER_HIDDEN, TEACHER_STEPS, TEACHER_LR = 4096, 64, 128, 40000, 1e-3
+TEACHER_VOCAB, TEACHER_MAX_LEN, TEACHER_HIDDEN, TEACHER_STEPS, TEACHER_LR = 4096, 64, 128, 30000, 1e-3
 
 PRESETS = {"demo": demo_config, "quick": quick_config, "teacher": teacher_config}
 
