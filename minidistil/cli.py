@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the embedded CPython documentation corpus)")
         sp.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sp.add_argument("--no-fast", action="store_true", help="run the plain reference code only: "
+                        "no thread pool, BLAS and malloc as they come (see minidistil.fast)")
 
     def training(sp):
         sp.add_argument("--steps", type=POS_INT, help="optimizer steps (overrides the preset)")
@@ -302,6 +304,9 @@ def _run_evaluate(args, cfg, data, teacher, student):
 
 
 def _cmd(args) -> int:
+    if not args.no_fast:
+        from . import fast
+        fast.enable()
     cfg = _config(args)
     _check_inputs(args)
     cfg, existing = _merge_saved_config(args, cfg)
@@ -367,12 +372,8 @@ def _cmd(args) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":  # owned by minidistil.bench; imported only when asked for
-        try:
-            from . import bench
-        except ImportError:
-            sys.stderr.write("minidistil: error: bench is not available in this install\n")
-            return 2
-        return int(bench.main(argv[1:]) or 0)
+        from .bench import main as bench_main
+        return int(bench_main(argv[1:]) or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

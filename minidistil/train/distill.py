@@ -28,14 +28,13 @@ def loss_config(cfg: DistillStageConfig):
 
 
 def make_student(teacher, cfg: RunConfig, init: str | None = None):
-    """The student: ``from_teacher`` (one layer out of two) or a random initialisation."""
-    from ..models import DistilBert
+    """The student: ``from_teacher`` with :func:`~minidistil.models.student_layers`, or a random
+    initialisation."""
+    from ..models import DistilBert, student_layers
     init = init or cfg.distill.student_init
     n_student = cfg.model.student_layers
     if init == "teacher":
-        n_teacher = teacher.config.num_hidden_layers
-        layers = None if n_student == n_teacher // 2 else \
-            [int(round(i)) for i in np.linspace(0, n_teacher - 1, n_student)]
+        layers = student_layers(teacher.config.num_hidden_layers, n_student)
         return DistilBert.from_teacher(teacher, layers=layers)
     if init == "random":
         scfg = dataclasses.replace(teacher.config, num_hidden_layers=n_student)
