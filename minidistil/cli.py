@@ -127,10 +127,14 @@ def _config(args):
     if cmd == "pretrain" and stage_over:
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, **stage_over))
     if cmd == "distill":
-        extra = {k: getattr(args, a) for k, a in
-                 (("student_init", "init"), ("alpha_ce", "alpha_ce"), ("alpha_mlm", "alpha_mlm"),
-                  ("alpha_cos", "alpha_cos"), ("temperature", "temperature"))
-                 if getattr(args, a, None) is not None}
+        extra = {"student_init": args.init} if args.init is not None else {}
+        loss = {k: getattr(args, k) for k in ("alpha_ce", "alpha_mlm", "alpha_cos", "temperature")
+                if getattr(args, k) is not None}
+        if loss:
+            try:
+                extra["loss"] = dataclasses.replace(cfg.distill.loss, **loss)
+            except (TypeError, ValueError) as e:
+                raise UsageError(str(e)) from None
         if stage_over or extra:
             cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, **stage_over, **extra))
     if cmd in ("demo", "ablate") and getattr(args, "pretrain_steps", None):

@@ -160,7 +160,7 @@ def test_bad_options_and_shapes(capsys):
         assert err.startswith("minidistil bench: error:") and what in err and len(err.splitlines()) == 1
     with pytest.raises(ValueError, match="unknown shapes"):
         preset("huge")
-    assert PRESETS["wide"].hidden > PRESETS["demo"].hidden and PRESETS["wide"].tokens == PRESETS["demo"].tokens
+    assert PRESETS["wide"].hidden > PRESETS["demo"].hidden and 2 * PRESETS["wide"].tokens == PRESETS["demo"].tokens
     with pytest.raises(ValueError, match="hidden"):
         bench.BenchShapes(hidden=10, heads=4)
     with pytest.raises(ValueError, match="batch"):

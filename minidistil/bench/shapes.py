@@ -42,7 +42,7 @@ class BenchShapes:
 
 PRESETS = {
     "demo": BenchShapes(),
-    # twice the width (BERT-mini's hidden size and heads), half the batch: the same tokens per step
+    # twice the width (hidden 256 as BERT-mini), half the batch: the activations stay the demo's size
     "wide": BenchShapes(batch=16, hidden=256, heads=4, ff=1024, vocab=8192),
     "quick": BenchShapes(batch=2, seq=16, hidden=16, heads=2, ff=32, vocab=64, teacher_layers=2,
                          student_layers=1),

@@ -11,8 +11,7 @@ public functions call is decided here:
 The checks live here too, so that a wrong shape or dtype gives a ``ValueError``/``TypeError``
 naming the argument instead of a Numba typing traceback.
 
-How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 machine
-(docs/performance.md has the figures):
+How the Numba kernels are compiled (:func:`jit`), and why:
 
 * ``cache=True``: compiled machine code is kept on disk (``NUMBA_CACHE_DIR`` if the install is
   read-only), so only the first run of a process pays the 0.2-0.9 s compile per kernel and dtype.
@@ -146,6 +145,25 @@ def check_float_array(name: str, x, ndim: int | Sequence[int] | None = None) -> 
                 f"{name} must have {want} dimensions, got shape {x.shape} ({x.ndim} dimensions)"
             )
     return x
+
+
+def check_ids(name: str, ids, num_embeddings: int, ignore: int | None = None) -> np.ndarray:
+    """``ids`` must be an integer ndarray with every value in ``[0, num_embeddings)``, or equal to
+    ``ignore`` when given (labels: the ignore index of the losses). The one integer-id check."""
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of integers, got {type(ids).__name__}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{name} must have an integer dtype, got {ids.dtype}")
+    if ids.size:
+        bad = (ids < 0) | (ids >= num_embeddings)  # same shape as ids
+        if ignore is not None:
+            bad &= ids != ignore
+        if bad.any():
+            value = int(ids[bad].flat[0])
+            lo, hi = int(ids.min()), int(ids.max())
+            where = f"[0, {num_embeddings})" + (f" or {ignore} (ignore)" if ignore is not None else "")
+            raise ValueError(f"{name} must lie in {where}, found {value} (values in [{lo}, {hi}])")
+    return ids
 
 
 def check_shape(name: str, x: np.ndarray, shape: tuple) -> None:
