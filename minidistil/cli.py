@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the embedded CPython documentation corpus)")
         sp.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sp.add_argument("--no-fast", action="store_true", help="run the plain reference code only: "
+                        "no thread pool, BLAS and malloc as they come (see minidistil.fast)")
 
     def training(sp):
         sp.add_argument("--steps", type=POS_INT, help="optimizer steps (overrides the preset)")
@@ -134,10 +136,14 @@ def _config(args):
     if cmd == "pretrain" and stage_over:
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, **stage_over))
     if cmd == "distill":
-        extra = {k: getattr(args, a) for k, a in
-                 (("student_init", "init"), ("alpha_ce", "alpha_ce"), ("alpha_mlm", "alpha_mlm"),
-                  ("alpha_cos", "alpha_cos"), ("temperature", "temperature"))
-                 if getattr(args, a, None) is not None}
+        extra = {"student_init": args.init} if args.init is not None else {}
+        loss = {k: getattr(args, k) for k in ("alpha_ce", "alpha_mlm", "alpha_cos", "temperature")
+                if getattr(args, k) is not None}
+        if loss:
+            try:
+                extra["loss"] = dataclasses.replace(cfg.distill.loss, **loss)
+            except (TypeError, ValueError) as e:
+                raise UsageError(str(e)) from None
         if stage_over or extra:
             cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, **stage_over, **extra))
     if cmd in ("demo", "ablate") and getattr(args, "pretrain_steps", None):
@@ -311,6 +317,9 @@ def _run_evaluate(args, cfg, data, teacher, student):
 
 
 def _cmd(args) -> int:
+    if not args.no_fast:
+        from . import fast
+        fast.enable()
     cfg = _config(args)
     _check_inputs(args)
     cfg, existing = _merge_saved_config(args, cfg)
@@ -376,12 +385,8 @@ def _cmd(args) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":  # owned by minidistil.bench; imported only when asked for
-        try:
-            from . import bench
-        except ImportError:
-            sys.stderr.write("minidistil: error: bench is not available in this install\n")
-            return 2
-        return int(bench.main(argv[1:]) or 0)
+        from .bench import main as bench_main
+        return int(bench_main(argv[1:]) or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

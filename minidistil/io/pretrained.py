@@ -33,14 +33,14 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 
-from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert
+from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert, student_layers
 from ..models.params import param_shapes, state_dict_problems
 from ..models.heads import SequenceClassifier
 from .heads import fresh_head, is_classifier_config, load_classifier, save_classifier
 from .safetensors import SafetensorsError, load_file, save_file
 
 __all__ = ["PretrainedError", "load_pretrained", "save_pretrained", "read_config", "read_vocab",
-           "teacher_from_pretrained", "spread_layers", "minilm_folder"]
+           "teacher_from_pretrained", "minilm_folder"]
 
 WEIGHTS_NAME, CONFIG_NAME, VOCAB_NAME = "model.safetensors", "config.json", "vocab.txt"
 # Hugging Face DistilBERT config field -> BertConfig field.
@@ -340,26 +340,14 @@ def _tokenizer_vocab(tokenizer) -> list[str]:
 
 # ---------------------------------------------------------------- helpers for distillation
 
-def spread_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
-    """Teacher layers to copy into a student: evenly spread, first and last kept.
-
-    12 -> 6 gives [0, 2, 4, 7, 9, 11] (the released DistilBERT's choice); 6 -> 3 gives [0, 2, 5].
-    """
-    L, n = num_teacher_layers, num_student_layers
-    if not (isinstance(n, int) and isinstance(L, int) and 1 <= n <= L):
-        raise ValueError(f"num_student_layers must be an int in 1..{L}, got {n!r}")
-    if n == 1:
-        return [L - 1]
-    return [int(round(i * (L - 1) / (n - 1))) for i in range(n)]
-
-
 def teacher_from_pretrained(folder, num_student_layers: Optional[int] = None,
                             layers: Optional[Sequence[int]] = None, dtype=np.float32, seed: int = 0):
     """For ``minidistil distill --teacher FOLDER``: ``(teacher, student, tokenizer)``.
 
     The teacher is the checkpoint (a BERT; a fresh MLM head if the file has none, with a warning);
-    the student is a :class:`DistilBert` initialised from it with ``layers`` (default: half the
-    teacher's layers spread by :func:`spread_layers`, or ``num_student_layers`` of them).
+    the student is a :class:`DistilBert` initialised from it with ``layers`` (default:
+    :func:`~minidistil.models.student_layers` for half the teacher's layers, rounded up, or for
+    ``num_student_layers``).
     """
     teacher, tokenizer = load_pretrained(folder, dtype=dtype, seed=seed)
     if not isinstance(teacher, Bert):
@@ -367,7 +355,7 @@ def teacher_from_pretrained(folder, num_student_layers: Optional[int] = None,
                               f"got a {type(teacher).__name__}")
     L = teacher.config.num_hidden_layers
     if layers is None:
-        layers = spread_layers(L, num_student_layers or max(1, L // 2))
+        layers = student_layers(L, num_student_layers or (L + 1) // 2)
     student = DistilBert.from_teacher(teacher, layers=layers)
     return teacher, student, tokenizer
 

@@ -26,13 +26,13 @@ def token_probs_for(cfg: StageConfig, counts: np.ndarray, special_ids) -> np.nda
 def make_mlm_step(model, tokenizer, cfg: StageConfig, token_probs=None):
     """The ``step_fn`` of the teacher: one MLM forward/backward on a micro-batch."""
     from ..losses import mlm_backward, mlm_forward
-    from ..masking import mask_tokens
+    from ..masking import IGNORE_INDEX, mask_tokens
 
     def step_fn(input_ids, attention_mask, rng):
         masked_ids, labels = mask_tokens(input_ids, attention_mask, rng, tokenizer.vocab_size,
                                          tokenizer.mask_id, tokenizer.special_ids,
                                          mlm_prob=cfg.mlm_prob, token_probs=token_probs)
-        positions = labels != -100  # (B, T) the masked tokens
+        positions = labels != IGNORE_INDEX  # (B, T) the masked tokens
         if not positions.any():
             return None
         out = model.forward(masked_ids, attention_mask, mlm_positions=positions)  # logits (P, V)
