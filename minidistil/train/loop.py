@@ -66,12 +66,15 @@ def _truncate_metrics(path: str, step: int) -> None:
 
 def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
                seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
-               progress: bool = True, extra_meta: dict | None = None) -> LoopResult:
+               progress: bool = True, extra_meta: dict | None = None,
+               on_step: Callable | None = None) -> LoopResult:
     """Train ``model.params`` for ``cfg.steps`` optimizer steps.
 
     ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
     ``None`` to skip a micro-batch; ``losses["loss"]`` is the total that was differentiated.
     ``max_steps`` stops after that many optimizer steps (a checkpoint is written), as if killed.
+    ``on_step(step, model)``, if given, is called before the first update and after every update
+    (e.g. a validation curve); it must not touch the parameters or the loop's randomness.
     """
     os.makedirs(folder, exist_ok=True)
     ckpt_path = os.path.join(folder, CKPT_FILE)
@@ -106,6 +109,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     t0 = time.perf_counter()
     last = {}
     stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    if on_step is not None:
+        on_step(step, model)
     try:
         # owned_cores: BLAS single-threaded for the whole loop, minidistil's pools own the cores
         with open(metrics_path, "a", encoding="utf-8") as log, owned_cores():
@@ -140,6 +145,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                 log.flush()
                 if step % cfg.ckpt_every == 0 or step == stop_at:
                     save(step)
+                if on_step is not None:
+                    on_step(step, model)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.3f}")
