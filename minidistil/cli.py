@@ -46,9 +46,10 @@ def _number(kind, low=None, name="value", strict=False):
     return parse
 
 
-# the ablation's budget: 5 variants x 3 seeds x 200 steps + a teacher, <= 30 minutes on 2 cores
+# the ablation's budget: 7 rows x 5 seeds x ABLATE_STEPS steps, <= 30 minutes on 2 cores
 ABLATE_STEPS = 200
 ABLATE_STEPS_QUICK = 20
+ABLATE_SEEDS = 5
 POS_INT = _number(int, 1)
 NONNEG_INT = _number(int, 0)
 POS_FLOAT = _number(float, 0.0, strict=True)
@@ -107,10 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ablate", help="Table 4 in miniature: ablations x seeds")
     common(s, "runs/ablate")
-    s.add_argument("--seeds", type=POS_INT, default=3, help="seeds per variant (default 3)")
+    s.add_argument("--seeds", type=POS_INT, default=ABLATE_SEEDS,
+                   help=f"seeds per row (default {ABLATE_SEEDS})")
     s.add_argument("--steps", type=POS_INT, help=f"distillation steps per run (default {ABLATE_STEPS}, "
                    f"{ABLATE_STEPS_QUICK} with --quick)")
     s.add_argument("--pretrain-steps", type=POS_INT)
+    s.add_argument("--pretrain", action="store_true", help="pretrain the teacher from scratch "
+                   "first instead of starting from the shipped teacher")
+    s.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "
+                   "instead of the shipped teacher")
 
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)
     return p
@@ -307,8 +313,8 @@ def _run_evaluate(args, cfg, data, teacher, students: dict):
     return report
 
 
-def _demo_from_teacher(args) -> int:
-    """``demo`` without --pretrain/--quick: the shipped teacher (or --teacher), no pretraining."""
+def _from_teacher(args) -> int:
+    """``demo``/``ablate`` without --pretrain/--quick: the shipped teacher (or --teacher)."""
     from .train import demo
     from .train.controls import STUDENTS
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -318,10 +324,11 @@ def _demo_from_teacher(args) -> int:
         teacher, tok = demo.load_teacher_folder(folder)
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UsageError(f"teacher: {e}") from None
-    cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed, steps=args.distill_steps,
-                                  corpus=os.path.abspath(args.corpus) if args.corpus else None)
+    corpus = os.path.abspath(args.corpus) if args.corpus else None
+    cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed,
+                                  steps=getattr(args, "distill_steps", None), corpus=corpus)
     cfg, _ = _merge_saved_config(args, cfg)
-    for name in STUDENTS:
+    for name in (STUDENTS if args.command == "demo" else []):
         _check_stage_free(args, name)
     data = _prepare(args, cfg, tokenizer=tok)
     _say(args, f"teacher: {folder} ({teacher.config.num_hidden_layers} layers, hidden "
@@ -329,7 +336,24 @@ def _demo_from_teacher(args) -> int:
                f"{len(data.train)} training / {len(data.val)} validation sequences of at most "
                f"{cfg.data.max_len} tokens ({time.perf_counter() - t0:.1f} s)")
     demo.write_teacher_run(args.out, cfg, data, teacher, source=str(folder))
+    if args.command == "ablate":
+        return _ablate(args, cfg, data, teacher, t0, cpu0)
     return _demo_students(args, cfg, data, teacher, t0, cpu0)
+
+
+def _ablate(args, cfg, data, teacher, t0, cpu0) -> int:
+    from .train.ablate import ablate, format_ablation, plot_rows
+    from .train.plots_claims import plot_ablation_ci
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
+    report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress)
+    os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
+    path = os.path.join(args.out, "plots", "ablation.png")
+    plot_ablation_ci(plot_rows(report), path)
+    print(format_ablation(report))
+    _say(args, f"ablation finished in {time.perf_counter() - t0:.0f} s wall, "
+               f"{time.process_time() - cpu0:.0f} s CPU; plot: {path}")
+    return 0
 
 
 def _demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
@@ -346,7 +370,10 @@ def _demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
 
 def _cmd(args) -> int:
     if args.command == "demo" and not (args.pretrain or args.quick):
-        return _demo_from_teacher(args)
+        return _from_teacher(args)
+    if args.command == "ablate" and not (args.pretrain or args.quick) and \
+            _stage_state(args.out, "pretrain") != "done":
+        return _from_teacher(args)
     cpu0 = time.process_time()
     cfg = _config(args)
     _check_inputs(args)
@@ -389,20 +416,9 @@ def _cmd(args) -> int:
             teacher, done = _run_pretrain(args, cfg, data)
         return _demo_students(args, cfg, data, teacher, t0, cpu0)
     if cmd == "ablate":
-        from .train.ablate import ablate, format_ablation
-        from .train.plots import plot_ablation
         if teacher is None:
             teacher, _ = _run_pretrain(args, cfg, data)
-        seeds = list(range(args.seed, args.seed + args.seeds))
-        steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
-        report = ablate(cfg, args.out, data, teacher, seeds, steps=steps,
-                        progress=not args.no_progress)
-        os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
-        path = os.path.join(args.out, "plots", "ablation.png")
-        plot_ablation(report["summary"], path)
-        print(format_ablation(report))
-        _say(args, f"ablation finished in {time.perf_counter() - t0:.0f} s; plot: {path}")
-        return 0
+        return _ablate(args, cfg, data, teacher, t0, cpu0)
     raise AssertionError(cmd)
 
 

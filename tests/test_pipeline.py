@@ -207,8 +207,18 @@ def test_quick_ablation_table_and_plot(quick_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     for variant, paper in (("-Lce", "-2.96"), ("-Lcos", "-1.46"), ("-Lmlm", "-0.31"), ("random-init", "-3.69")):
         assert variant in printed and paper in printed
+    assert "(a) Lmlm, teacher init" in printed and "(b) Lmlm, random init" in printed
     report = json.loads((out / "ablation.json").read_text())
-    assert len(report["runs"]) == 10 and report["seeds"] == [0, 1]
-    triple = [r for r in report["summary"] if r["variant"] == "triple"][0]
-    assert triple["mean_delta"] == 0.0
+    assert len(report["runs"]) == 14 and report["seeds"] == [0, 1]
+    rows = {r["variant"]: r for r in report["summary"]}
+    assert "mean_delta" not in rows["triple"]
+    for name, r in rows.items():
+        if name == "triple":
+            continue
+        lo, hi = r["ci95"]
+        assert lo <= r["mean_delta"] <= hi and r["verdict"] in (
+            "the paper's sign, significant", "not resolved", "opposite sign, significant")
+        assert r["verdict"] in printed
+        assert r["mean_delta"] == pytest.approx(np.mean(r["per_seed_delta"]))
     assert (out / "plots" / "ablation.png").stat().st_size > 1000
+    assert (out / "ablate" / "control-mlm-teacher-init" / "seed1" / "model.npz").is_file()

@@ -133,9 +133,9 @@ def format_claims(report: dict, teacher_label: str = "teacher") -> str:
     rows.append((teacher_label, fmt_pm(t["accuracy"], t["se"]), "100%", ""))
     s = report.get("student")
     if s is not None:
+        ret_ci = fmt_ci(report["retention_ci95"], digits=1, signed=False)
         rows.append((LABELS[DISTILLED], fmt_pm(s["accuracy"], s["se"]),
-                     f"{100 * report['retention']:.1f}% {fmt_ci(report['retention_ci95'], digits=1, signed=False)}",
-                     ""))
+                     f"{100 * report['retention']:.1f}% {ret_ci}", ""))
     for name, c in report.get("controls", {}).items():
         vs = c.get("student_minus_this")
         rows.append((LABELS.get(name, name), fmt_pm(c["accuracy"], c["se"]),

@@ -40,10 +40,10 @@ def shipped_teacher_folder() -> Path:
     """The folder of the teacher that ships with minidistil; ``ValueError`` if this install has none."""
     try:
         from ..assets import teacher_folder
-    except ImportError:
-        raise ValueError("this install has no shipped teacher (minidistil.assets is missing); "
-                         "run `minidistil demo --pretrain` or pass --teacher FOLDER") from None
-    folder = Path(teacher_folder())
+        folder = Path(teacher_folder())
+    except (ImportError, FileNotFoundError):
+        raise ValueError("this install has no shipped teacher (minidistil/assets/teacher/"
+                         "model.safetensors); run `minidistil demo --pretrain` or pass --teacher FOLDER") from None
     if not (folder / "model.safetensors").is_file():
         raise ValueError(f"the shipped teacher is missing ({folder / 'model.safetensors'}); "
                          "run `minidistil demo --pretrain` or pass --teacher FOLDER")
@@ -94,8 +94,26 @@ def teacher_run_config(folder, teacher, tokenizer, seed: int = 0, steps: int | N
                      model=spec, distill=stage, eval=SHIPPED_EVAL)
 
 
+def recorded_evaluation(folder=None) -> dict:
+    """The shipped teacher's accuracy measured the way its ``recipe.json`` figure was measured:
+    the run configuration recorded in the recipe (data split, evaluation batches and seed), with
+    one mask when that configuration predates ``EvalConfig.n_masks``."""
+    from .evaluate import make_eval_set, predict
+    from .runs import prepare_data
+    folder = shipped_teacher_folder() if folder is None else Path(folder)
+    recipe = read_recipe(folder)
+    if "config" not in recipe:
+        raise ValueError(f"{folder / RECIPE_FILE} records no run configuration")
+    cfg = RunConfig.from_dict(recipe["config"])
+    n_masks = recipe["config"].get("eval", {}).get("n_masks", 1)
+    teacher, tok = load_teacher_folder(folder)
+    data = prepare_data(dataclasses.replace(cfg.data, corpus=None), tokenizer=tok)
+    res = predict(teacher, make_eval_set(data.val, tok, cfg.eval, n_masks=n_masks))
+    return {"accuracy": res["accuracy"], "se": res["se"], "n_masked": res["n_masked"], "n_masks": n_masks}
+
+
 def evaluate_teacher(folder=None, n_masks: int | None = None) -> dict:
-    """The shipped teacher's accuracy on the fixed evaluation (what ``recipe.json`` records)."""
+    """The shipped teacher's accuracy on the demo's fixed evaluation (8 masks per sequence)."""
     from .evaluate import make_eval_set, predict
     from .runs import prepare_data
     folder = shipped_teacher_folder() if folder is None else Path(folder)
