@@ -30,10 +30,10 @@ def plot_controls(curves: dict, labels: dict, teacher_accuracy: float | None, pa
         ax.fill_between(x, y - e, y + e, color=f"C{i}", alpha=0.15, lw=0)
     if teacher_accuracy is not None:
         ax.axhline(100 * teacher_accuracy, color="k", lw=1, ls=":", label="teacher (same tokens)")
-    sub = f" ({n_masked} masked tokens; bands: 95% CI)" if n_masked else ""
-    ax.set(title="does the teacher help? students trained on the same batches and masks",
-           xlabel="optimizer step", ylabel=f"val masked-token accuracy (%){sub}")
-    ax.yaxis.label.set_size(8.5)
+    sub = f"\n(a fixed subset: {n_masked} validation tokens; bands: 95% CI)" if n_masked else ""
+    ax.set(title="does the teacher help? students on the same batches and masks" + sub,
+           xlabel="optimizer step", ylabel="val masked-token accuracy (%)")
+    ax.title.set_size(10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
@@ -53,10 +53,10 @@ def plot_ablation_ci(rows: list[dict], path: str) -> None:
     paper = [np.nan if r.get("paper") is None else r["paper"] for r in rows]
     ax.bar(x + 0.2, paper, 0.4, color="C1", label="paper: change of GLUE macro-score (points)")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, [r["variant"] for r in rows], fontsize=8)
+    ax.set_xticks(x, [r["variant"].replace(", ", ",\n") for r in rows], fontsize=8)
     ax.set(title="ablation against the triple loss (Table 4), paired by seed and token",
            ylabel="change against the triple loss (points)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7.5)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
     _save(fig, path)
     plt.close(fig)
