@@ -104,3 +104,15 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
     code, _, err = run(["pretrain", "--quick", "--out", str(out)], capsys)
     assert_one_line_error(code, err, "--resume")
     assert (out / "pretrain" / "checkpoint.npz").read_bytes() == b"keep me"
+
+
+def test_demo_and_ablate_with_an_unusable_teacher_folder(tmp_path, capsys):
+    """Not a BERT folder: one line naming the teacher, nothing written."""
+    folder = tmp_path / "not_a_teacher"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    for cmd in ("demo", "ablate"):
+        out = tmp_path / f"run_{cmd}"
+        code, _, err = run([cmd, "--teacher", str(folder), "--out", str(out)], capsys)
+        assert_one_line_error(code, err, "teacher")
+        assert not out.exists()
