@@ -1,7 +1,9 @@
 """The command line: ``minidistil demo | pretrain | distill | evaluate | ablate | bench``.
 
-    minidistil demo                 tokenizer + teacher pretraining + distillation + evaluation
-                                    + plots on the embedded corpus (the paper's Table 3)
+    minidistil demo                 from the shipped teacher: the distilled student and three
+                                    controls, Table 1 in miniature with intervals, the
+                                    distillation gain, Table 3, plots (--pretrain: train the
+                                    teacher from scratch first)
     minidistil pretrain --out DIR   train the teacher (MLM)
     minidistil distill  --out DIR   distil the student from DIR's teacher (or --teacher FOLDER)
     minidistil evaluate --out DIR   evaluate teacher and student, print the table, write plots
@@ -45,9 +47,10 @@ def _number(kind, low=None, name="value", strict=False):
     return parse
 
 
-# the ablation's budget: 5 variants x 3 seeds x 200 steps + a teacher, <= 30 minutes on 2 cores
+# the ablation's budget: 7 rows x 5 seeds x ABLATE_STEPS steps, <= 30 minutes on 2 cores
 ABLATE_STEPS = 200
 ABLATE_STEPS_QUICK = 20
+ABLATE_SEEDS = 5
 POS_INT = _number(int, 1)
 NONNEG_INT = _number(int, 0)
 POS_FLOAT = _number(float, 0.0, strict=True)
@@ -80,9 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the whole pipeline on the embedded corpus")
     common(d, "runs/demo")
-    d.add_argument("--pretrain-steps", type=POS_INT)
-    d.add_argument("--distill-steps", type=POS_INT)
-    d.add_argument("--teacher", metavar="FOLDER", help="skip pretraining: a Hugging Face BERT folder")
+    d.add_argument("--pretrain", action="store_true", help="pretrain the teacher from scratch "
+                   "first instead of starting from the shipped teacher")
+    d.add_argument("--pretrain-steps", type=POS_INT, help="teacher steps (with --pretrain or --quick)")
+    d.add_argument("--distill-steps", type=POS_INT, help="steps of the student and of each control")
+    d.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "
+                   "instead of the shipped teacher")
 
     s = sub.add_parser("pretrain", help="train the teacher with masked language modelling")
     common(s, "runs/demo")
@@ -108,10 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ablate", help="Table 4 in miniature: ablations x seeds")
     common(s, "runs/ablate")
-    s.add_argument("--seeds", type=POS_INT, default=3, help="seeds per variant (default 3)")
+    s.add_argument("--seeds", type=POS_INT, default=ABLATE_SEEDS,
+                   help=f"seeds per row (default {ABLATE_SEEDS})")
     s.add_argument("--steps", type=POS_INT, help=f"distillation steps per run (default {ABLATE_STEPS}, "
                    f"{ABLATE_STEPS_QUICK} with --quick)")
     s.add_argument("--pretrain-steps", type=POS_INT)
+    s.add_argument("--pretrain", action="store_true", help="pretrain the teacher from scratch "
+                   "first instead of starting from the shipped teacher")
+    s.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "
+                   "instead of the shipped teacher")
 
     from .train.glue_cli import add_glue_parser
     add_glue_parser(sub, POS_INT, POS_FLOAT, NONNEG_FLOAT)
@@ -182,8 +193,9 @@ def _merge_saved_config(args, cfg):
         if args.command in ("pretrain", "demo", "ablate") or args.corpus or args.quick or args.seed:
             raise UsageError(f"--out {args.out} holds a run with another corpus/model/seed "
                              "configuration; use another --out (or the same options)")
-    # data, model and seed come from the run directory; stage settings from this command
-    return dataclasses.replace(cfg, seed=saved.seed, data=saved.data, model=saved.model), True
+    # data, model, seed and the evaluation come from the run directory; stage settings from this command
+    return dataclasses.replace(cfg, seed=saved.seed, data=saved.data, model=saved.model,
+                               eval=saved.eval), True
 
 
 def _prepare(args, cfg, vocab_path=None, tokenizer=None):
@@ -301,25 +313,86 @@ def _run_distill(args, cfg, data, teacher):
     return student, res.finished
 
 
-def _run_evaluate(args, cfg, data, teacher, student):
-    from .atomic import atomic_write_json
-    from .train.evaluate import evaluate_models, format_table, format_targets
-    from .train.plots import plot_run
-    t0 = time.perf_counter()
-    report = evaluate_models(teacher, student, data, cfg.eval)
-    report["eval_time_s"] = time.perf_counter() - t0
-    atomic_write_json(os.path.join(args.out, "eval.json"), report)
-    paths = plot_run(args.out, report)
+def _run_evaluate(args, cfg, data, teacher, students: dict):
+    from .train.controls import format_claims
+    from .train.demo import evaluate_run, write_plots
+    from .train.evaluate import format_table, format_targets
+    report = evaluate_run(args.out, cfg, data, teacher, students)
+    paths = write_plots(args.out, report, data, cfg, teacher)
+    print("Table 1 in miniature:")
+    print(format_claims(report))
+    print("\nTable 3 in miniature:")
     print(format_table(report))
     print(format_targets(report))
     _say(args, "plots: " + ", ".join(paths))
     return report
 
 
+def _from_teacher(args) -> int:
+    """``demo``/``ablate`` without --pretrain/--quick: the shipped teacher (or --teacher)."""
+    from .train import demo
+    from .train.controls import STUDENTS
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    _check_inputs(args)
+    try:
+        folder = args.teacher or demo.shipped_teacher_folder()
+        teacher, tok = demo.load_teacher_folder(folder)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        raise UsageError(f"teacher: {e}") from None
+    corpus = os.path.abspath(args.corpus) if args.corpus else None
+    cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed,
+                                  steps=getattr(args, "distill_steps", None), corpus=corpus)
+    cfg, _ = _merge_saved_config(args, cfg)
+    for name in (STUDENTS if args.command == "demo" else []):
+        _check_stage_free(args, name)
+    data = _prepare(args, cfg, tokenizer=tok)
+    _say(args, f"teacher: {folder} ({teacher.config.num_hidden_layers} layers, hidden "
+               f"{teacher.config.hidden_size}, {teacher.num_parameters() / 1e6:.2f}M parameters); data: "
+               f"{len(data.train)} training / {len(data.val)} validation sequences of at most "
+               f"{cfg.data.max_len} tokens ({time.perf_counter() - t0:.1f} s)")
+    demo.write_teacher_run(args.out, cfg, data, teacher, source=str(folder))
+    if args.command == "ablate":
+        return _ablate(args, cfg, data, teacher, t0, cpu0)
+    return _demo_students(args, cfg, data, teacher, t0, cpu0)
+
+
+def _ablate(args, cfg, data, teacher, t0, cpu0) -> int:
+    from .train.ablate import ablate, format_ablation, plot_rows
+    from .train.plots_claims import plot_ablation_ci
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
+    report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress)
+    os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
+    path = os.path.join(args.out, "plots", "ablation.png")
+    plot_ablation_ci(plot_rows(report), path)
+    print(format_ablation(report))
+    _say(args, f"ablation finished in {time.perf_counter() - t0:.0f} s wall, "
+               f"{time.process_time() - cpu0:.0f} s CPU; plot: {path}")
+    return 0
+
+
+def _demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
+    from .train import demo
+    t1 = time.perf_counter()
+    models, _ = demo.run_students(cfg, args.out, data, teacher, resume=args.resume,
+                                  progress=not args.no_progress, log=lambda m: _say(args, m))
+    _run_evaluate(args, cfg, data, teacher, {k: m for k, (m, _) in models.items()})
+    _say(args, f"demo finished in {time.perf_counter() - t0:.0f} s wall, "
+               f"{time.process_time() - cpu0:.0f} s CPU (students and evaluation "
+               f"{time.perf_counter() - t1:.0f} s wall); run directory {args.out}")
+    return 0
+
+
 def _cmd(args) -> int:
     if not args.no_fast:
         from . import fast
         fast.enable()
+    if args.command == "demo" and not (args.pretrain or args.quick):
+        return _from_teacher(args)
+    if args.command == "ablate" and not (args.pretrain or args.quick) and \
+            _stage_state(args.out, "pretrain") != "done":
+        return _from_teacher(args)
+    cpu0 = time.process_time()
     cfg = _config(args)
     _check_inputs(args)
     cfg, existing = _merge_saved_config(args, cfg)
@@ -327,7 +400,9 @@ def _cmd(args) -> int:
     if cmd in ("pretrain", "demo") and not getattr(args, "teacher", None):
         _check_stage_free(args, "pretrain")
     if cmd in ("distill", "demo"):
-        _check_stage_free(args, "distill")
+        from .train.controls import STUDENTS
+        for name in (STUDENTS if cmd == "demo" else ["distill"]):
+            _check_stage_free(args, name)
     if cmd == "ablate" and _stage_state(args.out, "pretrain") != "done":
         _check_stage_free(args, "pretrain")
     if args.resume and cmd in ("pretrain", "distill") and _stage_state(args.out, cmd) == "none":
@@ -351,34 +426,17 @@ def _cmd(args) -> int:
         return 0
     if cmd == "evaluate":
         from .train.runs import MODEL_FILE, load_model
-        spath = os.path.join(args.out, "distill", MODEL_FILE)
-        student = load_model(spath)[0] if os.path.isfile(spath) else None
-        _run_evaluate(args, cfg, data, teacher, student)
+        from .train.demo import load_students
+        _run_evaluate(args, cfg, data, teacher, load_students(args.out))
         return 0
     if cmd == "demo":
-        t_start = time.perf_counter()
         if teacher is None:
             teacher, done = _run_pretrain(args, cfg, data)
-        student, _ = _run_distill(args, cfg, data, teacher)
-        _run_evaluate(args, cfg, data, teacher, student)
-        _say(args, f"demo finished in {time.perf_counter() - t0:.0f} s "
-                   f"(training and evaluation {time.perf_counter() - t_start:.0f} s); run directory {args.out}")
-        return 0
+        return _demo_students(args, cfg, data, teacher, t0, cpu0)
     if cmd == "ablate":
-        from .train.ablate import ablate, format_ablation
-        from .train.plots import plot_ablation
         if teacher is None:
             teacher, _ = _run_pretrain(args, cfg, data)
-        seeds = list(range(args.seed, args.seed + args.seeds))
-        steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
-        report = ablate(cfg, args.out, data, teacher, seeds, steps=steps,
-                        progress=not args.no_progress)
-        os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
-        path = os.path.join(args.out, "plots", "ablation.png")
-        plot_ablation(report["summary"], path)
-        print(format_ablation(report))
-        _say(args, f"ablation finished in {time.perf_counter() - t0:.0f} s; plot: {path}")
-        return 0
+        return _ablate(args, cfg, data, teacher, t0, cpu0)
     raise AssertionError(cmd)
 
 

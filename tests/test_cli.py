@@ -120,3 +120,15 @@ def test_loss_settings_live_in_one_config():
     loss = d["distill"].pop("loss")
     d["distill"].update(loss, alpha_cos=0.5)
     assert RunConfig.from_dict(d).distill.loss == DistillLossConfig(**dict(loss, alpha_cos=0.5))
+
+
+def test_demo_and_ablate_with_an_unusable_teacher_folder(tmp_path, capsys):
+    """Not a BERT folder: one line naming the teacher, nothing written."""
+    folder = tmp_path / "not_a_teacher"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    for cmd in ("demo", "ablate"):
+        out = tmp_path / f"run_{cmd}"
+        code, _, err = run([cmd, "--teacher", str(folder), "--out", str(out)], capsys)
+        assert_one_line_error(code, err, "teacher")
+        assert not out.exists()

@@ -119,8 +119,18 @@ def test_matmul_takes_the_fast_route_only_with_numba_and_when_installed(monkeypa
     assert seen == ["fast"]
 
 
+def test_without_timing_every_shape_takes_its_default_route(monkeypatch):
+    monkeypatch.setattr(calibrate, "_choices", {})
+    monkeypatch.setattr(calibrate, "_timing", {"on": False})
+    calls = []
+    assert calibrate.choose(("k0",), {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
+                            default="a") == 1
+    assert calls == ["a"] and calibrate.route_for(("k0",)) == "a"   # nothing else ran, nothing timed
+
+
 def test_calibration_keeps_the_default_unless_another_route_wins_every_turn(monkeypatch):
     monkeypatch.setattr(calibrate, "_choices", {})
+    monkeypatch.setattr(calibrate, "_timing", {"on": True})
     slow_then_fast = iter([0.0, 1.0, 1.0, 1.0, 1.0] * 10)
     clock = {"t": 0.0}
 

@@ -28,6 +28,9 @@ NOTEBOOKS = sorted(p for p in TUTORIALS.glob("[0-9][0-9]_*.py"))
 _JIT_OFF = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 TIMEOUT = int(os.environ.get("MINIDISTIL_NOTEBOOK_TIMEOUT", "1200" if _JIT_OFF else "240"))
 KERNEL = "minidistil-test-python"
+# these start from the teacher that ships with minidistil (minidistil/assets/teacher/)
+NEEDS_TEACHER = {"04_teacher_pretraining", "05_student", "07_distillation", "09_ablation"}
+HAS_TEACHER = (ROOT / "minidistil" / "assets" / "teacher" / "model.safetensors").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,8 @@ def test_notebook_sources_exist():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_env):
+    if path.stem in NEEDS_TEACHER and not HAS_TEACHER:
+        pytest.skip("needs the shipped teacher: minidistil/assets/teacher/model.safetensors is absent")
     nb = jupytext.read(path)
     first = nb.cells[0].source.lower()
     assert "learning goals" in first, f"{path.name} must open with its learning goals"

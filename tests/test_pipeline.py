@@ -140,7 +140,9 @@ def test_quick_demo_trains_teacher_past_unigram_and_distils(quick_run):
     out = quick_run
     for f in ("config.json", "vocab.txt", "eval.json", "pretrain/metrics.jsonl", "pretrain/model.npz",
               "pretrain/checkpoint.npz", "distill/metrics.jsonl", "distill/model.npz",
-              "plots/losses.png", "plots/comparison.png"):
+              "plots/losses.png", "plots/comparison.png", "plots/controls.png",
+              "control-mlm-teacher-init/model.npz", "control-mlm-random-init/model.npz",
+              "control-triple-random-init/model.npz", "distill/curve.json"):
         assert (out / f).is_file(), f
     report = json.loads((out / "eval.json").read_text())
     t, s, u = report["teacher"]["accuracy"], report["student"]["accuracy"], report["unigram"]["accuracy"]
@@ -152,6 +154,28 @@ def test_quick_demo_trains_teacher_past_unigram_and_distils(quick_run):
     assert {"loss", "loss_ce", "loss_mlm", "loss_cos", "lr", "grad_norm"} <= rows[0].keys()
     pre = read_metrics(str(out / "pretrain" / METRICS_FILE))
     assert np.mean([r["loss"] for r in pre[-20:]]) < np.mean([r["loss"] for r in pre[:20]])
+
+
+def test_quick_demo_controls_share_batches_and_masks(quick_run):
+    """The four students see the same batches and masks: their Lmlm at step 1 agrees where the
+    start agrees (teacher init: distill and control a; random init: controls b and c)."""
+    out = quick_run
+    first = {n: read_metrics(str(out / n / METRICS_FILE))[0] for n in
+             ("distill", "control-mlm-teacher-init", "control-mlm-random-init", "control-triple-random-init")}
+    assert first["distill"]["loss_mlm"] == pytest.approx(first["control-mlm-teacher-init"]["loss_mlm"], rel=1e-6)
+    assert first["control-mlm-random-init"]["loss_mlm"] == \
+        pytest.approx(first["control-triple-random-init"]["loss_mlm"], rel=1e-6)
+    assert first["control-mlm-teacher-init"]["loss_ce"] == 0.0  # no teacher in the controls' loss
+    report = json.loads((out / "eval.json").read_text())
+    g = report["gain"]
+    assert g["against"] == "control-mlm-teacher-init" and g["se"] > 0
+    assert g["ci95"][0] < g["diff"] < g["ci95"][1]
+    lo, hi = report["retention_ci95"]
+    assert lo < report["retention"] < hi
+    assert set(report["controls"]) == {"control-mlm-teacher-init", "control-mlm-random-init",
+                                       "control-triple-random-init"}
+    curve = json.loads((out / "distill" / "curve.json").read_text())["rows"]
+    assert curve[0]["step"] == 0 and curve[-1]["step"] == report["student_steps"]
 
 
 def test_cli_distill_max_steps_then_resume_matches(quick_run, tmp_path):
@@ -183,8 +207,18 @@ def test_quick_ablation_table_and_plot(quick_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     for variant, paper in (("-Lce", "-2.96"), ("-Lcos", "-1.46"), ("-Lmlm", "-0.31"), ("random-init", "-3.69")):
         assert variant in printed and paper in printed
+    assert "(a) Lmlm, teacher init" in printed and "(b) Lmlm, random init" in printed
     report = json.loads((out / "ablation.json").read_text())
-    assert len(report["runs"]) == 10 and report["seeds"] == [0, 1]
-    triple = [r for r in report["summary"] if r["variant"] == "triple"][0]
-    assert triple["mean_delta"] == 0.0
+    assert len(report["runs"]) == 14 and report["seeds"] == [0, 1]
+    rows = {r["variant"]: r for r in report["summary"]}
+    assert "mean_delta" not in rows["triple"]
+    for name, r in rows.items():
+        if name == "triple":
+            continue
+        lo, hi = r["ci95"]
+        assert lo <= r["mean_delta"] <= hi and r["verdict"] in (
+            "the paper's sign, significant", "not resolved", "opposite sign, significant")
+        assert r["verdict"] in printed
+        assert r["mean_delta"] == pytest.approx(np.mean(r["per_seed_delta"]))
     assert (out / "plots" / "ablation.png").stat().st_size > 1000
+    assert (out / "ablate" / "control-mlm-teacher-init" / "seed1" / "model.npz").is_file()

@@ -199,8 +199,9 @@ assert hits_smooth[top].sum() < hits_uniform[top].sum()
 # * Masking: 15% of real, non-special tokens; 80% `[MASK]`, 10% random, 10% unchanged;
 #   labels −100 elsewhere. A fresh mask each batch lets the model learn from every token.
 #
-# To scale up: `train_wordpiece(train_docs, 4096)` and `max_len=128` (what `minidistil demo`
-# uses), or your own text with `minidistil.data.corpus.load_corpus(path)`.
+# To scale up: the shipped teacher's settings (`vocab_size` and `max_position_embeddings` in
+# `minidistil/assets/teacher/config.json`, what `minidistil demo` uses), or your own text with
+# `minidistil.data.corpus.load_corpus(path)`.
 #
 # **Exercises.** (1) Tokenise a sentence from your field: which words become many pieces?
 # (2) Change `mlm_prob` to 0.4: what changes in the 80/10/10 statistics? (3) Compute the

@@ -66,10 +66,17 @@ def torch_warning():
             "process without torch, or call torch.set_num_threads(1) before training.")
 
 
-def enable(malloc: bool = True) -> dict:
-    """Switch the speed layer on (idempotent); returns :func:`info`."""
+def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
+    """Switch the speed layer on (idempotent); returns :func:`info`.
+
+    ``calibrate_routes=True`` times each shape's routes on its first call and keeps the fastest
+    (fast/calibrate.py). That choice can differ from one process to the next, and the routes sum
+    in different orders, so it gives up bit-exact ``--resume``; off by default, every shape takes
+    its default route.
+    """
     if _state["enabled"]:
         return info()
+    calibrate.set_timing(calibrate_routes)
     from . import gemm, threads
     on, off, notes = {}, {}, []
     if "OMP_WAIT_POLICY" in os.environ:
@@ -94,7 +101,8 @@ def enable(malloc: bool = True) -> dict:
         routes["matmul"] = threads.matmul_calibrated
         routes["matmul_pair"] = threads.matmul_pair_calibrated
         on["threads"] = (f"BLAS held to 1 thread (had {threads._blas_threads}); each product shape "
-                         "calibrated: the pool or BLAS's own threads")
+                         + ("calibrated: the pool or BLAS's own threads" if calibrate_routes
+                            else "on its default route (calibrate_routes=False)"))
     else:
         off["threads"] = "threadpoolctl finds no BLAS library to control"
     g = gemm.gemm_functions() if threads.blas_held() else None
@@ -120,6 +128,7 @@ def disable() -> None:
     backend.set_fast_routes({})
     threads.release_blas()
     calibrate.forget()
+    calibrate.set_timing(False)
     _state.update(enabled=False, on={}, off={}, warnings=[])
 
 

@@ -55,6 +55,7 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
     from ..masking import IGNORE_INDEX, mask_tokens
     lcfg = loss_config(cfg)
     L = student.config.num_hidden_layers
+    needs_teacher = lcfg.alpha_ce > 0 or lcfg.alpha_cos > 0  # Lmlm alone (a control) needs none
 
     def step_fn(input_ids, attention_mask, rng):
         masked_ids, labels = mask_tokens(input_ids, attention_mask, rng, tokenizer.vocab_size,
@@ -63,8 +64,9 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
         if not (labels != IGNORE_INDEX).any():
             return None
         positions = logit_positions(cfg, attention_mask, labels)  # (B, T)
-        t_out = teacher.forward(masked_ids, attention_mask, mlm_positions=positions, keep_cache=False)
         s_out = student.forward(masked_ids, attention_mask, mlm_positions=positions)
+        t_out = teacher.forward(masked_ids, attention_mask, mlm_positions=positions,
+                                keep_cache=False) if needs_teacher else s_out  # s_out: unused stand-in
         total, parts, cache = distill_loss_forward(
             s_out.logits, t_out.logits, labels, s_out.hidden_states[-1], t_out.hidden_states[-1],
             attention_mask, lcfg, positions)
@@ -76,7 +78,8 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
 
 
 def distill(cfg: RunConfig, out: str, data: Data, teacher, resume: bool = False,
-            max_steps: int | None = None, progress: bool = True, folder: str | None = None):
+            max_steps: int | None = None, progress: bool = True, folder: str | None = None,
+            on_step=None):
     """Distil a student from ``teacher``; returns ``(student, LoopResult)``.
 
     The finished student is saved to ``<folder>/model.npz`` (default ``out/distill``).
@@ -87,7 +90,7 @@ def distill(cfg: RunConfig, out: str, data: Data, teacher, resume: bool = False,
     step_fn = make_distill_step(student, teacher, data.tokenizer, cfg.distill, probs)
     result = train_loop("distill", student, step_fn, data.train, data.tokenizer.pad_id,
                         cfg.distill, cfg.seed, folder, resume=resume, max_steps=max_steps,
-                        progress=progress)
+                        progress=progress, on_step=on_step)
     if result.finished:
         save_model(os.path.join(folder, MODEL_FILE), student, {"steps": result.step})
     return student, result

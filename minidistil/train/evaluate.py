@@ -1,16 +1,22 @@
 """Evaluation on the validation split, and the paper's Table 3 beside ours.
 
-The evaluation mask is drawn once from a fixed seed (``EvalConfig.eval_seed``), so every model
-(teacher, student, each ablation) is scored on exactly the same masked tokens. Reported:
+The evaluation masks every validation sequence ``EvalConfig.n_masks`` times, each time with its
+own fixed seed (mask 0 from ``eval_seed``, mask k from ``(eval_seed, k)``), so every model
+(teacher, student, controls, each ablation) is scored on exactly the same masked tokens, and
+there are several times more of them than one mask gives. Each masked token remembers the
+validation sequence it came from: the standard errors (``intervals.py``) treat a sequence as one
+sampling unit, and paired differences of two models are taken on the same tokens. Reported:
 
-* masked-token top-1 accuracy, MLM loss (mean cross-entropy at masked tokens) and perplexity;
-* teacher-student top-1 agreement at the masked tokens;
+* masked-token top-1 accuracy with its standard error, MLM loss (mean cross-entropy at masked
+  tokens) and perplexity;
+* teacher-student top-1 agreement at the masked tokens, and retention (student accuracy over
+  teacher accuracy) with its delta-method standard error;
 * a unigram-frequency baseline: always predict the most frequent training token (its accuracy),
   and the cross-entropy of the add-one-smoothed unigram distribution (its loss);
 * parameter counts and inference time per batch, teacher and student timed in the same process,
   interleaved, best of ``timing_repeats`` passes (the machine is shared: the minimum is the
   least disturbed figure). Inference = embeddings + encoder + MLM head at the masked positions,
-  which is what a masked-token prediction needs.
+  which is what a masked-token prediction needs. Timing uses the batches of the first mask.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import intervals
 from .runs import Data, EvalConfig
 
 # reference.md: Table 3 (STS-B dev, CPU, batch 1) and Table 1 (GLUE macro)
@@ -37,40 +44,85 @@ class EvalBatch(NamedTuple):
     attention_mask: np.ndarray  # (B, T)
     positions: np.ndarray       # (B, T) bool, the masked tokens
     labels: np.ndarray          # (P,) original ids at the masked tokens
+    seq: np.ndarray             # (P,) index of the validation sequence each masked token is in
+    mask_index: int = 0         # which of the n_masks masks
 
 
-def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15) -> list[EvalBatch]:
-    """The validation batches with one fixed mask (same for every model and every run)."""
-    from ..data.batches import eval_batches
+class EvalSet(list):
+    """The list of :class:`EvalBatch` of every mask, plus ``n_seqs`` (the number of clusters)."""
+    n_seqs: int = 0
+    n_masks: int = 1
+
+
+def mask_rng(eval_seed: int, k: int) -> np.random.Generator:
+    """The generator of evaluation mask ``k`` (mask 0 is the historical one-mask evaluation)."""
+    return np.random.default_rng(eval_seed if k == 0 else [eval_seed, k])
+
+
+def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15,
+                  n_masks: int | None = None) -> EvalSet:
+    """The validation batches under ``cfg.n_masks`` fixed masks (the same for every model)."""
+    from ..data.batches import pad_batch
     from ..masking import IGNORE_INDEX, mask_tokens
-    mask_rng = np.random.default_rng(cfg.eval_seed)
-    out = []
-    for ids, attn in eval_batches(val_seqs, cfg.batch_size, tokenizer.pad_id):
-        masked, labels = mask_tokens(ids, attn, mask_rng, tokenizer.vocab_size, tokenizer.mask_id,
-                                     tokenizer.special_ids, mlm_prob=mlm_prob)
-        pos = labels != IGNORE_INDEX  # (B, T)
-        if pos.any():
-            out.append(EvalBatch(masked, attn, pos, labels[pos]))
+    n_masks = cfg.n_masks if n_masks is None else n_masks
+    if n_masks < 1:
+        raise ValueError(f"n_masks must be >= 1, got {n_masks}")
+    order = np.argsort(np.array([len(s) for s in val_seqs]), kind="stable")  # (N,) short first
+    out = EvalSet()
+    out.n_seqs, out.n_masks = len(val_seqs), n_masks
+    for k in range(n_masks):
+        rng = mask_rng(cfg.eval_seed, k)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]  # (B,)
+            ids, attn = pad_batch([val_seqs[i] for i in idx], tokenizer.pad_id)
+            masked, labels = mask_tokens(ids, attn, rng, tokenizer.vocab_size, tokenizer.mask_id,
+                                         tokenizer.special_ids, mlm_prob=mlm_prob)
+            pos = labels != IGNORE_INDEX  # (B, T)
+            if pos.any():
+                seq = np.broadcast_to(idx[:, None], pos.shape)[pos]  # (P,)
+                out.append(EvalBatch(masked, attn, pos, labels[pos], seq, k))
     if not out:
         raise ValueError("the validation split has no maskable tokens")
     return out
 
 
+def cluster_masked(evalset: EvalSet) -> np.ndarray:
+    """(n,) masked tokens per validation sequence, over all masks."""
+    n = max(evalset.n_seqs, 1 + max(int(b.seq.max()) for b in evalset))
+    return np.bincount(np.concatenate([b.seq for b in evalset]), minlength=n).astype(np.int64)
+
+
 def predict(model, evalset: list[EvalBatch]) -> dict:
-    """Top-1 predictions, accuracy, MLM loss and perplexity of ``model`` on ``evalset``."""
+    """Top-1 predictions, accuracy (+ standard error), MLM loss and perplexity on ``evalset``.
+
+    ``cluster_correct`` (n,) holds the correct predictions per validation sequence, the input of
+    every interval in ``intervals.py``.
+    """
     from ..losses import mlm_forward
     preds, correct, loss_sum, n = [], 0, 0.0, 0
+    seqs, hits = [], []
     for b in evalset:
         out = model.forward(b.input_ids, b.attention_mask, mlm_positions=b.positions, keep_cache=False)
         p = out.logits.argmax(axis=-1)  # (P,)
         preds.append(p)
-        correct += int((p == b.labels).sum())
+        hit = p == b.labels  # (P,)
+        correct += int(hit.sum())
+        seqs.append(b.seq)
+        hits.append(hit)
         loss, _ = mlm_forward(out.logits, b.labels)
         loss_sum += float(loss) * len(b.labels)
         n += len(b.labels)
     loss = loss_sum / n
-    return {"accuracy": correct / n, "mlm_loss": loss, "perplexity": math.exp(min(loss, 700.0)),
-            "n_masked": n, "preds": np.concatenate(preds)}
+    m = cluster_masked(evalset) if isinstance(evalset, EvalSet) else None
+    seq = np.concatenate(seqs)  # (N,)
+    nclus = len(m) if m is not None else int(seq.max()) + 1
+    cc = np.bincount(seq, weights=np.concatenate(hits), minlength=nclus)  # (n,)
+    if m is None:
+        m = np.bincount(seq, minlength=nclus)  # (n,)
+    acc, se = intervals.accuracy_se(cc, m) if np.count_nonzero(m) >= 2 else (correct / n, float("nan"))
+    return {"accuracy": correct / n, "se": se, "mlm_loss": loss,
+            "perplexity": math.exp(min(loss, 700.0)), "n_masked": n,
+            "preds": np.concatenate(preds), "cluster_correct": cc}
 
 
 def unigram_baseline(counts: np.ndarray, special_ids, evalset: list[EvalBatch]) -> dict:
@@ -100,26 +152,66 @@ def time_inference(models: dict, evalset: list[EvalBatch], repeats: int = 3) -> 
     return {k: v / len(evalset) for k, v in best.items()}
 
 
-def evaluate_models(teacher, student, data: Data, cfg: EvalConfig, timing: bool = True) -> dict:
-    """Everything ``minidistil evaluate`` reports, as a JSON-able dict."""
-    evalset = make_eval_set(data.val, data.tokenizer, cfg)
+def _scores(model, res: dict) -> dict:
+    out = {k: v for k, v in res.items() if k not in ("preds", "cluster_correct")}
+    out["ci95"] = list(intervals.ci95(res["accuracy"], res["se"]))
+    out.update(layers=model.config.num_hidden_layers, parameters=int(model.num_parameters()))
+    return out
+
+
+def compare(res_a: dict, res_b: dict, masked: np.ndarray) -> dict:
+    """The paired difference ``a - b`` of two :func:`predict` results on the same evaluation."""
+    d, se = intervals.paired_difference(res_a["cluster_correct"], res_b["cluster_correct"], masked)
+    return {"diff": d, "se": se, "ci95": list(intervals.ci95(d, se)),
+            "z": d / se if se > 0 else float("nan")}
+
+
+def retention_of(res_s: dict, res_t: dict) -> dict:
+    r, se = intervals.retention(res_s["cluster_correct"], res_t["cluster_correct"])
+    return {"value": r, "se": se, "ci95": list(intervals.ci95(r, se)), "method": "delta"}
+
+
+def evaluate_models(teacher, student, data: Data, cfg: EvalConfig, timing: bool = True,
+                    controls: dict | None = None, gain_against: str | None = None,
+                    evalset: EvalSet | None = None) -> dict:
+    """Everything ``minidistil evaluate`` reports, as a JSON-able dict.
+
+    ``controls`` {name: student model} are scored on the same tokens; each gets its retention
+    and its paired difference against ``student``. ``gain_against`` names the control whose
+    paired difference ``student - control`` is reported as ``report["gain"]``.
+    """
+    evalset = make_eval_set(data.val, data.tokenizer, cfg) if evalset is None else evalset
+    masked = cluster_masked(evalset)
     t = predict(teacher, evalset)
     report = {"n_val_sequences": len(data.val), "n_masked": t["n_masked"],
-              "batch_size": cfg.batch_size,
+              "n_masks": evalset.n_masks, "batch_size": cfg.batch_size,
+              "interval": "95% = estimate +/- 1.96 se; se clustered by validation sequence",
               "unigram": unigram_baseline(data.counts, data.tokenizer.special_ids, evalset),
-              "teacher": {k: v for k, v in t.items() if k != "preds"}}
-    report["teacher"].update(layers=teacher.config.num_hidden_layers,
-                             parameters=int(teacher.num_parameters()))
+              "teacher": _scores(teacher, t)}
+    s = None
     if student is not None:
         s = predict(student, evalset)
-        report["student"] = {k: v for k, v in s.items() if k != "preds"}
-        report["student"].update(layers=student.config.num_hidden_layers,
-                                 parameters=int(student.num_parameters()))
+        report["student"] = _scores(student, s)
         report["agreement"] = float((t["preds"] == s["preds"]).mean())
-        report["retention"] = s["accuracy"] / t["accuracy"] if t["accuracy"] > 0 else float("nan")
+        ret = retention_of(s, t)
+        report["retention"], report["retention_se"] = ret["value"], ret["se"]
+        report["retention_ci95"] = ret["ci95"]
+        report["student_minus_teacher"] = compare(s, t, masked)
+    if controls:
+        report["controls"] = {}
+        for name, model in controls.items():
+            c = predict(model, evalset)
+            row = _scores(model, c)
+            row["retention"] = retention_of(c, t)
+            if s is not None:
+                row["student_minus_this"] = compare(s, c, masked)
+            report["controls"][name] = row
+            if name == gain_against and s is not None:
+                report["gain"] = dict(row["student_minus_this"], against=name)
     if timing:
         models = {"teacher": teacher} if student is None else {"teacher": teacher, "student": student}
-        times = time_inference(models, evalset, cfg.timing_repeats)
+        first = [b for b in evalset if b.mask_index == 0]
+        times = time_inference(models, first, cfg.timing_repeats)
         for k, v in times.items():
             report[k]["time_per_batch_s"] = v
         if student is not None:
@@ -152,10 +244,13 @@ def format_table(report: dict) -> str:
         if s:
             rows.append(("speed-up", "1.00x", f"{report['speedup']:.2f}x", "1.00x",
                          f"{P['teacher_time_s'] / P['student_time_s']:.2f}x"))
-    rows.append(("val masked-token acc", f"{100 * t['accuracy']:.2f}%",
-                 f"{100 * s['accuracy']:.2f}%" if s else "-", "79.5 (GLUE)", "77.0 (GLUE)"))
+    rows.append(("val masked-token acc (%, +/- se)", intervals.fmt_pm(t["accuracy"], t["se"]),
+                 intervals.fmt_pm(s["accuracy"], s["se"]) if s else "-", "79.5 (GLUE)", "77.0 (GLUE)"))
     if s:
-        rows.append(("retention", "100%", f"{100 * report['retention']:.1f}%", "100%",
+        ci = report.get("retention_ci95")
+        ret = f"{100 * report['retention']:.1f}%" + (
+            f" {intervals.fmt_ci(ci, digits=1, signed=False)}" if ci else "")
+        rows.append(("retention (95% CI)", "100%", ret, "100%",
                      f"{100 * P['student_glue'] / P['teacher_glue']:.1f}%"))
     rows.append(("val MLM perplexity", f"{t['perplexity']:.1f}",
                  f"{s['perplexity']:.1f}" if s else "-", "-", "-"))
@@ -169,7 +264,8 @@ def format_table(report: dict) -> str:
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     note = (f"(validation: {report['n_val_sequences']} sequences, {report['n_masked']} masked tokens, "
-            "one fixed mask; paper: GLUE dev macro-score and a full STS-B dev pass at batch 1)")
+            f"{report.get('n_masks', 1)} fixed mask(s), se clustered by sequence; "
+            "paper: GLUE dev macro-score and a full STS-B dev pass at batch 1)")
     return "\n".join(lines + [note])
 
 
@@ -183,8 +279,15 @@ def format_targets(report: dict) -> str:
     line(t["accuracy"] > u["accuracy"] + 0.02,
          f"teacher beats the unigram baseline: {100 * t['accuracy']:.2f}% vs {100 * u['accuracy']:.2f}%")
     if s:
+        ci = report.get("retention_ci95")
+        ci_txt = f" (95% CI {intervals.fmt_ci(ci, digits=1, signed=False)})" if ci else ""
         line(report["retention"] >= 0.97, f"student retains >= 97% of the teacher's accuracy: "
-                                          f"{100 * report['retention']:.1f}%")
+                                          f"{100 * report['retention']:.1f}%{ci_txt}")
+    g = report.get("gain")
+    if g:
+        line(g["z"] >= 3, f"distilled beats {g['against']} by >= 3 se of the paired difference: "
+                          f"{100 * g['diff']:+.2f} points, se {100 * g['se']:.2f} ({g['z']:.1f} se)")
+        line(g["se"] <= 0.0015, f"paired standard error <= 0.15 points: {100 * g['se']:.3f}")
         if "speedup" in report:
             line(report["speedup"] >= 1.6, f"student inference >= 1.6x faster: {report['speedup']:.2f}x")
     return "targets:\n" + "\n".join(lines)

@@ -66,7 +66,8 @@ def _truncate_metrics(path: str, step: int) -> None:
 def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
                seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
                progress: bool = True, extra_meta: dict | None = None,
-               evaluate: Callable[[], dict] | None = None) -> LoopResult:
+               evaluate: Callable[[], dict] | None = None,
+               on_step: Callable | None = None) -> LoopResult:
     """Train ``model.params`` for ``cfg.steps`` optimizer steps.
 
     ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
@@ -74,6 +75,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     ``max_steps`` stops after that many optimizer steps (a checkpoint is written), as if killed.
     ``evaluate() -> dict`` (optional) is called every ``cfg.eval_every`` steps and at the last
     step; its figures (e.g. ``val_loss``) join that step's metrics line, so a resumed run keeps them.
+    ``on_step(step, model)``, if given, is called before the first update and after every update
+    (e.g. a validation curve); it must not touch the parameters or the loop's randomness.
     """
     os.makedirs(folder, exist_ok=True)
     ckpt_path = os.path.join(folder, CKPT_FILE)
@@ -108,6 +111,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     t0 = time.perf_counter()
     last = {}
     stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    if on_step is not None:
+        on_step(step, model)
     try:
         with open(metrics_path, "a", encoding="utf-8") as log:
             while step < stop_at:
@@ -143,6 +148,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                 log.flush()
                 if step % cfg.ckpt_every == 0 or step == stop_at:
                     save(step)
+                if on_step is not None:
+                    on_step(step, model)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.3f}")

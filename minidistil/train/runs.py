@@ -81,10 +81,22 @@ class DistillStageConfig(StageConfig):
         return cls(loss=DistillLossConfig(**loss), **d)
 
 
+def distill_with(stage: DistillStageConfig, **changes) -> DistillStageConfig:
+    """``stage`` with ``changes``: loss fields (``alpha_ce``, ``temperature``, ...) go into
+    ``stage.loss``, the others (``student_init``, ``steps``, ...) into the stage itself."""
+    names = DistillLossConfig.__dataclass_fields__
+    loss = {k: v for k, v in changes.items() if k in names}
+    rest = {k: v for k, v in changes.items() if k not in names}
+    if loss:
+        rest["loss"] = dataclasses.replace(stage.loss, **loss)
+    return dataclasses.replace(stage, **rest)
+
+
 @dataclass
 class EvalConfig:
     batch_size: int = 32
-    eval_seed: int = 1234            # the fixed evaluation mask
+    eval_seed: int = 1234            # the fixed evaluation masks (mask k from (eval_seed, k))
+    n_masks: int = 8                 # each validation sequence is masked this many times
     timing_repeats: int = 3
 
 
@@ -129,7 +141,7 @@ def quick_config(seed: int = 0) -> RunConfig:
         model=ModelSpec(32, 2, 2, 64, 1),
         pretrain=StageConfig(steps=200, batch_size=64, lr=5e-3, ckpt_every=50),
         distill=DistillStageConfig(steps=40, batch_size=32, lr=3e-3, ckpt_every=20),
-        eval=EvalConfig(batch_size=16, timing_repeats=1),
+        eval=EvalConfig(batch_size=16, timing_repeats=1, n_masks=2),
     )
 
 
