@@ -142,7 +142,8 @@ result = check("embedding_tied", embedding_tied_backward)
 
 # %% [markdown]
 # ## 7. The KL soft-target loss with T²
-# `loss = T**2 * mean_p KL(softmax(t/T) || softmax(s/T))` over P positions. Return
+# `loss = T**2 * mean over the P rows of KL(q || p)`, teacher `q = softmax(t/T)`, student
+# `p = softmax(s/T)` (the notation of docs/math.md). Return
 # `ds_logits`, times the upstream scalar `dloss`.
 
 # %%
