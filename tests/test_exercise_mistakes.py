@@ -1,8 +1,10 @@
 """An outside set of realistic wrong backward passes, written as learners write them.
 
 Each entry is a complete wrong implementation (not a perturbation of the reference) with the
-hint key(s) that describe its mistake. The set was written from the exercises' statements, not
-from the hint code. It measures the checker the way a class would meet it:
+hint key(s) that describe its mistake. Each is written from the exercise's statement as a whole
+function and never calls the checker's recognisers; but its author also wrote the hints, so it
+is not a blind set: a class's mistakes will find gaps it does not. It measures the checker
+the way a class would meet it:
 
 * every mistake must FAIL (at seeds 0 and 1);
 * no hint may fire that does not describe the mistake (fired keys within the accepted ones,
