@@ -6,6 +6,7 @@
     minidistil distill  --out DIR   distil the student from DIR's teacher (or --teacher FOLDER)
     minidistil evaluate --out DIR   evaluate teacher and student, print the table, write plots
     minidistil ablate   --out DIR   Table 4 in miniature (5 variants x --seeds seeds)
+    minidistil glue     --out DIR   fine-tune every model on the miniature GLUE (Tables 1 and 2)
     minidistil bench ...            kernel and model benchmarks
 
 Bad input (a missing file, a bad number, an unwritable --out, an unusable corpus) gives one line
@@ -56,7 +57,7 @@ NONNEG_FLOAT = _number(float, 0.0)
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minidistil", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,glue,bench}")
 
     def common(sp, default_out):
         sp.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{ABLATE_STEPS_QUICK} with --quick)")
     s.add_argument("--pretrain-steps", type=POS_INT)
 
+    from .train.glue_cli import add_glue_parser
+    add_glue_parser(sub, POS_INT, POS_FLOAT, NONNEG_FLOAT)
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)
     return p
 
@@ -389,6 +392,9 @@ def main(argv=None) -> int:
         return 0
     from .train.loop import TrainingDiverged
     try:
+        if args.command == "glue":
+            from .train.glue_cli import run_glue_command
+            return run_glue_command(args, UsageError)
         return _cmd(args)
     except UsageError as e:
         sys.stderr.write(f"minidistil {args.command}: error: {' '.join(str(e).split())}\n")
