@@ -74,6 +74,7 @@ class Row:
     max_abs: float
     max_rel: float
     tol: float
+    note: str = ""  # e.g. "shape (3, 4) != (4, 3)": printed after the row
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,7 @@ class Verdict:
             lines.append(
                 f"{r.name:<28} {str(r.exact):>5} {str(r.allclose):>8} "
                 f"{r.max_abs:>13.3e} {r.max_rel:>12.3e} {'yes' if r.ok else 'NO':>4}"
+                + (f"  {r.note}" if r.note else "")
             )
         return "\n".join(lines)
 
@@ -117,7 +119,8 @@ def compare(pairs: Mapping[str, tuple] | Sequence[tuple], tol: float = 1e-7,
         a = np.asarray(mine, dtype=np.float64)
         b = np.asarray(ref, dtype=np.float64)
         if a.shape != b.shape:
-            verdict.rows.append(Row(name, False, False, float("inf"), float("inf"), tol))
+            verdict.rows.append(Row(name, False, False, float("inf"), float("inf"), tol,
+                                    f"shape {a.shape} != {b.shape}"))
             continue
         if mask is not None and name in mask:
             idx = tuple(np.array(ix) for ix in zip(*mask[name]))

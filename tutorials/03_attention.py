@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,10 +14,15 @@
 # **Learning goals**
 # * write scaled dot-product attention with a key-padding mask, as BERT does it (the most
 #   negative finite number, not `-inf`);
-# * derive its backward pass and check it by finite differences, padding included;
+# * derive its backward pass yourself, in stages (dV, dP, dS through the softmax, dQ, dK),
+#   each checked by finite differences right after you write it, padding included;
 # * see on attention maps that padded keys receive exactly zero weight, and that no gradient
 #   flows into them;
 # * assemble multi-head self-attention (projections, head split/merge) from the core.
+#
+# **How to use this notebook.** Each cell marked `# YOUR CODE HERE` raises
+# `NotImplementedError` until you fill it in; the cell right after it checks your stage. The
+# completed version is `03_attention_solutions.ipynb`, generated from the same source.
 
 # %%
 import math
@@ -26,10 +31,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minidistil import gradcheck
+from minidistil.exercises.stages import check_stage
 from minidistil.kernels import attention_backward, attention_forward
 from minidistil.layers import merge_heads, self_attention_backward, self_attention_forward, split_heads
 
-plt.rcParams.update({"figure.figsize": (6.0, 2.8), "figure.dpi": 72})
+plt.rcParams.update({"figure.figsize": (6.4, 3.2), "figure.dpi": 110, "savefig.dpi": 110})
 rng = np.random.default_rng(0)
 
 # %% [markdown]
@@ -66,12 +72,12 @@ print("weight on padded keys:", float(probs[1, :, :, 4:].max()))
 # ignored later by the losses.)
 
 # %%
-fig, axes = plt.subplots(1, 3)
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 for ax, (b, h) in zip(axes, [(0, 0), (1, 0), (1, 1)]):
-    ax.imshow(probs[b, h], vmin=0, vmax=1, cmap="viridis")
+    im = ax.imshow(probs[b, h], vmin=0, vmax=1, cmap="viridis")
     ax.set_title(f"batch {b}, head {h}", fontsize=9)
-    ax.set_xlabel("key"), ax.set_ylabel("query")
-plt.tight_layout()
+    ax.set(xlabel="key position", ylabel="query position", xticks=range(T), yticks=range(T))
+fig.colorbar(im, ax=axes, label="attention probability", shrink=0.9)
 plt.show()
 
 # %% [markdown]
@@ -84,42 +90,107 @@ o, p = attention_forward(q[:1], k[:1], v[:1], all_pad)
 print("fully padded row finite:", bool(np.all(np.isfinite(o))), "| probs row:", np.round(p[0, 0, 0], 3))
 
 # %% [markdown]
-# ## The backward pass
-# From the output down (`docs/math.md`, "Attention"):
-#
-# `dv = Pᵀ dO`,  `dP = dO vᵀ`,  `dS = P ⊙ (dP - Σ_j dP ⊙ P)`,  `dq = dS k / √HS`,  `dk = dSᵀ q / √HS`.
+# ## The backward pass, one stage at a time
+# Go down from the output `O = P v` (`docs/math.md`, "Attention", if you are stuck). Each
+# stage's reference is the finite-difference derivative of `L = sum(O * dO)` with respect to
+# that intermediate alone; each stage receives the *reference* values of the stages above it.
 
 # %%
-def my_attention_backward(dout, q, k, v, probs):
-    scale = 1 / math.sqrt(q.shape[-1])
-    dv = probs.swapaxes(-1, -2) @ dout
-    dprobs = dout @ v.swapaxes(-1, -2)
-    dscores = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))
-    return dscores @ k * scale, dscores.swapaxes(-1, -2) @ q * scale, dv
+dout = rng.standard_normal(out.shape)  # (B, NH, T, HS) a random upstream gradient
+scale = 1 / math.sqrt(HS)
+bias = np.where(mask, 0.0, np.finfo(q.dtype).min)[:, None, None, :]  # (B, 1, 1, T)
+scores = q @ k.swapaxes(-1, -2) * scale + bias  # (B, NH, T, T)
 
 
-dout = rng.standard_normal(out.shape)
-dq, dk, dv = my_attention_backward(dout, q, k, v, probs)
-L = lambda: float(np.sum(attention_forward(q, k, v, mask)[0] * dout))
+def softmax_rows(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+L_out = lambda: float(np.sum(probs @ v * dout))  # L as a function of probs and v
+L_scores = lambda: float(np.sum(softmax_rows(scores) @ v * dout))  # ... of the scores
+L_qk = lambda: float(np.sum(attention_forward(q, k, v, mask)[0] * dout))  # ... of q and k
+
+# %% [markdown]
+# **Stage 1: dV.** `O = P v`, a matrix product per (batch, head).
+
+# %%
+def attn_dv(dout, probs):
+    ### BEGIN SOLUTION
+    return probs.swapaxes(-1, -2) @ dout  # (B, NH, T, HS)
+    ### END SOLUTION
+
+
+dv_ref = gradcheck.numerical_grad(L_out, v)
+check_stage("dV", attn_dv, (dout, probs), dv_ref)
+
+# %% [markdown]
+# **Stage 2: dP.** The same product, the other factor.
+
+# %%
+def attn_dprobs(dout, v):
+    ### BEGIN SOLUTION
+    return dout @ v.swapaxes(-1, -2)  # (B, NH, T, T)
+    ### END SOLUTION
+
+
+dprobs_ref = gradcheck.numerical_grad(L_out, probs)
+check_stage("dP", attn_dprobs, (dout, v), dprobs_ref)
+
+# %% [markdown]
+# **Stage 3: dS, through the softmax.** Each row of P is a softmax of the same row of S (at
+# T = 1, as in notebook 2). The padding bias is a constant: what happens to dS at padded keys?
+
+# %%
+def attn_dscores(dprobs, probs):
+    ### BEGIN SOLUTION
+    return probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # (B, NH, T, T)
+    ### END SOLUTION
+
+
+dscores_ref = gradcheck.numerical_grad(L_scores, scores)
+check_stage("dS", attn_dscores, (dprobs_ref, probs), dscores_ref)
+print("dS at padded keys (batch 1):", float(np.abs(dscores_ref[1, :, :, 4:]).max()))
+
+# %% [markdown]
+# **Stage 4: dQ.** `S_ij = q_i · k_j / √HS`.
+
+# %%
+def attn_dq(dscores, k, HS):
+    ### BEGIN SOLUTION
+    return dscores @ k / math.sqrt(HS)  # (B, NH, T, HS)
+    ### END SOLUTION
+
+
+dq_ref = gradcheck.numerical_grad(L_qk, q)
+check_stage("dQ", attn_dq, (dscores_ref, k, HS), dq_ref)
+
+# %% [markdown]
+# **Stage 5: dK.** `k_j` appears in column j of S, not row j.
+
+# %%
+def attn_dk(dscores, q, HS):
+    ### BEGIN SOLUTION
+    return dscores.swapaxes(-1, -2) @ q / math.sqrt(HS)  # (B, NH, T, HS)
+    ### END SOLUTION
+
+
+dk_ref = gradcheck.numerical_grad(L_qk, k)
+check_stage("dK", attn_dk, (dscores_ref, q, HS), dk_ref)
 kdq, kdk, kdv = attention_backward(dout, q, k, v, probs)
-assert gradcheck.compare({
-    "dq ~ numeric": (dq, gradcheck.numerical_grad(L, q)),
-    "dk ~ numeric": (dk, gradcheck.numerical_grad(L, k)),
-    "dv ~ numeric": (dv, gradcheck.numerical_grad(L, v)),
-    "dq ~ kernel": (dq, kdq), "dk ~ kernel": (dk, kdk), "dv ~ kernel": (dv, kdv),
-})
+check_stage("dK ~ kernel", attn_dk, (dscores_ref, q, HS), kdk)
 
 # %% [markdown]
 # Padded keys got zero weight, so they get zero gradient: whatever a padding token's key or
 # value is, the real tokens never notice.
 
 # %%
-print("max |dk| at padded keys:", float(np.abs(dk[1, :, 4:]).max()))
-print("max |dv| at padded keys:", float(np.abs(dv[1, :, 4:]).max()))
-fig, ax = plt.subplots(figsize=(4, 2.2))
-ax.bar(np.arange(T), np.abs(dk[1]).sum(axis=(0, 2)))
-ax.set_xlabel("key position (batch 1)"), ax.set_ylabel("Σ |dk|")
-ax.set_title("gradient reaching each key", fontsize=9)
+print("max |dk| at padded keys:", float(np.abs(kdk[1, :, 4:]).max()))
+print("max |dv| at padded keys:", float(np.abs(kdv[1, :, 4:]).max()))
+fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
+ax.bar(np.arange(T), np.abs(kdk[1]).sum(axis=(0, 2)))
+ax.set(xlabel="key position in sequence 1 (positions 4, 5 are padding)",
+       ylabel="Σ |dk| over heads and features", title="gradient reaching each key", xticks=range(T))
 plt.show()
 
 # %% [markdown]
@@ -151,7 +222,8 @@ print("dk.bias is zero up to round-off: max |dk.bias| =", float(np.abs(grads["k.
 # %% [markdown]
 # ## Summary
 # * Attention is two matrix products around a row softmax; its backward is the same two
-#   products transposed around the softmax backward, with the `1/√HS` scale on `dq` and `dk`.
+#   products transposed around the softmax backward, with the `1/√HS` scale on `dq` and `dk`;
+#   you derived it in five stages, each checked on its own.
 # * Padding is handled by a finite, very negative bias: padded keys get probability 0 and
 #   gradient 0; fully padded rows stay finite.
 # * The key bias has zero gradient — a nice sanity check of any attention backward.

@@ -10,7 +10,9 @@ For every random case of the exercise (tiny float64 shapes, padding where it mat
 
 The verdict is PASS only if every row of every case is within tolerance. On FAIL the checker
 tries the classic wrong formulas of the exercise (see :mod:`.problems`) and prints the hint of
-each one that matches what the learner returned.
+each one that matches what the learner returned. Only when none matches does it fall back on
+the generic hints (:mod:`.hints`): a constant factor (``scale_<k>``), a wrong shape, the first
+failing gradient of the encoder block, and at last ``generic``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import gradcheck
+from . import hints as H
 from .problems import BLOCK_HINT, EXERCISES, Case, Exercise, close
 
 NUMERIC_TOL = 1e-6  # relative bound against central differences (h = 1e-5, float64)
@@ -38,7 +41,7 @@ class CheckResult:
     """What :func:`check` found; truthy when the exercise passed."""
     name: str
     passed: bool
-    tables: list = field(default_factory=list)  # (case label, gradcheck.Verdict)
+    tables: list = field(default_factory=list)  # (case label, gradcheck.Verdict) tuples
     hints: list = field(default_factory=list)  # Hint
     error: str | None = None
 
@@ -84,24 +87,29 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _call(fn, args):
-    """Run ``fn`` on read-only copies; returns (output, error Hint or None)."""
+def _call(fn, args, ex: Exercise, case: Case):
+    """Run ``fn`` on read-only copies; returns (output, list of error Hints or None)."""
     frozen = _freeze(args)
     try:
         out = fn(**frozen)
     except NotImplementedError as e:
-        return None, Hint("not_implemented", f"NotImplementedError: {e}")
-    except ValueError as e:
-        if "read-only" in str(e):
-            return None, Hint("mutates_input",
-                              "Your function writes into one of its inputs (dy?) in place "
-                              f"({e}). Backward passes must not change dy: compute a new array "
-                              "(g = dy * gamma, not dy *= gamma).")
-        return None, Hint("exception", f"ValueError: {e}")
+        return None, [Hint("not_implemented", f"NotImplementedError: {e}")]
     except Exception as e:  # noqa: BLE001 - a learner's bug can be anything; report it
-        return None, Hint("exception", f"{type(e).__name__}: {e}")
+        if isinstance(e, ValueError) and "read-only" in str(e):
+            return None, [Hint("mutates_input",
+                               "Your function writes into one of its inputs (dy?) in place "
+                               f"({e}). Backward passes must not change dy: compute a new array "
+                               "(g = dy * gamma, not dy *= gamma).")]
+        named = []
+        for mistake in ex.mistakes:
+            try:
+                if mistake.on_error is not None and mistake.on_error(e, case):
+                    named.append(Hint(mistake.key, f"{mistake.hint} ({type(e).__name__}: {e})"))
+            except Exception:  # noqa: BLE001 - a recogniser that fails simply does not match
+                pass
+        return None, named or [Hint(*H.exception_hint(e))]
     if not _same(frozen, args):
-        return None, Hint("mutates_input", "Your function changed one of its inputs in place.")
+        return None, [Hint("mutates_input", "Your function changed one of its inputs in place.")]
     return out, None
 
 
@@ -130,7 +138,8 @@ def _row(name, mine, want, tol, atol, idx=None) -> gradcheck.Row:
     finite-difference noise of 1e-11 against 0 as a 100% relative error."""
     a, b = np.asarray(mine, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if a.shape != b.shape:
-        return gradcheck.Row(name, False, False, float("inf"), float("inf"), tol)
+        return gradcheck.Row(name, False, False, float("inf"), float("inf"), tol,
+                             f"shape {a.shape} != {b.shape}")
     if idx is not None:
         sel = tuple(np.array(ix) for ix in zip(*idx))
         a, b = a[sel], b[sel]
@@ -165,6 +174,11 @@ def _case_rows(ex: Exercise, case: Case, mine: dict, ref: dict, rng) -> gradchec
     return verdict
 
 
+def _target_name(g: str) -> str:
+    """'dweight' -> 'weight', 'd[q.bias]' -> 'q.bias'."""
+    return g[2:-1] if g.startswith("d[") else g[1:]
+
+
 def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
     """Grade ``fn`` on exercise ``name``; print the tables and the verdict when ``verbose``."""
     if name not in EXERCISES:
@@ -181,14 +195,17 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
             seen.add(h.key)
             result.hints.append(h)
 
+    fallback = []  # generic hints, shown only when no specific one matched
+
     for case in ex.make_cases(rng):
         ref = ex.unpack(ex.solution(**_freeze(case.args)))
         ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
-        out, err = _call(fn, case.args)
+        out, err = _call(fn, case.args, ex, case)
         if err is not None:
             result.passed = False
-            result.error = err.text
-            add_hint(err)
+            result.error = err[0].text
+            for h in err:
+                add_hint(h)
             break
         try:
             mine = {k: _as_array(v) for k, v in ex.unpack(out).items()}
@@ -211,15 +228,25 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
                           "(Hugging Face stores Linear weights as (out_features, in_features)), "
                           "so dW = dy^T @ x, not x^T @ dy."))
         for mistake in ex.mistakes:
+            if mistake.test is None:
+                continue
             try:
                 hit = bool(mistake.test(mine, ref, case))
             except Exception:  # noqa: BLE001 - a malformed answer simply does not match
                 hit = False
             if hit:
                 add_hint(Hint(mistake.key, mistake.hint))
+        for g in ex.grad_names:
+            if g in mine and mine[g].shape != ref[g].shape:
+                fallback.append(Hint(*H.shape_hint(g, mine[g].shape, ref[g].shape,
+                                                   _target_name(g))))
         if ex.name == "encoder_block":
             first = next((r.name.split(" ~")[0] for r in reversed(verdict.rows) if not r.ok), None)
-            add_hint(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
+            fallback.append(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
+        fallback += [Hint(k, t) for k, t in H.scale_hints(ex, mine, ref, case)]
+    if not result.passed and not result.hints:
+        for h in fallback:
+            add_hint(h)
     if not result.passed and not result.hints:
         section = ex.math_section
         add_hint(Hint("generic", f"No classic mistake matched. Re-derive with docs/math.md, "

@@ -68,10 +68,48 @@ def embedding_tied(ids, weight, bias):
 
 
 def kl_soft_target(s_logits, t_logits, T=2.0):
-    """``T**2 * mean_p KL(softmax(t/T) || softmax(s/T))`` (Hinton et al. 2015; DistilBERT's Lce)."""
-    p = softmax_t(t_logits, T)  # (P, V)
-    kl = (p * (log_softmax_t(t_logits, T) - log_softmax_t(s_logits, T))).sum(axis=-1)  # (P,)
+    """``T**2 * mean over the P rows of KL(q || p)``: teacher ``q = softmax(t/T)``, student
+    ``p = softmax(s/T)`` (Hinton et al. 2015; DistilBERT's Lce; docs/math.md's notation)."""
+    q = softmax_t(t_logits, T)  # (P, V) the teacher's soft targets (docs/math.md: q teacher, p student)
+    kl = (q * (log_softmax_t(t_logits, T) - log_softmax_t(s_logits, T))).sum(axis=-1)  # (P,)
     return T * T * kl.mean()
+
+
+def cross_entropy(logits, labels):
+    """Mean over the rows whose label is not -100 of ``-log softmax(logits)[label]``.
+
+    The label -100 marks a row that is not scored (PyTorch's ``ignore_index``, what Hugging Face
+    puts at every position that was not masked for MLM). logits (..., V), labels (...) int.
+    """
+    V = logits.shape[-1]
+    z = log_softmax_t(logits.reshape(-1, V))  # (N, V)
+    y = np.asarray(labels).reshape(-1)  # (N,)
+    keep = y != -100  # (N,)
+    return float(-z[keep, y[keep]].sum() / keep.sum())
+
+
+def triple_loss(h, weight, t_logits, t_h, labels, T, alphas):
+    """DistilBERT's weighted triple loss on P positions of one student layer ``h`` (P, C).
+
+    ``logits = h @ weight.T`` (the MLM decoder, weight (V, C)); then
+    ``a_ce * Lce(logits, t_logits, T) + a_mlm * Lmlm(logits, labels) + a_cos * Lcos(h, t_h)``
+    with ``alphas = (a_ce, a_mlm, a_cos)``: three losses whose gradients all reach ``h``.
+    """
+    a_ce, a_mlm, a_cos = alphas
+    logits = h @ weight.T  # (P, V)
+    every = np.ones((1, h.shape[0]), dtype=np.int64)  # (1, P): every position is real
+    return (a_ce * kl_soft_target(logits, t_logits, T) + a_mlm * cross_entropy(logits, labels)
+            + a_cos * cosine(h[None], t_h[None], every))
+
+
+def hidden_mse(s_h, t_h, weight):
+    """TinyBERT's hidden-state loss: ``mean((s_h @ weight.T - t_h) ** 2)`` over every element.
+
+    s_h (B, T, CS) student hidden states, t_h (B, T, CT) the teacher's, weight (CT, CS) a
+    learned projection from the student's width to the teacher's (Jiao et al. 2020, eq. 7).
+    """
+    e = s_h @ weight.T - t_h  # (B, T, CT)
+    return float((e * e).mean())
 
 
 def cosine(s_h, t_h, mask):

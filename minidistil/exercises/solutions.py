@@ -54,6 +54,12 @@ def softmax_t_backward(dp, x, T):
     return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / T  # (N, V)
 
 
+def log_softmax_t_backward(dy, x, T):
+    """y = log softmax(x/T)  ->  dx = (dy - softmax(x/T) * sum(dy)) / T."""
+    p = F.softmax_t(x, T)  # (N, V)
+    return (dy - p * dy.sum(axis=-1, keepdims=True)) / T  # (N, V)
+
+
 def attention_backward(dout, q, k, v, probs):
     """Back through out = probs @ v, the softmax, and scores = q k^T / sqrt(HS)."""
     scale = 1.0 / math.sqrt(q.shape[-1])
@@ -79,11 +85,40 @@ def embedding_tied_backward(dlogits, ids, weight):
 
 
 def kl_soft_target_backward(dloss, s_logits, t_logits, T):
-    """d/ds of T^2 * mean_p KL = T^2 * (1/P) * (1/T) * (softmax(s/T) - softmax(t/T))."""
+    """d/ds of T^2 * mean KL(q || p) = T^2 * (1/P) * (1/T) * (p - q): student p, teacher q."""
     P = s_logits.shape[0]
-    q = F.softmax_t(s_logits, T)  # (P, V)
-    p = F.softmax_t(t_logits, T)  # (P, V)
-    return dloss * T * (q - p) / P  # (P, V)
+    p = F.softmax_t(s_logits, T)  # (P, V) the student's distribution
+    q = F.softmax_t(t_logits, T)  # (P, V) the teacher's soft targets
+    return dloss * T * (p - q) / P  # (P, V)
+
+
+def cross_entropy_backward(dloss, logits, labels):
+    """(softmax(logits) - onehot(label)) / n on the n scored rows; 0 where the label is -100."""
+    p = F.softmax_t(logits)  # (..., V)
+    keep = np.asarray(labels) != -100  # (...)
+    onehot = np.zeros_like(p)  # (..., V)
+    onehot[np.nonzero(keep) + (labels[keep],)] = 1.0
+    return dloss * (p - onehot) * keep[..., None] / keep.sum()  # (..., V)
+
+
+def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, T, alphas):
+    """The three gradients meet at h: Lce and Lmlm through the logits (and W), Lcos directly."""
+    a_ce, a_mlm, a_cos = alphas
+    logits = h @ weight.T  # (P, V)
+    dlogits = (a_ce * kl_soft_target_backward(1.0, logits, t_logits, T)
+               + a_mlm * cross_entropy_backward(1.0, logits, labels))  # (P, V): two losses add
+    every = np.ones((1, h.shape[0]), dtype=np.int64)  # (1, P)
+    dh = dlogits @ weight + a_cos * cosine_backward(1.0, h[None], t_h[None], every)[0]  # (P, C)
+    return dloss * dh  # (P, C)
+
+
+def hidden_mse_backward(dloss, s_h, t_h, weight):
+    """e = s_h W^T - t_h; dL/de = 2 e / e.size; back through the projection like a linear layer."""
+    e = s_h @ weight.T - t_h  # (B, T, CT)
+    de = dloss * 2.0 * e / e.size  # (B, T, CT)
+    ds_h = de @ weight  # (B, T, CS)
+    dweight = de.reshape(-1, e.shape[-1]).T @ s_h.reshape(-1, s_h.shape[-1])  # (CT, CS)
+    return ds_h, dweight
 
 
 def cosine_backward(dloss, s_h, t_h, mask):

@@ -70,11 +70,29 @@ def embedding_tied_backward(dlogits, ids, weight):
 
 
 def kl_soft_target_backward(dloss, s_logits, t_logits, T):
-    """Exercise "kl_soft_target". Forward ``T**2 * mean_p KL(softmax(t/T) || softmax(s/T))``.
+    """Exercise "kl_soft_target". Forward ``T**2 * mean over the P rows of KL(q || p)``,
+    teacher ``q = softmax(t/T)``, student ``p = softmax(s/T)``.
 
     s_logits, t_logits (P, V); ``dloss`` a float (the upstream gradient). Return ``ds_logits``.
     """
     _todo("kl_soft_target")
+
+
+def log_softmax_t_backward(dy, x, T):
+    """Exercise "log_softmax_t". Forward ``y = log softmax(x / T)`` over the last axis.
+
+    Return ``dx`` (same shape as x).
+    """
+    _todo("log_softmax_t")
+
+
+def cross_entropy_backward(dloss, logits, labels):
+    """Exercise "cross_entropy". Forward: mean over rows with ``label != -100`` of
+    ``-log softmax(logits)[label]``; logits (B, T, V), labels (B, T) int, -100 = not scored.
+
+    ``dloss`` a float. Return ``dlogits`` (B, T, V).
+    """
+    _todo("cross_entropy")
 
 
 def cosine_backward(dloss, s_h, t_h, mask):
@@ -83,6 +101,24 @@ def cosine_backward(dloss, s_h, t_h, mask):
     s_h, t_h (B, T, C); mask (B, T) 1 real, 0 pad; ``dloss`` a float. Return ``ds_h`` (B, T, C).
     """
     _todo("cosine")
+
+
+def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, T, alphas):
+    """Exercise "triple_loss". Forward ``forwards.triple_loss``: logits = h @ weight.T, then
+    ``a_ce * Lce(logits, t_logits, T) + a_mlm * Lmlm(logits, labels) + a_cos * Lcos(h, t_h)``.
+
+    h, t_h (P, C); weight (V, C); t_logits (P, V); labels (P,) with -100; alphas a 3-tuple.
+    Return ``dh`` (P, C): the sum of the three losses' gradients.
+    """
+    _todo("triple_loss")
+
+
+def hidden_mse_backward(dloss, s_h, t_h, weight):
+    """Exercise "hidden_mse". Forward ``mean((s_h @ weight.T - t_h) ** 2)`` (TinyBERT).
+
+    s_h (B, T, CS), t_h (B, T, CT), weight (CT, CS). Return ``(ds_h (B, T, CS), dweight (CT, CS))``.
+    """
+    _todo("hidden_mse")
 
 
 def encoder_block_backward(dy, x, mask, p, num_heads, eps=1e-12):

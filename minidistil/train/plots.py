@@ -36,7 +36,7 @@ def _smooth(y, k):
 
 def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) -> None:
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     ax = axes[0]
     if pretrain_rows:
         x = [r["step"] for r in pretrain_rows]
@@ -44,7 +44,7 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
         ax.plot(x, y, alpha=0.3, color="C0")
         ax.plot(x, _smooth(y, 10), color="C0", label="MLM loss (moving mean of 10)")
         ax.legend()
-    ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="loss")
+    ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="MLM loss (nats per masked token)")
     ax = axes[1]
     if distill_rows:
         x = [r["step"] for r in distill_rows]
@@ -54,7 +54,8 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
                 ax.plot(x, _smooth([r[key] for r in distill_rows], 10), color=f"C{i}", label=label)
         ax.set_yscale("log")
         ax.legend()
-    ax.set(title="student distillation (unweighted terms)", xlabel="optimizer step", ylabel="loss")
+    ax.set(title="student distillation (unweighted terms)", xlabel="optimizer step",
+           ylabel="loss (nats; Lcos unitless), log scale")
     _save(fig, path)
     plt.close(fig)
 
@@ -66,17 +67,17 @@ def plot_comparison(report: dict, path: str) -> None:
     names = ["teacher", "student"] if s else ["teacher"]
     models = [t, s] if s else [t]
     axes[0].bar(names, [m["parameters"] / 1e6 for m in models], color=["C0", "C1"][: len(names)])
-    axes[0].set(title="parameters", ylabel="millions")
+    axes[0].set(title="parameters", ylabel="parameters (millions)")
     if "time_per_batch_s" in t:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
         title = "inference per batch" + (f"\n(speed-up {report['speedup']:.2f}x)" if s else "")
-        axes[1].set(title=title, ylabel="ms")
+        axes[1].set(title=title, ylabel="inference time per batch (ms)")
     axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
                 color=["0.6", "C0", "C1"][: len(names) + 1])
     title = "val masked-token accuracy"
     if s:
         title += f"\n(retention {100 * report['retention']:.1f}%)"
-    axes[2].set(title=title, ylabel="%")
+    axes[2].set(title=title, ylabel="masked-token accuracy (%)")
     _save(fig, path)
     plt.close(fig)
 
@@ -86,13 +87,14 @@ def plot_ablation(summary: list[dict], path: str) -> None:
     plt = _plt()
     rows = [r for r in summary if r["variant"] != "triple"]
     x = np.arange(len(rows))  # (n,)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
     ax.bar(x - 0.2, [r["mean_delta"] for r in rows], 0.4, yerr=[r["std_delta"] for r in rows],
            capsize=4, label="minidistil: delta val masked-token accuracy (points)")
     ax.bar(x + 0.2, [r["paper_delta"] for r in rows], 0.4, label="paper: delta GLUE macro-score")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, [r["variant"] for r in rows])
-    ax.set(title="ablation against the triple loss (Table 4)", ylabel="change")
+    ax.set_xticks(x, [r["variant"] for r in rows], rotation=20, ha="right")
+    ax.set(title="ablation against the triple loss (Table 4)", xlabel="variant",
+           ylabel="change against the triple loss (points)")
     ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)

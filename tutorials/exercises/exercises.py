@@ -14,8 +14,9 @@
 # **Learning goals.** After these exercises you can derive and implement, by hand, the backward
 # pass of every operation in DistilBERT: a linear layer, GELU, LayerNorm, softmax with a
 # temperature, the attention core (with padding), an embedding whose matrix is tied to the
-# output layer, the KL soft-target loss with its T², the cosine loss, and (bonus) a whole
-# post-LN encoder block.
+# output layer, the KL soft-target loss with its T², the cosine loss, log-softmax, the MLM
+# cross-entropy with its -100 label, the weighted triple loss, TinyBERT's hidden-state loss,
+# and (bonus) a whole post-LN encoder block.
 #
 # **How it works.** Each exercise gives you the forward pass (in
 # `minidistil.exercises.forwards`) and a function to complete. `check("<name>", fn)` runs your
@@ -142,7 +143,8 @@ result = check("embedding_tied", embedding_tied_backward)
 
 # %% [markdown]
 # ## 7. The KL soft-target loss with T²
-# `loss = T**2 * mean_p KL(softmax(t/T) || softmax(s/T))` over P positions. Return
+# `loss = T**2 * mean over the P rows of KL(q || p)`, teacher `q = softmax(t/T)`, student
+# `p = softmax(s/T)` (the notation of docs/math.md). Return
 # `ds_logits`, times the upstream scalar `dloss`.
 
 # %%
@@ -173,7 +175,77 @@ def cosine_backward(dloss, s_h, t_h, mask):
 result = check("cosine", cosine_backward)
 
 # %% [markdown]
-# ## 9. Bonus: one post-LN encoder block
+# ## 9. Log-softmax with temperature: `y = log softmax(x / T)`
+# Return `dx` given the upstream `dy`. Careful: `sum(dy)` over a row is not 1.
+
+# %%
+def log_softmax_t_backward(dy, x, T):
+    ### BEGIN SOLUTION
+    p = F.softmax_t(x, T)
+    return (dy - p * dy.sum(axis=-1, keepdims=True)) / T
+    ### END SOLUTION
+
+
+result = check("log_softmax_t", log_softmax_t_backward)
+
+# %% [markdown]
+# ## 10. Cross-entropy with the -100 ignore label (the MLM loss)
+# `loss = mean over rows with label != -100 of -log softmax(logits)[label]`; logits (B, T, V),
+# labels (B, T). The label -100 marks a position that is not scored (what Hugging Face puts at
+# every unmasked position). Return `dlogits`, times `dloss`.
+
+# %%
+def cross_entropy_backward(dloss, logits, labels):
+    ### BEGIN SOLUTION
+    keep = labels != -100
+    g = F.softmax_t(logits)
+    rows = np.nonzero(keep)
+    g[rows + (labels[keep],)] -= 1.0
+    return dloss * g * keep[..., None] / keep.sum()
+    ### END SOLUTION
+
+
+result = check("cross_entropy", cross_entropy_backward)
+
+# %% [markdown]
+# ## 11. The weighted triple loss: three gradients meet at one tensor
+# `logits = h @ W.T`, then `a_ce * Lce(logits, t_logits, T) + a_mlm * Lmlm(logits, labels)
+# + a_cos * Lcos(h, t_h)` with `alphas = (a_ce, a_mlm, a_cos)` (DistilBERT uses 5, 2, 1).
+# Return `dh`. Reuse your functions from 7, 8 and 10.
+
+# %%
+def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, T, alphas):
+    ### BEGIN SOLUTION
+    a_ce, a_mlm, a_cos = alphas
+    logits = h @ weight.T
+    dlogits = (a_ce * kl_soft_target_backward(1.0, logits, t_logits, T)
+               + a_mlm * cross_entropy_backward(1.0, logits, labels))
+    every = np.ones((1, h.shape[0]), dtype=np.int64)
+    dh = dlogits @ weight + a_cos * cosine_backward(1.0, h[None], t_h[None], every)[0]
+    return dloss * dh
+    ### END SOLUTION
+
+
+result = check("triple_loss", triple_loss_backward)
+
+# %% [markdown]
+# ## 12. An intermediate-layer loss: TinyBERT's hidden-state MSE
+# `loss = mean((s_h @ W.T - t_h) ** 2)` over every element; `W` (CT, CS) is a learned
+# projection from the student's width to the teacher's. Return `(ds_h, dweight)`.
+
+# %%
+def hidden_mse_backward(dloss, s_h, t_h, weight):
+    ### BEGIN SOLUTION
+    e = s_h @ weight.T - t_h
+    de = dloss * 2.0 * e / e.size
+    return de @ weight, de.reshape(-1, e.shape[-1]).T @ s_h.reshape(-1, s_h.shape[-1])
+    ### END SOLUTION
+
+
+result = check("hidden_mse", hidden_mse_backward)
+
+# %% [markdown]
+# ## 13. Bonus: one post-LN encoder block
 # `h = LN1(x + Attn(x)); y = LN2(h + FFN(h))` (see `forwards.encoder_block`). Return
 # `(dx, grads)` with `grads` keyed like `p`. Reuse your functions above.
 

@@ -54,7 +54,14 @@ def _transform(source: str, keep_solution: bool) -> str:
     return "\n".join(out)
 
 
-def make_version(nb: nbformat.NotebookNode, solution: bool) -> nbformat.NotebookNode:
+def has_solutions(nb: nbformat.NotebookNode) -> bool:
+    """True when a code cell of ``nb`` holds a ``### BEGIN SOLUTION`` block."""
+    return any(c.cell_type == "code" and BEGIN in c.source for c in nb.cells)
+
+
+def make_version(nb: nbformat.NotebookNode, solution: bool,
+                 source: str = "tutorials/exercises/exercises.py",
+                 tool: str = "tutorials/exercises/make_notebooks.py") -> nbformat.NotebookNode:
     """A copy of ``nb`` as the exercise (``solution=False``) or the solution version."""
     new = nbformat.from_dict(nb)
     for cell in new.cells:
@@ -62,8 +69,8 @@ def make_version(nb: nbformat.NotebookNode, solution: bool) -> nbformat.Notebook
             cell.source = _transform(cell.source, keep_solution=solution)
     title = "Solutions" if solution else "Exercises"
     new.cells.insert(0, nbformat.v4.new_markdown_cell(
-        f"*{title} version, generated from `tutorials/exercises/exercises.py` by "
-        f"`make_notebooks.py`; edit the source, not this file.*"))
+        f"*{title} version, generated from `{source}` by `{tool}`; edit the source, not this "
+        f"file.*"))
     return new
 
 

@@ -1,0 +1,127 @@
+"""Hints that do not belong to one exercise: a constant factor, a wrong shape, an exception.
+
+* **Scale.** When the learner's gradient is the reference times one constant ``k``, the checker
+  says so and, when ``k`` is one of the exercise's usual suspects (:data:`SCALES`: T, T², 1/T,
+  1/T², P, 1/P, V, 1/V, n, 1/n, B, 1/B, B·T, C, 1/C, √HS, 1/√HS, −1, 2, 1/2), names the likely cause. The
+  key is ``scale_<name>`` (``scale_T``, ``scale_inv_T2``, ...), or ``scale_other`` when ``k`` is
+  none of them. The test cases are drawn so that no two suspects have the same value (no
+  T·P = 1), so a factor names one cause.
+* **Shape.** ``wrong_shape`` prints the shape returned and the shape expected.
+* **Exceptions.** ``keepdims`` when NumPy could not broadcast ``(N, C)`` against ``(N,)``: a
+  sum or mean lost its axis. Other exceptions are shown as ``exception`` with their message.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from .base import close
+
+# label -> (key suffix, value from the case's constants)
+SCALES = {
+    "T": ("T", lambda c: c["T"]),
+    "T²": ("T2", lambda c: c["T"] ** 2),
+    "1/T": ("inv_T", lambda c: 1.0 / c["T"]),
+    "1/T²": ("inv_T2", lambda c: 1.0 / c["T"] ** 2),
+    "P": ("P", lambda c: float(c["P"])),
+    "1/P": ("inv_P", lambda c: 1.0 / c["P"]),
+    "V": ("V", lambda c: float(c["V"])),
+    "1/V": ("inv_V", lambda c: 1.0 / c["V"]),
+    "n": ("n", lambda c: float(c["n"])),
+    "1/n": ("inv_n", lambda c: 1.0 / c["n"]),
+    "B": ("B", lambda c: float(c["B"])),
+    "1/B": ("inv_B", lambda c: 1.0 / c["B"]),
+    "B·T": ("BT", lambda c: float(c["B"] * c["T_seq"])),
+    "C": ("C", lambda c: float(c["C"])),
+    "1/C": ("inv_C", lambda c: 1.0 / c["C"]),
+    "√HS": ("sqrtHS", lambda c: math.sqrt(c["HS"])),
+    "1/√HS": ("inv_sqrtHS", lambda c: 1.0 / math.sqrt(c["HS"])),
+    "−1": ("neg", lambda c: -1.0),
+    "2": ("2", lambda c: 2.0),
+    "1/2": ("half", lambda c: 0.5),
+}
+
+
+def scale_key(label: str) -> str:
+    return "scale_" + SCALES[label][0]
+
+
+def scale_values(scales: dict, consts: dict) -> dict:
+    """``{label: value}`` for the exercise's suspects that this case defines."""
+    out = {}
+    for label in scales:
+        try:
+            out[label] = float(SCALES[label][1](consts))
+        except KeyError:
+            continue
+    return out
+
+
+def constant_factor(m, r):
+    """``k`` with ``m == k * r`` up to round-off (k far from 1), else None."""
+    m, r = np.asarray(m, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    if m.shape != r.shape or not np.all(np.isfinite(m)):
+        return None
+    rr = float(np.sum(r * r))
+    if rr < 1e-24:
+        return None
+    k = float(np.sum(m * r)) / rr
+    if abs(k - 1.0) < 1e-6 or abs(k) < 1e-9 or not close(m, k * r):
+        return None
+    return k
+
+
+def scale_hints(ex, mine: dict, ref: dict, case):
+    """``[(key, text)]`` for each gradient that is a constant multiple of the reference."""
+    out = []
+    values = scale_values(ex.scales, case.consts)
+    for g in ex.grad_names:
+        if g not in mine or g not in ref:
+            continue
+        k = constant_factor(mine[g], ref[g])
+        if k is None:
+            continue
+        hits = [lab for lab, v in values.items() if abs(k - v) <= 1e-6 * max(1.0, abs(v))]
+        if len(hits) == 1:
+            lab = hits[0]
+            out.append((scale_key(lab), f"{g} is {lab} (= {values[lab]:.4g}) times the correct "
+                                        f"gradient: {ex.scales[lab]}"))
+        else:
+            out.append(("scale_other", f"{g} is {k:.6g} times the correct gradient: a constant "
+                                       "factor is missing or extra (a mean, a scale, a weight?)."))
+    return out
+
+
+_SHAPES = re.compile(r"\(([\d, ]*)\)")
+
+
+def _shapes(msg: str) -> list:
+    out = []
+    for s in _SHAPES.findall(msg):
+        parts = [p for p in s.replace(" ", "").split(",") if p]
+        out.append(tuple(int(p) for p in parts))
+    return out
+
+
+def exception_hint(exc: Exception):
+    """``(key, text)`` for an exception raised by the learner's function."""
+    msg = str(exc)
+    name = type(exc).__name__
+    if isinstance(exc, ValueError) and "broadcast" in msg:
+        shapes = _shapes(msg)
+        for a in shapes:
+            for b in shapes:
+                if len(b) == len(a) - 1 and a[:-1] == b and a[-1] != 1:
+                    return ("keepdims",
+                            f"{name}: {msg.strip()}. A sum or mean over the last axis lost that axis: "
+                            f"{b} cannot stand beside {a}. Write .sum(axis=-1, keepdims=True) "
+                            f"(shape {a[:-1] + (1,)}) so that it broadcasts along each row.")
+    return ("exception", f"{name}: {msg}")
+
+
+def shape_hint(gname: str, got: tuple, want: tuple, target: str):
+    extra = " (transposed?)" if len(got) == 2 and got == want[::-1] else ""
+    return ("wrong_shape", f"{gname} has shape {got} but must have the shape of {target}, "
+                           f"{want}{extra}.")

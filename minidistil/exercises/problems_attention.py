@@ -1,0 +1,216 @@
+"""Exercises on attention: the attention core with padding, and the bonus post-LN encoder block.
+
+Legend: B batch, T sequence, C hidden, NH heads, HS head size, F feed-forward.
+For the block, the classic wrong backward passes (a residual forgotten, the LayerNorm taken
+before the residual split, heads reshaped instead of transposed) are written out below as
+variants of the reference, so that the checker can recognise them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import forwards as F
+from . import solutions as S
+from .base import Case, Mistake, any_close, close, padding_mask
+
+# ----------------------------------------------------------------------------------- attention
+
+
+def attention_cases(rng):
+    cases = []
+    for B, NH, T, HS, pads in ((2, 2, 4, 3, (0, 2)), (1, 1, 3, 2, (1,)), (2, 1, 5, 5, (1, 3))):
+        q = rng.standard_normal((B, NH, T, HS))  # (B, NH, T, HS)
+        k = rng.standard_normal((B, NH, T, HS))  # (B, NH, T, HS)
+        v = rng.standard_normal((B, NH, T, HS))  # (B, NH, T, HS)
+        mask = padding_mask(B, T, pads)  # (B, T)
+        _, probs = F.attention(q, k, v, mask)  # (B, NH, T, T)
+        dout = rng.standard_normal((B, NH, T, HS))  # (B, NH, T, HS)
+        cases.append(Case(f"q{q.shape} pad{pads}",
+                          {"dout": dout, "q": q, "k": k, "v": v, "probs": probs},
+                          {"dq": q, "dk": k, "dv": v},
+                          lambda q=q, k=k, v=v, m=mask, d=dout:
+                          float(np.sum(F.attention(q, k, v, m)[0] * d)),
+                          {"HS": HS, "B": B, "mask": mask}))
+    return cases
+
+
+def _dscores(a, probs):
+    dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
+    return probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # (B, NH, T, T)
+
+
+def _attn_no_inner(m, r, c):
+    a = c.args
+    scale = 1.0 / math.sqrt(a["q"].shape[-1])
+    dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
+    return close(m["dq"], (a["probs"] * dprobs) @ a["k"] * scale) or \
+        close(m["dq"], dprobs @ a["k"] * scale)
+
+
+def _attn_dk_transposed(m, r, c):
+    a = c.args
+    ds = _dscores(a, a["probs"])  # (B, NH, T, T)
+    return close(m["dk"], ds @ a["q"] / math.sqrt(a["q"].shape[-1])) and not close(m["dk"], r["dk"])
+
+
+def _attn_unmasked(m, r, c):
+    a = c.args
+    _, probs = F.attention(a["q"], a["k"], a["v"], None)  # (B, NH, T, T) no padding bias
+    g = S.attention_backward(a["dout"], a["q"], a["k"], a["v"], probs)
+    return not close(probs, a["probs"]) and any(close(m[n], x) for n, x in zip(("dq", "dk", "dv"), g))
+
+
+ATTENTION_MISTAKES = [
+    Mistake("attention_scale",
+            "scores = q k^T / sqrt(HS): dq and dk carry the same 1/sqrt(HS) factor.",
+            lambda m, r, c: close(m["dq"], r["dq"] * math.sqrt(c.args["q"].shape[-1]))
+            or close(m["dk"], r["dk"] * math.sqrt(c.args["q"].shape[-1]))),
+    Mistake("attention_softmax",
+            "Back through the softmax: dscores = probs * (dprobs - sum(dprobs * probs, -1)).",
+            _attn_no_inner),
+    Mistake("attention_dk_transposed",
+            "scores[i, j] = q_i . k_j: dk = dscores^T @ q (transpose the (T, T) matrix).",
+            _attn_dk_transposed),
+    Mistake("attention_dv_transposed",
+            "out = probs @ v: dv = probs^T @ dout.",
+            lambda m, r, c: close(m["dv"], c.args["probs"] @ c.args["dout"])
+            and not close(m["dv"], r["dv"])),
+    Mistake("attention_mask_dropped",
+            "You recomputed the probabilities without the padding mask: padded keys then get "
+            "weight, and gradient. Use the probs you were given (or add the mask's bias, the most "
+            "negative finite float, to padded keys' scores before the softmax).",
+            _attn_unmasked),
+]
+ATTENTION_SCALES = {"1/√HS": "the 1/sqrt(HS) is applied twice.",
+                    "−1": "the sign is flipped."}
+
+# ----------------------------------------------------------------------------------- encoder block
+
+BLOCK_KEYS = ("q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bias", "o.weight", "o.bias",
+              "ln1.weight", "ln1.bias", "ff1.weight", "ff1.bias", "ff2.weight", "ff2.bias",
+              "ln2.weight", "ln2.bias")
+
+
+def block_params(rng, C, FF):
+    p = {}
+    for n in ("q", "k", "v", "o"):
+        p[f"{n}.weight"] = rng.standard_normal((C, C)) * 0.4  # (C, C)
+        p[f"{n}.bias"] = rng.standard_normal(C) * 0.1  # (C,)
+    p["ff1.weight"] = rng.standard_normal((FF, C)) * 0.4  # (F, C)
+    p["ff1.bias"] = rng.standard_normal(FF) * 0.1  # (F,)
+    p["ff2.weight"] = rng.standard_normal((C, FF)) * 0.4  # (C, F)
+    p["ff2.bias"] = rng.standard_normal(C) * 0.1  # (C,)
+    for n in ("ln1", "ln2"):
+        p[f"{n}.weight"] = 1.0 + 0.3 * rng.standard_normal(C)  # (C,)
+        p[f"{n}.bias"] = 0.2 * rng.standard_normal(C)  # (C,)
+    return p
+
+
+def block_cases(rng):
+    cases = []
+    for B, T, C, NH, FF, pads in ((2, 3, 4, 2, 8, (0, 1)), (1, 4, 6, 3, 6, (2,))):
+        x = rng.standard_normal((B, T, C))  # (B, T, C)
+        p = block_params(rng, C, FF)
+        mask = padding_mask(B, T, pads)  # (B, T)
+        dy = rng.standard_normal((B, T, C))  # (B, T, C)
+        targets = {"dx": x}
+        targets.update({f"d[{k}]": p[k] for k in BLOCK_KEYS})
+        cases.append(Case(f"x{x.shape} NH={NH} F={FF} pad{pads}",
+                          {"dy": dy, "x": x, "mask": mask, "p": p, "num_heads": NH, "eps": 1e-12},
+                          targets,
+                          lambda x=x, m=mask, p=p, nh=NH, d=dy:
+                          float(np.sum(F.encoder_block(x, m, p, nh) * d))))
+    return cases
+
+
+def block_unpack(out) -> dict:
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        raise TypeError("encoder_block_backward must return (dx, grads_dict)")
+    d = {"dx": out[0]}
+    d.update({f"d[{k}]": g for k, g in out[1].items()})
+    return d
+
+
+def _split_reshape(x, nh):
+    B, T, C = x.shape
+    return x.reshape(B, nh, T, C // nh)  # (B, NH, T, HS) WRONG: heads mixed with positions
+
+
+def _merge_reshape(x):
+    B, NH, T, HS = x.shape
+    return x.reshape(B, T, NH * HS)  # (B, T, C) WRONG
+
+
+def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2=True,
+                           heads="transpose", ln_order="post"):
+    """The reference backward with one classic slip switched on (returns dx only).
+
+    ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
+    splits and merges the gradient heads with a bare reshape; ``ln_order="swapped"`` adds the
+    residual branch's gradient BEFORE going back through the LayerNorm.
+    """
+    split = F.split_heads if heads == "transpose" else _split_reshape
+    merge = F.merge_heads if heads == "transpose" else _merge_reshape
+    q = F.split_heads(F.linear(x, p["q.weight"], p["q.bias"]), num_heads)  # (B, NH, T, HS)
+    k = F.split_heads(F.linear(x, p["k.weight"], p["k.bias"]), num_heads)  # (B, NH, T, HS)
+    v = F.split_heads(F.linear(x, p["v.weight"], p["v.bias"]), num_heads)  # (B, NH, T, HS)
+    ctx, probs = F.attention(q, k, v, mask)  # (B, NH, T, HS), (B, NH, T, T)
+    ctx2 = F.merge_heads(ctx)  # (B, T, C)
+    r1 = x + F.linear(ctx2, p["o.weight"], p["o.bias"])  # (B, T, C)
+    h = F.layernorm(r1, p["ln1.weight"], p["ln1.bias"], eps)  # (B, T, C)
+    u = F.linear(h, p["ff1.weight"], p["ff1.bias"])  # (B, T, F)
+    r2 = h + F.linear(F.gelu(u), p["ff2.weight"], p["ff2.bias"])  # (B, T, C)
+
+    def ffn_back(d):
+        dgu = S.linear_backward(d, F.gelu(u), p["ff2.weight"])[0]  # (B, T, F)
+        return S.linear_backward(S.gelu_backward(dgu, u), h, p["ff1.weight"])[0]  # (B, T, C)
+
+    def attn_back(d):
+        dctx2 = S.linear_backward(d, ctx2, p["o.weight"])[0]  # (B, T, C)
+        dq, dk, dv = S.attention_backward(split(dctx2, num_heads), q, k, v, probs)
+        return sum(S.linear_backward(merge(dp), x, p[f"{n}.weight"])[0]
+                   for n, dp in (("q", dq), ("k", dk), ("v", dv)))  # (B, T, C)
+
+    if ln_order == "swapped":
+        dh = S.layernorm_backward(dy + ffn_back(dy), r2, p["ln2.weight"], eps)[0]  # (B, T, C)
+        return S.layernorm_backward(dh + attn_back(dh), r1, p["ln1.weight"], eps)[0]  # (B, T, C)
+    dr2 = S.layernorm_backward(dy, r2, p["ln2.weight"], eps)[0]  # (B, T, C)
+    dh = (dr2 if res2 else 0.0) + ffn_back(dr2)  # (B, T, C)
+    dr1 = S.layernorm_backward(dh, r1, p["ln1.weight"], eps)[0]  # (B, T, C)
+    return (dr1 if res1 else 0.0) + attn_back(dr1)  # (B, T, C)
+
+
+def _variant(**kw):
+    def test(m, r, c):
+        a = c.args
+        return close(m["dx"], block_backward_variant(a["dy"], a["x"], a["mask"], a["p"],
+                                                     a["num_heads"], a["eps"], **kw))
+    return test
+
+
+def _any(*tests):
+    return lambda m, r, c: any(t(m, r, c) for t in tests)
+
+
+BLOCK_MISTAKES = [
+    Mistake("block_residual",
+            "A residual connection is forgotten in the backward: y = LN(r), r = h + FFN(h), so h "
+            "reaches r twice and dh = dr + FFN_backward(dr); likewise dx = dr1 + Attn_backward(dr1).",
+            _any(_variant(res1=False), _variant(res2=False), _variant(res1=False, res2=False))),
+    Mistake("block_ln_order",
+            "Post-LN order: the LayerNorm comes AFTER the residual add, so in the backward go "
+            "through LN first (dr = LN_backward(dy)), then split dr into the residual path and the "
+            "branch: dh = dr + FFN_backward(dr). You added the branch before the LayerNorm.",
+            _variant(ln_order="swapped")),
+    Mistake("block_heads_reshaped",
+            "Heads are split by reshape(B, T, NH, HS) THEN transpose(0, 2, 1, 3); a bare "
+            "reshape(B, NH, T, HS) (or its inverse) mixes positions with heads. Use the same "
+            "split_heads / merge_heads as the forward.",
+            _variant(heads="reshape")),
+]
+
+BLOCK_HINT = ("Work from the top of the block down: the FIRST failing gradient in the order "
+              "ln2, ff2, ff1, ln1, o, q/k/v, dx shows where the bug is; check that piece with its own "
+              "exercise. Remember both residual paths: dh = dr2 + dh_ffn and dx = dr1 + dx_qkv.")

@@ -1,0 +1,142 @@
+"""Exercises on distillation objectives: the weighted triple loss, and TinyBERT's hidden-state MSE.
+
+Legend: P positions, C hidden, V vocabulary, B batch, T sequence, CS/CT student/teacher width.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import forwards as F
+from . import solutions as S
+from .base import UPSTREAM_HINT, Case, Mistake, close, upstream_ignored
+
+# ----------------------------------------------------------------------------------- triple loss
+
+
+def triple_cases(rng):
+    cases = []
+    for P, C, V, T, alphas in ((4, 3, 5, 2.0, (5.0, 2.0, 1.0)), (3, 4, 6, 3.0, (0.5, 2.0, 3.0))):
+        h = rng.standard_normal((P, C))  # (P, C)
+        w = rng.standard_normal((V, C)) * 0.7  # (V, C)
+        t_logits = rng.standard_normal((P, V)) * 2.0  # (P, V)
+        t_h = rng.standard_normal((P, C))  # (P, C)
+        labels = rng.integers(0, V, size=P)  # (P,)
+        labels[1] = -100  # one position not scored by Lmlm
+        dloss = float(rng.uniform(0.5, 1.5))
+        args = {"dloss": dloss, "h": h, "weight": w, "t_logits": t_logits, "t_h": t_h,
+                "labels": labels, "T": T, "alphas": alphas}
+        cases.append(Case(f"h{h.shape} V={V} T={T} alphas={alphas}", args, {"dh": h},
+                          lambda a=args: a["dloss"] * F.triple_loss(
+                              a["h"], a["weight"], a["t_logits"], a["t_h"], a["labels"], a["T"],
+                              a["alphas"])))
+    return cases
+
+
+def triple_parts(a):
+    """The three gradients at h, unweighted: (dLce, dLmlm, dLcos), each (P, C)."""
+    h, w = a["h"], a["weight"]
+    logits = h @ w.T  # (P, V)
+    every = np.ones((1, h.shape[0]), dtype=np.int64)  # (1, P)
+    return (a["dloss"] * S.kl_soft_target_backward(1.0, logits, a["t_logits"], a["T"]) @ w,
+            a["dloss"] * S.cross_entropy_backward(1.0, logits, a["labels"]) @ w,
+            a["dloss"] * S.cosine_backward(1.0, h[None], a["t_h"][None], every)[0])
+
+
+_NAMES = ("Lce", "Lmlm", "Lcos")
+
+
+def _triple_missing(m, r, c):
+    parts = triple_parts(c.args)
+    al = c.args["alphas"]
+    for keep in ((0, 1), (0, 2), (1, 2), (0,), (1,), (2,)):
+        for weights in (al, (1.0, 1.0, 1.0)):
+            if close(m["dh"], sum(weights[i] * parts[i] for i in keep)):
+                return True
+    return False
+
+
+def _triple_weights(m, r, c):
+    parts = triple_parts(c.args)
+    al = c.args["alphas"]
+    cands = [sum(parts)] + [sum(al[j] * parts[j] if j != i else parts[i] for j in range(3))
+                            for i in range(3)]
+    return any(close(m["dh"], g) and not close(g, r["dh"]) for g in cands)
+
+
+def _triple_kl_scale(m, r, c):
+    parts = triple_parts(c.args)
+    al, T = c.args["alphas"], c.args["T"]
+    return any(close(m["dh"], al[0] * f * parts[0] + al[1] * parts[1] + al[2] * parts[2])
+               for f in (1 / T ** 2, T, 1 / T))
+
+
+def _triple_projection(e, c):
+    P, C = c.args["h"].shape
+    V = c.args["weight"].shape[0]
+    return isinstance(e, ValueError) and "broadcast" in str(e) and f"{P},{V}" in str(e).replace(" ", "")
+
+
+TRIPLE_MISTAKES = [
+    Mistake("triple_missing_term",
+            "All three losses reach h: Lce and Lmlm through the logits (logits = h @ W.T, so "
+            "their dlogits add and go back as dlogits @ W) and Lcos directly. One of them is "
+            "missing from your dh, or was overwritten instead of added (use +=).",
+            _triple_missing),
+    Mistake("triple_weights",
+            "The loss is a WEIGHTED sum: each term's gradient carries its alpha "
+            "(dh = a_ce dLce + a_mlm dLmlm + a_cos dLcos).",
+            _triple_weights),
+    Mistake("triple_kl_scale",
+            "The Lce part has the wrong scale: T**2 * mean KL at temperature T has gradient "
+            "(T / P) * (softmax(s/T) - softmax(t/T)) with respect to the logits.",
+            _triple_kl_scale),
+    Mistake("triple_projection",
+            "dlogits is (P, V) and dh is (P, C): take the logits' gradient back through the "
+            "decoder first, dh = dlogits @ W, before adding the cosine term.",
+            None, _triple_projection),
+    Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("dh")),
+]
+TRIPLE_SCALES = {"−1": "the sign is flipped."}
+
+# ----------------------------------------------------------------------------------- hidden MSE
+
+
+def mse_cases(rng):
+    cases = []
+    for B, T, CS, CT in ((2, 3, 4, 5), (3, 2, 3, 7)):
+        s_h = rng.standard_normal((B, T, CS))  # (B, T, CS)
+        t_h = rng.standard_normal((B, T, CT))  # (B, T, CT)
+        w = rng.standard_normal((CT, CS)) * 0.5  # (CT, CS)
+        dloss = float(rng.uniform(0.5, 1.5))
+        cases.append(Case(f"s{s_h.shape} t{t_h.shape}",
+                          {"dloss": dloss, "s_h": s_h, "t_h": t_h, "weight": w},
+                          {"ds_h": s_h, "dweight": w},
+                          lambda s=s_h, t=t_h, w=w, d=dloss: d * F.hidden_mse(s, t, w),
+                          {"B": B, "T_seq": T, "C": CT}))
+    return cases
+
+
+def _mse_projection(m, r, c):
+    return np.shape(m["ds_h"]) == c.args["t_h"].shape != c.args["s_h"].shape
+
+
+MSE_MISTAKES = [
+    Mistake("mse_factor_two",
+            "d(e**2)/de = 2 e: the factor 2 is missing.",
+            lambda m, r, c: close(m["ds_h"], r["ds_h"] / 2) or close(m["dweight"], r["dweight"] / 2)),
+    Mistake("mse_count",
+            "The MSE is a mean over EVERY element, B * T * CT of them, not over the B * T "
+            "positions.",
+            lambda m, r, c: close(m["ds_h"], r["ds_h"] * c.args["t_h"].shape[-1])
+            or close(m["dweight"], r["dweight"] * c.args["t_h"].shape[-1])),
+    Mistake("mse_projection",
+            "ds_h must go back through the projection: e = s_h @ W.T - t_h, so ds_h = de @ W, "
+            "(B, T, CS) like s_h.",
+            _mse_projection),
+    Mistake("mse_sign",
+            "e = student - teacher: de = 2 (s_h W^T - t_h) / n, not 2 (t_h - s_h W^T) / n.",
+            lambda m, r, c: close(m["ds_h"], -r["ds_h"]) or close(m["dweight"], -r["dweight"])),
+    Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_h")),
+]
+MSE_SCALES = {"B": "a stray factor B.", "B·T": "a sum over positions where the loss has a mean.",
+              "1/C": "divided by the width twice."}

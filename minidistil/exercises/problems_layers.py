@@ -1,0 +1,282 @@
+"""Exercises on the layers: linear, GELU, LayerNorm, softmax and log-softmax with temperature.
+
+Legend: N rows (any leading shape), IN/OUT linear fan-in/fan-out, C features, V classes.
+Each ``*_cases(rng)`` draws tiny float64 cases; each ``*_MISTAKES`` list names the classic wrong
+formulas the checker recognises (see :mod:`.base`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import forwards as F
+from .base import Case, Mistake, any_close, close
+
+# ----------------------------------------------------------------------------------- linear
+
+
+def linear_cases(rng):
+    cases = []
+    # the square case comes first: there dy @ weight.T has the right shape and wrong numbers
+    for n, fin, fout in ((4, 3, 3), (2, 6, 5), (3, 4, 7)):
+        x = rng.standard_normal((n, fin))  # (N, IN)
+        w = rng.standard_normal((fout, fin)) * 0.5  # (OUT, IN)
+        b = rng.standard_normal(fout)  # (OUT,)
+        dy = rng.standard_normal((n, fout))  # (N, OUT)
+        cases.append(Case(f"x{x.shape} W{w.shape}", {"dy": dy, "x": x, "weight": w},
+                          {"dx": x, "dweight": w, "dbias": b},
+                          lambda x=x, w=w, b=b, dy=dy: float(np.sum(F.linear(x, w, b) * dy)),
+                          {"B": n}))
+    return cases
+
+
+def _matmul_error(e, c):
+    return isinstance(e, ValueError) and "matmul" in str(e)
+
+
+LINEAR_MISTAKES = [
+    Mistake("bias_not_summed",
+            "dbias must have the shape of bias (OUT,): sum dy over every row (the bias is "
+            "added to each row, so each row contributes).",
+            lambda m, r, c: np.shape(m["dbias"]) != np.shape(r["dbias"])),
+    Mistake("linear_dx_weight",
+            "dx = dy @ weight: weight is stored (OUT, IN) and dy is (N, OUT), so dy @ weight "
+            "is (N, IN). dy @ weight.T only fits when the weight is square, and is wrong there.",
+            lambda m, r, c: close(m["dx"], c.args["dy"] @ c.args["weight"].T),
+            _matmul_error),
+]
+LINEAR_SCALES = {"B": "the gradient is summed over the N rows, not averaged: no division by N.",
+                 "1/B": "a mean over the N rows crept in: the forward sums, so the backward sums.",
+                 "−1": "the sign is flipped."}
+
+# ----------------------------------------------------------------------------------- GELU
+
+
+def gelu_cases(rng):
+    cases = []
+    for shape in ((5,), (3, 4), (2, 3, 4)):
+        x = rng.standard_normal(shape) * 2.0  # (...)
+        dy = rng.standard_normal(shape)  # (...)
+        cases.append(Case(f"x{shape}", {"dy": dy, "x": x}, {"dx": x},
+                          lambda x=x, dy=dy: float(np.sum(F.gelu(x) * dy))))
+    return cases
+
+
+def phi_cdf(x):
+    return 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
+
+
+def _gelu_tanh_grad(x):
+    a = math.sqrt(2.0 / math.pi)
+    t = np.tanh(a * (x + 0.044715 * x ** 3))  # (...)
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * a * (1 + 3 * 0.044715 * x * x)  # (...)
+
+
+def _gelu_sigmoid_grad(x):
+    s = 1.0 / (1.0 + np.exp(-1.702 * x))  # (...)
+    return s + 1.702 * x * s * (1 - s)  # (...)
+
+
+GELU_MISTAKES = [
+    Mistake("gelu_product_rule",
+            "gelu(x) = x * Phi(x) is a product: gelu'(x) = Phi(x) + x * phi(x). You kept only "
+            "one of the two terms.",
+            lambda m, r, c: any_close(m, "dx", (c.args["dy"] * phi_cdf(c.args["x"]),
+                                                c.args["dy"] * c.args["x"] * np.exp(-0.5 * c.args["x"] ** 2)
+                                                / math.sqrt(2 * math.pi)))),
+    Mistake("gelu_tanh",
+            "That is the derivative of the tanh approximation; BERT uses the exact erf GELU.",
+            lambda m, r, c: close(m["dx"], c.args["dy"] * _gelu_tanh_grad(c.args["x"]))),
+    Mistake("gelu_sigmoid",
+            "That is the derivative of the sigmoid approximation x * sigmoid(1.702 x); BERT uses "
+            "the exact erf GELU, gelu'(x) = Phi(x) + x * phi(x).",
+            lambda m, r, c: close(m["dx"], c.args["dy"] * _gelu_sigmoid_grad(c.args["x"]))),
+    Mistake("dy_ignored",
+            "Multiply by the upstream gradient dy: dx = dy * gelu'(x), not gelu'(x) alone.",
+            lambda m, r, c: close(m["dx"], r["dx"] / c.args["dy"])),
+]
+GELU_SCALES = {"−1": "the sign is flipped.",
+               "1/2": "a stray factor 1/2: gelu = 0.5 x (1 + erf), and the 0.5 is inside Phi.",
+               "2": "the 0.5 of Phi(x) = 0.5 (1 + erf(x / sqrt 2)) is missing."}
+
+# ----------------------------------------------------------------------------------- LayerNorm
+
+
+def layernorm_cases(rng):
+    cases = []
+    for shape in ((3, 5), (2, 3, 4), (1, 6)):
+        C = shape[-1]
+        x = rng.standard_normal(shape) * 1.5 + 0.3  # (N, C)
+        gamma = 1.0 + 0.5 * rng.standard_normal(C)  # (C,) not all ones
+        beta = 0.5 * rng.standard_normal(C)  # (C,) not all zeros
+        dy = rng.standard_normal(shape)  # (N, C)
+        cases.append(Case(f"x{shape}", {"dy": dy, "x": x, "gamma": gamma, "eps": 1e-12},
+                          {"dx": x, "dgamma": gamma, "dbeta": beta},
+                          lambda x=x, g=gamma, b=beta, dy=dy: float(np.sum(F.layernorm(x, g, b) * dy)),
+                          {"C": C}))
+    return cases
+
+
+def ln_parts(c, ddof=0):
+    x, dy, gamma = c.args["x"], c.args["dy"], c.args["gamma"]
+    mean = x.mean(-1, keepdims=True)  # (N, 1)
+    var = ((x - mean) ** 2).sum(-1, keepdims=True) / (x.shape[-1] - ddof)  # (N, 1)
+    rstd = 1.0 / np.sqrt(var + 1e-12)  # (N, 1)
+    xhat = (x - mean) * rstd  # (N, C)
+    return dy, gamma, rstd, xhat
+
+
+def _ln_no_mean(m, r, c):
+    dy, gamma, rstd, xhat = ln_parts(c)
+    g = dy * gamma  # (N, C)
+    return close(m["dx"], rstd * (g - xhat * (g * xhat).mean(-1, keepdims=True)))
+
+
+def _ln_no_var(m, r, c):
+    dy, gamma, rstd, xhat = ln_parts(c)
+    g = dy * gamma  # (N, C)
+    return any_close(m, "dx", (rstd * (g - g.mean(-1, keepdims=True)), rstd * g))
+
+
+def _ln_no_gamma(m, r, c):
+    dy, gamma, rstd, xhat = ln_parts(c)
+    return close(m["dx"], rstd * (dy - dy.mean(-1, keepdims=True)
+                                  - xhat * (dy * xhat).mean(-1, keepdims=True)))
+
+
+def _ln_dgamma_x(m, r, c):
+    lead = tuple(range(c.args["x"].ndim - 1))
+    return close(m["dgamma"], (c.args["dy"] * c.args["x"]).sum(axis=lead))
+
+
+def _ln_unbiased(m, r, c):
+    dy, gamma, rstd, xhat = ln_parts(c, ddof=1)
+    g = dy * gamma  # (N, C)
+    C = xhat.shape[-1]
+    lead = tuple(range(xhat.ndim - 1))
+    dxs = (rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True)),
+           rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).sum(-1, keepdims=True) / (C - 1)))
+    return any_close(m, "dx", dxs) or close(m["dgamma"], (dy * xhat).sum(axis=lead))
+
+
+LAYERNORM_MISTAKES = [
+    Mistake("layernorm_mean_term",
+            "The mean depends on every x_j: dx needs the '- mean(g)' term "
+            "(dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma).",
+            _ln_no_mean),
+    Mistake("layernorm_variance_term",
+            "The variance depends on x too: dx needs the '- xhat * mean(g * xhat)' term.",
+            _ln_no_var),
+    Mistake("layernorm_gamma",
+            "Multiply dy by gamma before normalising back: g = dy * gamma.",
+            _ln_no_gamma),
+    Mistake("layernorm_dgamma_xhat",
+            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x, not x.",
+            _ln_dgamma_x),
+    Mistake("layernorm_unbiased_var",
+            "LayerNorm uses the biased variance, mean((x - mu)**2) (divide by C, np.var's default "
+            "ddof=0); you divided by C - 1 (ddof=1, torch.var's default).",
+            _ln_unbiased),
+]
+LAYERNORM_SCALES = {"C": "a sum over the C features where the formula has a mean (or the 1/C of "
+                         "d mu/dx and d var/dx counted twice).",
+                    "1/C": "a mean where the formula has a sum (dgamma and dbeta SUM over rows).",
+                    "−1": "the sign is flipped."}
+
+# ----------------------------------------------------------------------------------- softmax(T)
+
+
+def softmax_cases(rng):
+    cases = []
+    for shape, T in (((3, 5), 2.0), ((2, 3, 4), 0.5), ((4, 6), 3.0)):
+        x = rng.standard_normal(shape) * 2.0  # (N, V)
+        dp = rng.standard_normal(shape)  # (N, V)
+        cases.append(Case(f"x{shape} T={T}", {"dp": dp, "x": x, "T": T}, {"dx": x},
+                          lambda x=x, dp=dp, T=T: float(np.sum(F.softmax_t(x, T) * dp)),
+                          {"T": T}))
+    return cases
+
+
+def _times_T(fn, m, r, c, name, *args):
+    """The learner's formula with softmax(x * T): the reference at 1/T, with either factor."""
+    T = c.args["T"]
+    g = fn(*args, 1.0 / T)  # carries the factor T
+    return any_close(m, name, (g, g / T ** 2, g / T))
+
+
+def _softmax_grad(dp, x, T):
+    p = F.softmax_t(x, T)  # (N, V)
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / T  # (N, V)
+
+
+def _log_softmax_grad(dy, x, T):
+    p = F.softmax_t(x, T)  # (N, V)
+    return (dy - p * dy.sum(axis=-1, keepdims=True)) / T  # (N, V)
+
+
+def _softmax_diag(m, r, c):
+    p = F.softmax_t(c.args["x"], c.args["T"])  # (N, V)
+    return any_close(m, "dx", (p * (1 - p) * c.args["dp"] * s for s in (1.0, 1.0 / c.args["T"])))
+
+
+SOFTMAX_MISTAKES = [
+    Mistake("softmax_temperature",
+            "Chain rule through x / T: the gradient gets a factor 1/T.",
+            lambda m, r, c: close(m["dx"], r["dx"] * c.args["T"])),
+    Mistake("softmax_jacobian",
+            "The softmax Jacobian is not diagonal: dx = p * (dp - sum(dp * p)) / T, "
+            "not p * (1 - p) * dp.",
+            _softmax_diag),
+    Mistake("softmax_times_T",
+            "The temperature DIVIDES the logits: p = softmax(x / T), not softmax(x * T); "
+            "and the chain rule then gives 1/T.",
+            lambda m, r, c: _times_T(_softmax_grad, m, r, c, "dx", c.args["dp"], c.args["x"])),
+]
+SOFTMAX_SCALES = {"T²": "the gradient is multiplied by T where it should be divided by it.",
+                  "1/T": "the factor 1/T is applied twice.",
+                  "1/T²": "the factor 1/T is applied three times (or T² divides where nothing should).",
+                  "−1": "the sign is flipped: dx = p * (dp - sum(dp * p)) / T."}
+
+# ----------------------------------------------------------------------------------- log-softmax(T)
+
+
+def log_softmax_cases(rng):
+    cases = []
+    for shape, T in (((3, 5), 2.0), ((2, 3, 4), 0.5), ((4, 6), 3.0)):
+        x = rng.standard_normal(shape) * 2.0  # (N, V)
+        dy = rng.standard_normal(shape)  # (N, V)
+        cases.append(Case(f"x{shape} T={T}", {"dy": dy, "x": x, "T": T}, {"dx": x},
+                          lambda x=x, dy=dy, T=T: float(np.sum(F.log_softmax_t(x, T) * dy)),
+                          {"T": T}))
+    return cases
+
+
+def _lsm_sum(m, r, c):
+    x, dy, T = c.args["x"], c.args["dy"], c.args["T"]
+    p = F.softmax_t(x, T)  # (N, V)
+    return any_close(m, "dx", ((dy - p) / T, dy - p, dy / T, dy))
+
+
+def _lsm_diag(m, r, c):
+    x, dy, T = c.args["x"], c.args["dy"], c.args["T"]
+    p = F.softmax_t(x, T)  # (N, V)
+    return any_close(m, "dx", (dy * (1 - p) / T, dy * (1 - p)))
+
+
+LOG_SOFTMAX_MISTAKES = [
+    Mistake("log_softmax_sum",
+            "log p_i = z_i - log sum_k exp(z_k): the normaliser depends on every z_j, and it "
+            "weighs p_j by the SUM of the upstream row: dx = (dy - p * sum(dy, -1)) / T "
+            "(sum(dy) is not 1 for an arbitrary dy).",
+            _lsm_sum),
+    Mistake("log_softmax_jacobian",
+            "d log p_i / d z_j = delta_ij - p_j is not diagonal: every output depends on every "
+            "input, so dx_j = dy_j - p_j * sum_i dy_i (then / T).",
+            _lsm_diag),
+    Mistake("softmax_times_T",
+            "The temperature DIVIDES the logits: log softmax(x / T), not log softmax(x * T).",
+            lambda m, r, c: _times_T(_log_softmax_grad, m, r, c, "dx", c.args["dy"], c.args["x"])),
+]
+LOG_SOFTMAX_SCALES = dict(SOFTMAX_SCALES, **{"T": "the chain-rule factor 1/T of x / T is missing.",
+                                             "−1": "the sign is flipped: dx = (dy - p * sum(dy)) / T."})

@@ -1,0 +1,240 @@
+"""Exercises on the tied embedding and the losses: Lce (KL at T), cross-entropy with -100, the
+cosine loss, the weighted triple loss, and TinyBERT's hidden-state MSE.
+
+Legend: B batch, T sequence, C hidden, V vocabulary, P selected positions, CS/CT student/teacher
+width. The cases are drawn so that no two of an exercise's constants coincide (no T * P = 1):
+a wrong factor then names one cause.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import forwards as F
+from . import solutions as S
+from .base import UPSTREAM_HINT, Case, Mistake, any_close, close, padding_mask, upstream_ignored
+
+# ----------------------------------------------------------------------------------- tied embedding
+
+
+def embedding_cases(rng):
+    cases = []
+    for B, T, V, C in ((2, 4, 5, 3), (1, 6, 4, 2), (3, 3, 6, 4)):
+        ids = rng.integers(0, V, size=(B, T))  # (B, T)
+        ids[0, :2] = V - 1  # make sure some id repeats
+        w = rng.standard_normal((V, C)) * 0.7  # (V, C)
+        b = rng.standard_normal(V) * 0.1  # (V,)
+        dlogits = rng.standard_normal((B, T, V))  # (B, T, V)
+        cases.append(Case(f"ids{ids.shape} W{w.shape}", {"dlogits": dlogits, "ids": ids, "weight": w},
+                          {"dweight": w, "dbias": b},
+                          lambda ids=ids, w=w, b=b, d=dlogits:
+                          float(np.sum(F.embedding_tied(ids, w, b) * d))))
+    return cases
+
+
+def _emb_parts(c):
+    a = c.args
+    w, ids, d = a["weight"], a["ids"], a["dlogits"]
+    C = w.shape[1]
+    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C)
+    dh = (d @ w).reshape(-1, C)  # (B*T, C)
+    emb_add = np.zeros_like(w)  # (V, C)
+    np.add.at(emb_add, ids.reshape(-1), dh)
+    emb_assign = np.zeros_like(w)  # (V, C): what dW[ids] += dh does (repeats overwrite)
+    emb_assign[ids.reshape(-1)] += dh
+    return out_use, emb_add, emb_assign
+
+
+EMBEDDING_MISTAKES = [
+    Mistake("tied_two_gradients",
+            "The matrix is TIED: it is used twice (lookup h = W[ids] and projection h @ W.T), so "
+            "dW is the SUM of both gradients.",
+            lambda m, r, c: any_close(m, "dweight", _emb_parts(c))),
+    Mistake("embedding_repeated_ids",
+            "dW[ids] += dh drops repeated ids (fancy-index assignment keeps only one write): "
+            "use np.add.at(dW, ids, dh).",
+            lambda m, r, c: close(m["dweight"], _emb_parts(c)[0] + _emb_parts(c)[2])),
+]
+
+# ----------------------------------------------------------------------------------- KL soft target
+
+
+def kl_cases(rng):
+    cases = []
+    for P, V, T in ((3, 5, 2.0), (4, 7, 3.0), (5, 6, 0.5)):
+        s = rng.standard_normal((P, V)) * 2.0  # (P, V)
+        t = rng.standard_normal((P, V)) * 2.0  # (P, V)
+        dloss = float(rng.uniform(0.5, 1.5))
+        cases.append(Case(f"logits({P}, {V}) T={T}",
+                          {"dloss": dloss, "s_logits": s, "t_logits": t, "T": T},
+                          {"ds_logits": s},
+                          lambda s=s, t=t, T=T, d=dloss: d * F.kl_soft_target(s, t, T),
+                          {"T": T, "P": P, "V": V}))
+    return cases
+
+
+def _kl_times_T(m, r, c):
+    a = c.args
+    T = a["T"]
+    g = S.kl_soft_target_backward(a["dloss"], a["s_logits"], a["t_logits"], 1.0 / T)  # softmax(x * T)
+    return any_close(m, "ds_logits", [g * f for f in (1.0, T * T, T ** 4, 1 / T ** 2)])
+
+
+KL_MISTAKES = [
+    Mistake("kl_T_squared",
+            "The loss is multiplied by T**2 (so that its gradient keeps the same scale as T "
+            "changes): your gradient is T**2 too small.",
+            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] / c.args["T"] ** 2)),
+    Mistake("kl_chain_T",
+            "Chain rule through s / T: the softmax gradient carries a factor 1/T "
+            "(total factor T**2 / T = T).",
+            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] * c.args["T"])),
+    Mistake("kl_mean",
+            "The loss is a MEAN over the P positions: divide by P.",
+            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] * c.args["s_logits"].shape[0])),
+    Mistake("kl_batchmean",
+            "reduction='mean' averages over all P * V entries; the KL of a distribution is a "
+            "SUM over the V classes, averaged over the P rows ('batchmean'): your gradient is "
+            "V times too small.",
+            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] / c.args["s_logits"].shape[1])),
+    Mistake("kl_sign",
+            "Sign: the gradient is softmax(s/T) - softmax(t/T) (student minus teacher).",
+            lambda m, r, c: close(m["ds_logits"], -r["ds_logits"])),
+    Mistake("softmax_times_T",
+            "The temperature DIVIDES the logits: softmax(s / T), not softmax(s * T).",
+            _kl_times_T),
+    Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_logits")),
+]
+KL_SCALES = {"1/T": "both the T**2 of the loss and the 1/T of the chain rule are missing "
+                    "(T**2 / T = T is the factor).",
+             "T²": "the T**2 is applied twice, or the chain rule multiplies by T.",
+             "1/P": "divided by P twice.", "V": "multiplied by V (a sum over classes counted twice?).",
+             # T, 1/T², P, 1/V and -1 have their own keys: kl_chain_T, kl_T_squared, kl_mean,
+             # kl_batchmean, kl_sign
+             }
+
+# ----------------------------------------------------------------------------------- cross-entropy
+
+
+def ce_cases(rng):
+    cases = []
+    for B, T, V, ign in ((2, 3, 5, 2), (1, 4, 6, 1), (3, 2, 4, 3)):
+        logits = rng.standard_normal((B, T, V)) * 2.0  # (B, T, V)
+        labels = rng.integers(0, V, size=(B, T))  # (B, T)
+        labels.reshape(-1)[rng.choice(B * T, size=ign, replace=False)] = -100  # not scored
+        dloss = float(rng.uniform(0.5, 1.5))
+        n = int((labels != -100).sum())
+        cases.append(Case(f"logits{logits.shape} ignored={ign}",
+                          {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
+                          lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
+                          {"B": B, "T_seq": T, "V": V, "n": n}))
+    return cases
+
+
+def _ce_ignored_rows(m, r, c):
+    g = np.asarray(m["dlogits"], dtype=np.float64)
+    return g.shape == r["dlogits"].shape and bool(np.any(np.abs(g[c.args["labels"] == -100]) > 1e-12))
+
+
+def _ce_count(m, r, c):
+    y = c.args["labels"]
+    n = (y != -100).sum()
+    return close(m["dlogits"], r["dlogits"] * n / y.size)
+
+
+def _ce_probs(m, r, c):
+    a = c.args
+    y, p = a["labels"], F.softmax_t(a["logits"])  # (B, T), (B, T, V)
+    keep = y != -100
+    g = np.zeros_like(p)  # (B, T, V)
+    idx = np.nonzero(keep) + (y[keep],)
+    g[idx] = -1.0 / p[idx]
+    return any_close(m, "dlogits", (a["dloss"] * g / keep.sum(), -a["dloss"] * (g != 0) / keep.sum()))
+
+
+CE_MISTAKES = [
+    Mistake("ce_ignore_index",
+            "The label -100 is not a class: it marks a row that is not scored. Select the scored "
+            "rows (labels != -100) before indexing with the labels, and give the others zero gradient.",
+            None, lambda e, c: isinstance(e, IndexError) and "-100" in str(e)),
+    Mistake("ce_ignored_rows",
+            "Rows whose label is -100 are not in the loss: their gradient must be exactly 0.",
+            _ce_ignored_rows),
+    Mistake("ce_count",
+            "Average over the SCORED rows ((labels != -100).sum()), not over every row.",
+            _ce_count),
+    Mistake("ce_wrt_probs",
+            "That is the gradient of -log p_y with respect to the probabilities (or to the logit "
+            "alone); through the softmax it becomes softmax(logits) - onehot(label).",
+            _ce_probs),
+    Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("dlogits")),
+]
+CE_SCALES = {"−1": "the sign is flipped: dlogits = softmax - onehot (the probability of the "
+                   "right class must go UP).",
+             "n": "the mean over the n scored rows is missing (a sum).",
+             "1/n": "divided by the number of scored rows twice.",
+             "1/V": "a mean over the V classes crept in: each row's loss is one log-probability."}
+
+# ----------------------------------------------------------------------------------- cosine
+
+
+def cosine_cases(rng):
+    cases = []
+    for B, T, C, pads in ((2, 4, 3, (1, 0)), (1, 5, 4, (2,)), (3, 3, 2, (0, 1, 2))):
+        s = rng.standard_normal((B, T, C))  # (B, T, C)
+        t = rng.standard_normal((B, T, C))  # (B, T, C)
+        mask = padding_mask(B, T, pads)  # (B, T)
+        dloss = float(rng.uniform(0.5, 1.5))
+        cases.append(Case(f"h{s.shape} pad{pads}",
+                          {"dloss": dloss, "s_h": s, "t_h": t, "mask": mask}, {"ds_h": s},
+                          lambda s=s, t=t, m=mask, d=dloss: d * F.cosine(s, t, m),
+                          {"B": B, "T_seq": T, "C": C}))
+    return cases
+
+
+def _cos_padding(m, r, c):
+    pad = ~np.asarray(c.args["mask"], dtype=bool)
+    g = np.asarray(m["ds_h"], dtype=np.float64)
+    return g.shape == r["ds_h"].shape and bool(np.any(np.abs(g[pad]) > 1e-12))
+
+
+def _cos_count(m, r, c):
+    mask = np.asarray(c.args["mask"], dtype=bool)
+    return close(m["ds_h"], r["ds_h"] * mask.sum() / mask.size)
+
+
+def _cos_norm_term(m, r, c):
+    a = c.args
+    s, t, mask = a["s_h"], a["t_h"], np.asarray(a["mask"], dtype=bool)
+    ns = np.sqrt((s * s).sum(-1, keepdims=True))  # (B, T, 1)
+    nt = np.sqrt((t * t).sum(-1, keepdims=True))  # (B, T, 1)
+    g = -a["dloss"] * t / (ns * nt) * mask[..., None] / mask.sum()  # (B, T, C)
+    return any_close(m, "ds_h", (g, g * ns * nt, g * nt))
+
+
+def _cos_per_sequence(m, r, c):
+    mask = np.asarray(c.args["mask"], dtype=bool)  # (B, T)
+    per_seq = mask.sum() / (mask.shape[0] * mask.sum(-1, keepdims=True))  # (B, 1)
+    return not np.allclose(per_seq, 1.0) and close(m["ds_h"], r["ds_h"] * per_seq[..., None])
+
+
+COSINE_MISTAKES = [
+    Mistake("cosine_padding",
+            "Padded positions are not in the loss: their gradient must be exactly 0 (multiply by the mask).",
+            _cos_padding),
+    Mistake("cosine_count",
+            "Average over the REAL positions (mask.sum()), not over all B*T.",
+            _cos_count),
+    Mistake("cosine_per_sequence",
+            "Lcos is ONE mean over all real positions of the batch (mask.sum() of them), not a "
+            "mean per sequence then over sequences: a short sequence's positions must not weigh more.",
+            _cos_per_sequence),
+    Mistake("cosine_norm_term",
+            "cos = s.t / (|s| |t|) and |s| depends on s: d cos/ds = t/(|s||t|) - cos * s/|s|^2.",
+            _cos_norm_term),
+    Mistake("cosine_sign",
+            "The loss is 1 - cos: its gradient is MINUS d cos/ds (moving s towards t lowers the loss).",
+            lambda m, r, c: close(m["ds_h"], -r["ds_h"])),
+    Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_h")),
+]
+COSINE_SCALES = {"B·T": "a sum over positions where the loss has a mean.",
+                 "2": "a stray factor 2.", "1/2": "a stray factor 1/2."}
