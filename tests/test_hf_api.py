@@ -216,3 +216,13 @@ def test_call_matches_transformers_on_minilm():
         for k in ("input_ids", "token_type_ids", "attention_mask"):
             np.testing.assert_array_equal(mine[k], theirs[k], err_msg=f"{k} {kw}")
     assert tok.encode("Héllo") == ref.encode("Héllo")
+
+
+def test_every_public_name_is_in_the_api_reference():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    for name in minidistil.__all__:
+        if name != "__version__":
+            assert f"`{name}" in text, name
+    for method in ("from_pretrained", "save_pretrained", "eval", "train", "__call__", "pad_token_id"):
+        assert method in text, method

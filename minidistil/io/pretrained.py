@@ -243,6 +243,7 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
     for k, v in model.params.items():
         if k in state:
             v[...] = state[k]  # cast to the model's dtype (F16/BF16/F64 files are fine)
+    model.fresh_parts = tuple(fresh)  # evaluation skips what a made-up head would claim
     if fresh:
         why = ("; hidden states are the checkpoint's, MLM logits mean nothing until the head is trained"
                if not has_head else "; it is not used by distillation")

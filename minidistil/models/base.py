@@ -136,6 +136,7 @@ class EncoderMLM:
 
     # ------------------------------------------------------------------ Hugging Face habits
     training: bool = False  # these models have no dropout: the mode changes no computation
+    fresh_parts: tuple = ()  # set by load_pretrained: parts the file lacked, made up ("MLM head", "pooler")
 
     def eval(self):
         """``training = False``; returns the model (as torch's ``.eval()``). There is no dropout

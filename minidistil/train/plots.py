@@ -36,7 +36,9 @@ def _smooth(y, k):
 
 def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) -> None:
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    # a --teacher run has no pretraining of its own: one panel, not an empty one
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4)) if pretrain_rows else plt.subplots(1, 1, figsize=(6, 4))
+    axes = np.atleast_1d(axes)
     ax = axes[0]
     if pretrain_rows:
         x = [r["step"] for r in pretrain_rows]
@@ -44,8 +46,8 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
         ax.plot(x, y, alpha=0.3, color="C0")
         ax.plot(x, _smooth(y, 10), color="C0", label="MLM loss (moving mean of 10)")
         ax.legend()
-    ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="loss")
-    ax = axes[1]
+        ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="loss")
+    ax = axes[-1]
     if distill_rows:
         x = [r["step"] for r in distill_rows]
         for i, (key, label) in enumerate((("loss", "total"), ("loss_ce", "Lce (soft targets)"),
@@ -61,7 +63,7 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
 
 def plot_comparison(report: dict, path: str) -> None:
     plt = _plt()
-    t, s, u = report["teacher"], report.get("student"), report["unigram"]
+    t, s, u = report["teacher"], report.get("student"), report.get("unigram")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     names = ["teacher", "student"] if s else ["teacher"]
     models = [t, s] if s else [t]
@@ -71,12 +73,23 @@ def plot_comparison(report: dict, path: str) -> None:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
         title = "inference per batch" + (f"\n(speed-up {report['speedup']:.2f}x)" if s else "")
         axes[1].set(title=title, ylabel="ms")
-    axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
-                color=["0.6", "C0", "C1"][: len(names) + 1])
-    title = "val masked-token accuracy"
-    if s:
-        title += f"\n(retention {100 * report['retention']:.1f}%)"
-    axes[2].set(title=title, ylabel="%")
+    if u is None:  # a teacher without an MLM head: agreement of the hidden states, not accuracy
+        if s:
+            keys = [("hidden_cosine", "per token"), ("embedding_cosine", "sentence\nembedding")]
+            axes[2].bar([lbl for _, lbl in keys], [report[k]["mean"] for k, _ in keys],
+                        yerr=[report[k]["se"] for k, _ in keys], capsize=4, color="C1",
+                        label="student vs teacher (+/- s.e.)")
+            axes[2].set(title="cosine to the teacher's last hidden states", ylabel="cosine", ylim=(0, 1.05))
+            axes[2].legend(fontsize=8, loc="lower right")
+        else:
+            axes[2].remove()  # nothing to compare yet: no empty panel
+    else:
+        axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
+                    color=["0.6", "C0", "C1"][: len(names) + 1])
+        title = "val masked-token accuracy"
+        if s:
+            title += f"\n(retention {100 * report['retention']:.1f}%)"
+        axes[2].set(title=title, ylabel="%")
     _save(fig, path)
     plt.close(fig)
 
