@@ -226,3 +226,36 @@ def test_every_public_name_is_in_the_api_reference():
             assert f"`{name}" in text, name
     for method in ("from_pretrained", "save_pretrained", "eval", "train", "__call__", "pad_token_id"):
         assert method in text, method
+
+
+def test_a_teacher_without_mlm_head_is_evaluated_by_its_hidden_states(tmp_path):
+    from minidistil.io.safetensors import save_file
+    from minidistil.train.evaluate import evaluate_models, format_table, format_targets
+    from minidistil.train.plots import plot_comparison, plot_losses
+    from minidistil.train.runs import Data, EvalConfig
+    teacher = _tiny(Bert)
+    folder = teacher.save_pretrained(tmp_path / "bert-model", tokenizer=WordPieceTokenizer(VOCAB))
+    bare = {k[len("bert."):]: v for k, v in teacher.params.items() if k.startswith("bert.")}  # BertModel names
+    save_file(bare, folder / "model.safetensors")
+    with pytest.warns(UserWarning, match="no MLM head"):
+        loaded, tok = load_pretrained(folder)
+    assert "MLM head" in loaded.fresh_parts
+    student = DistilBert.from_teacher(loaded)
+    rng = np.random.default_rng(0)
+    val = [np.array([2, *rng.integers(5, len(VOCAB), n), 3]) for n in (10, 14, 12, 9)]
+    data = Data(tok, val, val, np.ones(len(VOCAB)))
+    report = evaluate_models(loaded, student, data, EvalConfig(batch_size=2, timing_repeats=1))
+    assert report["teacher_has_mlm_head"] is False
+    assert "accuracy" not in report["teacher"] and "retention" not in report and "unigram" not in report
+    h, e = report["hidden_cosine"], report["embedding_cosine"]
+    assert h["n"] == sum(len(v) for v in val) and e["n"] == len(val)
+    assert -1 <= h["mean"] < 1 and h["se"] > 0  # a half-depth student differs from its teacher
+    same = evaluate_models(loaded, loaded, data, EvalConfig(batch_size=2), timing=False)
+    assert same["hidden_cosine"]["mean"] == pytest.approx(1.0, abs=1e-5)  # the metric can reach 1
+    table = format_table(report)
+    assert "hidden-state cosine" in table and "masked-token acc" not in table
+    assert "speed-up" in format_targets(report) or "faster" in format_targets(report)
+    plot_comparison(report, str(tmp_path / "comparison.png"))
+    plot_losses([], [{"step": i, "loss": 3.0 - 0.01 * i, "loss_ce": 1.0, "loss_mlm": 2.0, "loss_cos": 0.5}
+                     for i in range(30)], str(tmp_path / "losses.png"))
+    assert (tmp_path / "comparison.png").stat().st_size > 1000

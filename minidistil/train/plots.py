@@ -76,11 +76,13 @@ def plot_comparison(report: dict, path: str) -> None:
     if u is None:  # a teacher without an MLM head: agreement of the hidden states, not accuracy
         if s:
             keys = [("hidden_cosine", "per token"), ("embedding_cosine", "sentence\nembedding")]
-            axes[2].bar([lbl for _, lbl in keys], [report[k]["mean"] for k, _ in keys],
-                        yerr=[report[k]["se"] for k, _ in keys], capsize=4, color="C1",
-                        label="student vs teacher (+/- s.e.)")
-            axes[2].set(title="cosine to the teacher's last hidden states", ylabel="cosine", ylim=(0, 1.05))
-            axes[2].legend(fontsize=8, loc="lower right")
+            means = [report[k]["mean"] for k, _ in keys]
+            axes[2].bar([lbl for _, lbl in keys], means, yerr=[report[k]["se"] for k, _ in keys],
+                        capsize=4, color="C1")
+            axes[2].axhline(1.0, color="C0", lw=1, ls="--", label="teacher itself")
+            axes[2].set(title="student vs teacher: cosine of\nthe last hidden states",
+                        ylabel="cosine (mean +/- s.e.)", ylim=(min(0.0, min(means) - 0.1), 1.1))
+            axes[2].legend(fontsize=8, loc="upper right")
         else:
             axes[2].remove()  # nothing to compare yet: no empty panel
     else:
