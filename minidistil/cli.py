@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pretrain", help="train the teacher with masked language modelling")
     common(s, "runs/demo")
     training(s)
+    s.add_argument("--preset", choices=["demo", "teacher"], help="a named recipe: demo (the demo's "
+                   "teacher, default) or teacher (the recipe of the teacher shipped in "
+                   "minidistil/assets, about an hour on 2 cores)")
 
     s = sub.add_parser("distill", help="distil the student from the teacher (triple loss)")
     common(s, "runs/demo")
@@ -130,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(args):
     from .cli_config import ConfigError, resolve
+    preset = getattr(args, "preset", None)
+    if preset and args.quick:
+        raise UsageError(f"--quick and --preset {preset} choose two recipes; give one of them")
     try:
         return resolve(args)
     except ConfigError as e:

@@ -31,9 +31,10 @@ class ConfigError(ValueError):
 
 
 def preset(args):
-    from .train.runs import demo_config, quick_config
+    """The recipe a new run starts from: ``--quick``, ``--preset NAME`` or the demo's."""
+    from .train.runs import PRESETS
     seed = args.seed if args.seed is not None else 0
-    return quick_config(seed) if args.quick else demo_config(seed)
+    return PRESETS["quick" if args.quick else getattr(args, "preset", None) or "demo"](seed)
 
 
 def flag_changes(args) -> list[tuple[str, str, object, str]]:
