@@ -62,10 +62,17 @@ def export(path: str, to: str, stage: str | None = None) -> str:
     """Export a stage of a run (default: the student) to ``to``; returns the folder written."""
     from .data.tokenizer import WordPieceTokenizer
     from .train.runs import load_model
+    from .cli_config import TEACHER_KEY, read_saved
     model_path, vocab_path = find_stage(path, stage)
     try:
         model, _ = load_model(model_path)
-        tokenizer = WordPieceTokenizer.from_file(vocab_path)
+        _, raw = read_saved(os.path.dirname(vocab_path))
+        teacher = (raw or {}).get(TEACHER_KEY)
+        if teacher and os.path.isdir(teacher):  # a --teacher run: its tokenizer's own settings (casing)
+            from .io.pretrained import load_tokenizer
+            tokenizer = load_tokenizer(teacher)
+        else:
+            tokenizer = WordPieceTokenizer.from_file(vocab_path)
     except (ValueError, KeyError, TypeError) as e:
         raise ExportError(f"{model_path}: {e}") from None
     return write_hf_folder(model, tokenizer, to)
