@@ -1,4 +1,4 @@
-"""The command line: minidistil demo | pretrain | distill | evaluate | ablate | export | bench.
+"""The command line: minidistil demo | pretrain | distill | evaluate | ablate | glue | export | bench.
 
     minidistil demo                 tokenizer + teacher pretraining + distillation + evaluation
                                     + plots on the embedded corpus (the paper's Table 3)
@@ -6,6 +6,7 @@
     minidistil distill  --out DIR   distil the student from DIR's teacher (or --teacher FOLDER)
     minidistil evaluate --out DIR   evaluate teacher and student, print the table, write plots
     minidistil ablate   --out DIR   Table 4 in miniature (5 variants x --seeds seeds)
+    minidistil glue     --out DIR   fine-tune every model on the miniature GLUE (Tables 1 and 2)
     minidistil export DIR --to HF   a trained stage (student, or DIR/pretrain: the teacher) as a
                                     Hugging Face folder; distill and demo write DIR/distill/hf
     minidistil bench ...            kernel and model benchmarks
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .export import add_parser as add_export_parser
     p.add_argument("--version", action="version", version=f"minidistil {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,export,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,glue,export,bench}")
 
     def common(sp, default_out):
         sp.set_defaults(default_out=default_out)
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{ABLATE_STEPS_QUICK} with --quick)")
     s.add_argument("--pretrain-steps", type=POS_INT, help="teacher pretraining steps (overrides the preset)")
 
+    from .train.glue_cli import add_glue_parser
+    add_glue_parser(sub, POS_INT, POS_FLOAT, NONNEG_FLOAT)
     add_export_parser(sub)
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)
     return p
@@ -436,6 +439,9 @@ def _dispatch(args) -> int:
     from .export import ExportError
     from .train.loop import TrainingDiverged
     try:
+        if args.command == "glue":
+            from .train.glue_cli import run_glue_command
+            return run_glue_command(args, UsageError)
         if args.command == "export":
             from .export import run
             return run(args)
