@@ -6,14 +6,34 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+
+
+def _create_temp(folder: str, name: str) -> tuple[int, str]:
+    """A new, exclusive temporary file in ``folder``, mode 0666 minus the umask.
+
+    ``tempfile.mkstemp`` would make it 0600 whatever the umask says, and the rename keeps that
+    mode: the run's files would be private. Created with ``O_EXCL``, so it is never someone
+    else's file; the kernel applies the umask (no process-wide ``os.umask`` call is needed).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".tmp-{secrets.token_hex(4)}-{name}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
 def atomic_write(path: str, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file gets the permissions any new file gets (0644 with the usual umask 022).
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    fd, tmp = _create_temp(folder, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

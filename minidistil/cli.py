@@ -1,4 +1,4 @@
-"""The command line: ``minidistil demo | pretrain | distill | evaluate | ablate | bench``.
+"""The command line: minidistil demo | pretrain | distill | evaluate | ablate | glue | export | bench.
 
     minidistil demo                 from the shipped teacher: the distilled student and three
                                     controls, Table 1 in miniature with intervals, the
@@ -9,10 +9,15 @@
     minidistil evaluate --out DIR   evaluate teacher and student, print the table, write plots
     minidistil ablate   --out DIR   Table 4 in miniature (5 variants x --seeds seeds)
     minidistil glue     --out DIR   fine-tune every model on the miniature GLUE (Tables 1 and 2)
+    minidistil export DIR --to HF   a trained stage (student, or DIR/pretrain: the teacher) as a
+                                    Hugging Face folder; distill and demo write DIR/distill/hf
     minidistil bench ...            kernel and model benchmarks
 
 Bad input (a missing file, a bad number, an unwritable --out, an unusable corpus) gives one line
-on stderr and exit code 2, before anything is written. A diverged run exits with code 1.
+on stderr and exit code 2, before anything is written; so does a file-system error later (a full
+or read-only disk). A diverged run exits with code 1. --resume continues with the run's own
+config.json: no flag needs repeating. A finished stage keeps model.npz and drops its resume
+checkpoint (--keep-checkpoints keeps it).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import tempfile
 import time
 
 
@@ -60,18 +66,25 @@ NONNEG_FLOAT = _number(float, 0.0)
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minidistil", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,glue,bench}")
+    from . import __version__
+    from .export import add_parser as add_export_parser
+    p.add_argument("--version", action="version", version=f"minidistil {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,glue,export,bench}")
 
     def common(sp, default_out):
-        sp.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
-        sp.add_argument("--seed", type=NONNEG_INT, default=0, help="random seed (default 0)")
+        sp.set_defaults(default_out=default_out)
+        sp.add_argument("--out", help=f"run directory (default {default_out}, {default_out}-quick with --quick)")
+        sp.add_argument("--seed", type=NONNEG_INT, help="random seed (default 0; on --resume the run's own)")
         sp.add_argument("--quick", action="store_true", help="tiny model, small corpus slice (seconds)")
         sp.add_argument("--corpus", metavar="PATH", help="a .txt file or a folder of .txt files "
                         "(default: the embedded CPython documentation corpus)")
-        sp.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+        sp.add_argument("--resume", action="store_true", help="continue a killed run from its last "
+                        "checkpoint, with the settings in its config.json")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
         sp.add_argument("--no-fast", action="store_true", help="run the plain reference code only: "
                         "no thread pool, BLAS and malloc as they come (see minidistil.fast)")
+        sp.add_argument("--keep-checkpoints", action="store_true", help="keep each finished stage's "
+                        "resume checkpoint (checkpoint.npz) beside its model.npz")
 
     def training(sp):
         sp.add_argument("--steps", type=POS_INT, help="optimizer steps (overrides the preset)")
@@ -102,11 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     training(s)
     s.add_argument("--teacher", metavar="FOLDER", help="a Hugging Face BERT folder (config.json, "
                    "vocab.txt, weights) instead of the teacher pretrained in --out")
-    s.add_argument("--init", choices=["teacher", "random"], help="student initialisation")
-    s.add_argument("--alpha-ce", type=NONNEG_FLOAT)
-    s.add_argument("--alpha-mlm", type=NONNEG_FLOAT)
-    s.add_argument("--alpha-cos", type=NONNEG_FLOAT)
-    s.add_argument("--temperature", type=POS_FLOAT)
+    s.add_argument("--init", choices=["teacher", "random"], help="student initialisation: one teacher "
+                   "layer out of two (default) or random")
+    s.add_argument("--alpha-ce", type=NONNEG_FLOAT, help="weight of the soft-target loss Lce (default 5.0)")
+    s.add_argument("--alpha-mlm", type=NONNEG_FLOAT, help="weight of the masked-LM loss Lmlm (default 2.0)")
+    s.add_argument("--alpha-cos", type=NONNEG_FLOAT, help="weight of the hidden-state cosine loss Lcos (default 1.0)")
+    s.add_argument("--temperature", type=POS_FLOAT, help="softmax temperature of Lce (default 2.0)")
 
     s = sub.add_parser("evaluate", help="evaluate teacher and student, print the comparison")
     common(s, "runs/demo")
@@ -118,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seeds per row (default {ABLATE_SEEDS})")
     s.add_argument("--steps", type=POS_INT, help=f"distillation steps per run (default {ABLATE_STEPS}, "
                    f"{ABLATE_STEPS_QUICK} with --quick)")
-    s.add_argument("--pretrain-steps", type=POS_INT)
+    s.add_argument("--pretrain-steps", type=POS_INT, help="teacher steps (with --pretrain or --quick)")
     s.add_argument("--pretrain", action="store_true", help="pretrain the teacher from scratch "
                    "first instead of starting from the shipped teacher")
     s.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "
@@ -126,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .train.glue_cli import add_glue_parser
     add_glue_parser(sub, POS_INT, POS_FLOAT, NONNEG_FLOAT)
+    add_export_parser(sub)
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)
     return p
 
@@ -133,40 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- configuration and checks
 
 def _config(args):
-    from .train.runs import PRESETS
+    from .cli_config import ConfigError, resolve
     preset = getattr(args, "preset", None)
     if preset and args.quick:
         raise UsageError(f"--quick and --preset {preset} choose two recipes; give one of them")
-    cfg = PRESETS["quick" if args.quick else preset or "demo"](args.seed)
-    if args.corpus:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, corpus=os.path.abspath(args.corpus)))
-    cmd = args.command
-    stage_over = {k: getattr(args, a) for k, a in
-                  (("steps", "steps"), ("lr", "lr"), ("batch_size", "batch_size"),
-                   ("accum_steps", "accum_steps")) if getattr(args, a, None) is not None}
-    if cmd == "pretrain" and stage_over:
-        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, **stage_over))
-    if cmd == "distill":
-        extra = {"student_init": args.init} if args.init is not None else {}
-        loss = {k: getattr(args, k) for k in ("alpha_ce", "alpha_mlm", "alpha_cos", "temperature")
-                if getattr(args, k) is not None}
-        if loss:
-            try:
-                extra["loss"] = dataclasses.replace(cfg.distill.loss, **loss)
-            except (TypeError, ValueError) as e:
-                raise UsageError(str(e)) from None
-        if stage_over or extra:
-            cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, **stage_over, **extra))
-    if cmd in ("demo", "ablate") and getattr(args, "pretrain_steps", None):
-        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, steps=args.pretrain_steps))
-    if cmd == "demo" and args.distill_steps:
-        cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, steps=args.distill_steps))
-    return cfg
+    try:
+        return resolve(args)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 def _check_inputs(args) -> None:
     """Everything that can be checked without work: paths and the output folder."""
     from .train.runs import check_writable_dir
+    if not args.out.strip():
+        raise UsageError("--out: empty path; name a folder for the run")
     if args.corpus and not os.path.exists(args.corpus):
         raise UsageError(f"--corpus {args.corpus}: no such file or folder")
     teacher = getattr(args, "teacher", None)
@@ -177,6 +173,29 @@ def _check_inputs(args) -> None:
         check_writable_dir(args.out)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    _probe_out(args.out)
+
+
+def _probe_out(out):
+    """Create ``out`` and a file in it, then remove what was made: a read-only disk (which
+    ``os.access`` does not see for root), /proc or /sys fail here, before any work."""
+    path, made = os.path.abspath(out), []
+    while not os.path.exists(path):
+        made.append(path)
+        path = os.path.dirname(path)
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    finally:
+        for d in made:  # innermost first
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 def _merge_saved_config(args, cfg):
@@ -212,10 +231,11 @@ def _prepare(args, cfg, vocab_path=None, tokenizer=None):
 
 def _start_run_dir(args, cfg, data) -> None:
     from .atomic import atomic_write_text
-    from .train.runs import CONFIG_FILE, VOCAB_FILE, save_config
+    from .cli_config import save
+    from .train.runs import VOCAB_FILE
     os.makedirs(args.out, exist_ok=True)
-    if not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
-        save_config(args.out, cfg)
+    if not args.resume:  # a new stage's settings; --resume keeps the stored ones
+        save(args.out, cfg, getattr(args, "teacher", None))
     vocab = os.path.join(args.out, VOCAB_FILE)
     if not os.path.isfile(vocab):
         tmp = vocab + ".tmp"
@@ -296,7 +316,23 @@ def _run_pretrain(args, cfg, data):
                             max_steps=getattr(args, "max_steps", None), progress=not args.no_progress)
     last = f", last loss {res.last_losses['loss']:.3f}" if "loss" in res.last_losses else ""
     _say(args, f"pretrain: {res.step}/{cfg.pretrain.steps} steps in {time.perf_counter() - t0:.1f} s{last}")
+    _finish_stage(args, "pretrain", res.finished)
     return teacher, res.finished
+
+
+def _finish_stage(args, stage, finished, model=None, tokenizer=None):
+    """A finished stage: drop the resume checkpoint (model.npz stays); the student's HF folder."""
+    from .train.loop import CKPT_FILE
+    if not finished:
+        return
+    ckpt = os.path.join(args.out, stage, CKPT_FILE)
+    if not args.keep_checkpoints and os.path.isfile(ckpt):
+        os.unlink(ckpt)
+    if model is not None:
+        from .export import HF_DIR, write_hf_folder
+        folder = os.path.join(args.out, stage, HF_DIR)
+        if not os.path.isfile(os.path.join(folder, "model.safetensors")):
+            _say(args, "Hugging Face folder: " + write_hf_folder(model, tokenizer, folder))
 
 
 def _run_distill(args, cfg, data, teacher):
@@ -304,12 +340,15 @@ def _run_distill(args, cfg, data, teacher):
     from .train.runs import MODEL_FILE, load_model
     if _stage_state(args.out, "distill") == "done":
         _say(args, "student already trained: reusing " + os.path.join(args.out, "distill", MODEL_FILE))
-        return load_model(os.path.join(args.out, "distill", MODEL_FILE))[0], True
+        student = load_model(os.path.join(args.out, "distill", MODEL_FILE))[0]
+        _finish_stage(args, "distill", True, student, data.tokenizer)
+        return student, True
     t0 = time.perf_counter()
     student, res = distill(cfg, args.out, data, teacher, resume=args.resume,
                            max_steps=getattr(args, "max_steps", None), progress=not args.no_progress)
     parts = " (" + ", ".join(f"{k} {v:.3f}" for k, v in res.last_losses.items()) + ")" if res.last_losses else ""
     _say(args, f"distill: {res.step}/{cfg.distill.steps} steps in {time.perf_counter() - t0:.1f} s{parts}")
+    _finish_stage(args, "distill", res.finished, student, data.tokenizer)
     return student, res.finished
 
 
@@ -340,7 +379,7 @@ def _from_teacher(args) -> int:
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UsageError(f"teacher: {e}") from None
     corpus = os.path.abspath(args.corpus) if args.corpus else None
-    cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed,
+    cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed or 0,
                                   steps=getattr(args, "distill_steps", None), corpus=corpus)
     cfg, _ = _merge_saved_config(args, cfg)
     for name in (STUDENTS if args.command == "demo" else []):
@@ -359,7 +398,7 @@ def _from_teacher(args) -> int:
 def _ablate(args, cfg, data, teacher, t0, cpu0) -> int:
     from .train.ablate import ablate, format_ablation, plot_rows
     from .train.plots_claims import plot_ablation_ci
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
     steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
     report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress)
     os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
@@ -376,6 +415,8 @@ def _demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
     t1 = time.perf_counter()
     models, _ = demo.run_students(cfg, args.out, data, teacher, resume=args.resume,
                                   progress=not args.no_progress, log=lambda m: _say(args, m))
+    for name, (model, finished) in models.items():  # the distilled student also as an HF folder
+        _finish_stage(args, name, finished, model if name == "distill" else None, data.tokenizer)
     _run_evaluate(args, cfg, data, teacher, {k: m for k, (m, _) in models.items()})
     _say(args, f"demo finished in {time.perf_counter() - t0:.0f} s wall, "
                f"{time.process_time() - cpu0:.0f} s CPU (students and evaluation "
@@ -384,6 +425,8 @@ def _demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
 
 
 def _cmd(args) -> int:
+    if args.out is None:  # --quick runs get their own folder: runs/demo-quick beside runs/demo
+        args.out = args.default_out + ("-quick" if args.quick else "")
     if not args.no_fast:
         from . import fast
         fast.enable()
@@ -393,9 +436,8 @@ def _cmd(args) -> int:
             _stage_state(args.out, "pretrain") != "done":
         return _from_teacher(args)
     cpu0 = time.process_time()
-    cfg = _config(args)
     _check_inputs(args)
-    cfg, existing = _merge_saved_config(args, cfg)
+    cfg, saved = _config(args)
     cmd = args.command
     if cmd in ("pretrain", "demo") and not getattr(args, "teacher", None):
         _check_stage_free(args, "pretrain")
@@ -410,10 +452,21 @@ def _cmd(args) -> int:
     teacher = tok = None
     if cmd in ("distill", "evaluate") or (cmd == "demo" and args.teacher) or \
             (cmd == "ablate" and _stage_state(args.out, "pretrain") == "done"):
+        if getattr(args, "teacher", None) and not args.resume and cmd in ("distill", "demo") and \
+                os.path.isdir(os.path.join(args.out, "pretrain")):
+            raise UsageError(f"--out {args.out} holds its own pretrained teacher ("
+                             f"{os.path.join(args.out, 'pretrain')}); use another --out with --teacher {args.teacher}")
         teacher, tok, cfg = _teacher(args, cfg)
-    vocab_path = os.path.join(args.teacher, "vocab.txt") if getattr(args, "teacher", None) else None
+        if tok is not None:
+            from .cli_config import ConfigError, check_after_teacher, check_teacher_out
+            try:
+                check_after_teacher(args, cfg, saved)
+                if not args.resume and cmd in ("distill", "demo"):
+                    check_teacher_out(args, tok)
+            except ConfigError as e:
+                raise UsageError(str(e)) from None
     t0 = time.perf_counter()
-    data = _prepare(args, cfg, vocab_path=vocab_path, tokenizer=tok)
+    data = _prepare(args, cfg, tokenizer=tok)
     _say(args, f"data: {len(data.train)} training / {len(data.val)} validation sequences, "
                f"vocabulary {data.tokenizer.vocab_size} ({time.perf_counter() - t0:.1f} s)")
     # -------- from here on the run directory is written
@@ -453,18 +506,37 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    import warnings
+    with warnings.catch_warnings():  # restored on return: main() changes nothing for its caller
+        def one_line(message, category, filename, lineno, file=None, line=None):  # no source line
+            sys.stderr.write(f"minidistil {args.command}: warning: {' '.join(str(message).split())}\n")
+        warnings.showwarning = one_line
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
+    from .export import ExportError
     from .train.loop import TrainingDiverged
     try:
         if args.command == "glue":
             from .train.glue_cli import run_glue_command
             return run_glue_command(args, UsageError)
+        if args.command == "export":
+            from .export import run
+            return run(args)
         return _cmd(args)
-    except UsageError as e:
+    except (UsageError, ExportError) as e:
         sys.stderr.write(f"minidistil {args.command}: error: {' '.join(str(e).split())}\n")
         return 2
     except TrainingDiverged as e:
         sys.stderr.write(f"minidistil {args.command}: {' '.join(str(e).split())}\n")
         return 1
+    except OSError as e:  # permissions, a read-only or full disk, a vanished folder: one line
+        what = e.strerror or str(e)
+        where = f" ({e.filename})" if e.filename else ""
+        sys.stderr.write(f"minidistil {args.command}: error: {what}{where}; files already "
+                         "written are intact (each is written to a temporary file, then renamed)\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"minidistil {args.command}: interrupted; continue with --resume\n")
         return 130

@@ -15,8 +15,9 @@ class NumberTokenizer:
     """Each whitespace word is an integer n and becomes the id 10 + n: lengths are exact."""
     cls_id, sep_id, pad_id = CLS, SEP, PAD
 
-    def encode(self, text):
-        return [10 + int(w) for w in text.split()]
+    def encode(self, text, add_special_tokens=True):
+        body = [10 + int(w) for w in text.split()]
+        return [CLS] + body + [SEP] if add_special_tokens else body
 
 
 def doc(n, start=0):
@@ -51,7 +52,7 @@ def test_sequences_with_a_real_tokenizer():
     seqs = make_sequences([text, "too short."], tok, max_len=32)
     assert len(seqs) > 1 and all(len(s) <= 32 for s in seqs)
     assert all(s[0] == tok.cls_id and s[-1] == tok.sep_id for s in seqs)
-    assert sum(len(s) - 2 for s in seqs) <= len(tok.encode(text))
+    assert sum(len(s) - 2 for s in seqs) <= len(tok.encode(text, add_special_tokens=False))
     inner = np.concatenate([s[1:-1] for s in seqs])
     assert tok.cls_id not in inner and tok.sep_id not in inner
 

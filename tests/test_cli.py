@@ -106,15 +106,16 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
     assert (out / "pretrain" / "checkpoint.npz").read_bytes() == b"keep me"
 
 
-def test_loss_settings_live_in_one_config():
+def test_loss_settings_live_in_one_config(tmp_path):
     from minidistil.cli import UsageError, _config, build_parser
     from minidistil.losses import DistillLossConfig
     from minidistil.train.runs import RunConfig, quick_config
-    cfg = _config(build_parser().parse_args(["distill", "--alpha-ce", "0", "--temperature", "4"]))
+    out = ["--out", str(tmp_path / "run")]
+    cfg, _ = _config(build_parser().parse_args(["distill", "--alpha-ce", "0", "--temperature", "4"] + out))
     assert isinstance(cfg.distill.loss, DistillLossConfig)
     assert cfg.distill.loss == DistillLossConfig(alpha_ce=0.0, temperature=4.0)
     with pytest.raises(UsageError, match="at least one of alpha_ce"):
-        _config(build_parser().parse_args(["distill", "--alpha-ce", "0", "--alpha-mlm", "0", "--alpha-cos", "0"]))
+        _config(build_parser().parse_args(["distill", "--alpha-ce", "0", "--alpha-mlm", "0", "--alpha-cos", "0"] + out))
     # a run directory written with the flat keys of before still loads
     d = quick_config().to_dict()
     loss = d["distill"].pop("loss")

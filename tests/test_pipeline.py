@@ -139,11 +139,14 @@ def quick_run(tmp_path_factory, numpy_twins_without_jit):
 def test_quick_demo_trains_teacher_past_unigram_and_distils(quick_run):
     out = quick_run
     for f in ("config.json", "vocab.txt", "eval.json", "pretrain/metrics.jsonl", "pretrain/model.npz",
-              "pretrain/checkpoint.npz", "distill/metrics.jsonl", "distill/model.npz",
+              "distill/metrics.jsonl", "distill/model.npz", "distill/hf/model.safetensors",
+              "distill/hf/config.json", "distill/hf/vocab.txt",
               "plots/losses.png", "plots/comparison.png", "plots/controls.png",
               "control-mlm-teacher-init/model.npz", "control-mlm-random-init/model.npz",
               "control-triple-random-init/model.npz", "distill/curve.json"):
         assert (out / f).is_file(), f
+    for stage in ("pretrain", "distill"):  # finished: the resume checkpoint is dropped
+        assert not (out / stage / "checkpoint.npz").exists()
     report = json.loads((out / "eval.json").read_text())
     t, s, u = report["teacher"]["accuracy"], report["student"]["accuracy"], report["unigram"]["accuracy"]
     assert t > 2 * u and t > u + 0.01, (t, u)  # the teacher learned more than token frequencies

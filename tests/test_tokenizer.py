@@ -89,7 +89,7 @@ def test_hand_vocab_pieces(hand_tok):
 def test_unknown_words_become_one_unk(hand_tok):
     # "playx": "play" matches, "##x" never does -> the whole word is [UNK], not play + [UNK]
     assert hand_tok.tokenize("playx the zzz") == ["[UNK]", "the", "[UNK]"]
-    assert hand_tok.encode("a☃") == [hand_tok.unk_id]
+    assert hand_tok.encode("a☃", add_special_tokens=False) == [hand_tok.unk_id]
 
 
 def test_word_longer_than_100_chars_is_unk():
@@ -99,8 +99,9 @@ def test_word_longer_than_100_chars_is_unk():
 
 
 def test_encode_specials_decode(hand_tok):
-    ids = hand_tok.encode("the unaffable", add_special_tokens=True)
+    ids = hand_tok.encode("the unaffable")  # [CLS] ... [SEP] by default, as in transformers
     assert ids == [10, 18, 1, 2, 3, 11]
+    assert hand_tok.encode("the unaffable", add_special_tokens=False) == [18, 1, 2, 3]
     assert hand_tok.decode(ids) == "[CLS] the unaffable [SEP]"
     assert hand_tok.decode(ids, skip_special_tokens=True) == "the unaffable"
     assert hand_tok.decode(np.array(ids)) == hand_tok.decode(iter(ids)) == "[CLS] the unaffable [SEP]"
@@ -195,7 +196,7 @@ def test_trainer_is_deterministic(corpus_slice, trained):
 
 def test_trained_vocab_covers_its_text(corpus_slice):
     tok = train_wordpiece(corpus_slice[:40], vocab_size=400, min_frequency=1)
-    ids = [i for d in corpus_slice[:40] for i in tok.encode(d)]
+    ids = [i for d in corpus_slice[:40] for i in tok.encode(d, add_special_tokens=False)]
     assert tok.unk_id not in ids  # min_frequency=1: every character of the text is known
     # merges shorten the text: fewer tokens than characters without spaces
     n_chars = sum(len("".join(w)) for w in count_words(corpus_slice[:40]).elements())
@@ -209,7 +210,7 @@ def test_trained_tokenizer_saves_and_loads(tmp_path, trained):
     assert again.vocab == trained.vocab
     text = "Return the number of items in a container; raise ValueError otherwise."
     assert again.encode(text) == trained.encode(text)
-    assert trained.decode(trained.encode("the items")) == "the items"
+    assert trained.decode(trained.encode("the items"), skip_special_tokens=True) == "the items"
 
 
 def test_trainer_argument_errors():

@@ -58,9 +58,10 @@ print(tok, "| special ids:", tok.special_ids, [tok.vocab[i] for i in tok.special
 for text in ["The tokenizer splits unbelievable words into pieces.",
              "Return a new dictionary initialized from an optional iterable."]:
     print(tok.tokenize(text))
-ids = tok.encode("Return a new dictionary.")
+ids = tok.encode("Return a new dictionary.")  # [CLS] ... [SEP] added, as in transformers
 print(ids, "->", repr(tok.decode(ids)))
-assert tok.encode(tok.decode(ids)) == ids  # decoding then encoding gives the same ids
+text = tok.decode(ids, skip_special_tokens=True)
+assert tok.encode(text) == ids  # decoding then encoding gives the same ids
 
 # %% [markdown]
 # A bigger vocabulary means fewer pieces per word (shorter sequences, a bigger embedding
@@ -72,7 +73,7 @@ n_words = len(sample.split())
 sizes, pieces = [200, 500, 1000, 2000], []
 for V in sizes:
     t = tok if V == 1000 else train_wordpiece(train_docs[:1500], vocab_size=V)
-    pieces.append(len(t.encode(sample)) / n_words)
+    pieces.append(len(t.encode(sample, add_special_tokens=False)) / n_words)
 fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
 ax.plot(sizes, pieces, "o-")
 ax.set_xscale("log")

@@ -201,7 +201,7 @@ plt.show()
 
 # %%
 text = "return a new [MASK] of the given object."
-ids = np.array([[tok.cls_id] + tok.encode(text) + [tok.sep_id]])
+ids = np.array([tok.encode(text)])  # (1, T): [CLS] text [SEP]
 pos = ids == tok.mask_id
 logits = teacher.forward(ids, np.ones_like(ids), mlm_positions=pos, keep_cache=False).logits
 top = np.argsort(logits[0])[::-1][:5]

@@ -101,7 +101,7 @@ print(tok.tokenize("Distillation shrinks unaffable transformers."))
 
 # %%
 def encode_batch(sentences, max_len=48):
-    seqs = [tok.encode(s, add_special_tokens=True)[:max_len] for s in sentences]
+    seqs = [tok.encode(s)[:max_len] for s in sentences]
     T = max(map(len, seqs))
     ids = np.full((len(seqs), T), tok.pad_id, dtype=np.int64)  # (B, T)
     for i, s in enumerate(seqs):

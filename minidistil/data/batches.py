@@ -63,7 +63,7 @@ def make_sequences(docs, tokenizer, max_len: int, min_len: int = DEFAULT_MIN_LEN
     for k, doc in enumerate(docs):
         if not isinstance(doc, str):
             raise TypeError(f"docs[{k}] must be a str, got {type(doc).__name__}")
-        ids = tokenizer.encode(doc)
+        ids = tokenizer.encode(doc, add_special_tokens=False)
         for start in range(0, len(ids), body):
             chunk = ids[start:start + body]
             if len(chunk) + 2 >= min_len:

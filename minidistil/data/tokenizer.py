@@ -36,6 +36,8 @@ import unicodedata
 import warnings
 from collections import Counter
 
+from .tokenizer_call import CallableTokenizer
+
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # the trainer puts them first: [PAD] = 0
 MAX_WORD_CHARS = 100                         # longer words become [UNK], as in BERT
@@ -145,12 +147,14 @@ def _check_text(text) -> None:
         raise TypeError(f"text must be a str, got {type(text).__name__}")
 
 
-class WordPieceTokenizer:
+class WordPieceTokenizer(CallableTokenizer):
     """Greedy longest-match-first WordPiece over BERT pre-tokenization.
 
     ``vocab``: list of token strings, index = id; must contain ``[PAD] [UNK] [CLS] [SEP] [MASK]``.
-    Attributes ``pad_id, unk_id, cls_id, sep_id, mask_id``, ``special_ids`` (sorted tuple),
-    ``vocab_size``. Special-token texts written in the input ("the [MASK] sat") are kept whole.
+    Attributes ``pad_id, unk_id, cls_id, sep_id, mask_id`` (also under transformers' names
+    ``pad_token_id`` ...), ``special_ids`` (sorted tuple), ``vocab_size``. Special-token texts
+    written in the input ("the [MASK] sat") are kept whole. ``tok(texts, padding=True)`` returns
+    model inputs as transformers' tokenizers do (:mod:`minidistil.data.tokenizer_call`).
     """
 
     def __init__(self, vocab, do_lower_case: bool = True, max_word_chars: int = MAX_WORD_CHARS):
@@ -241,8 +245,11 @@ class WordPieceTokenizer:
 
     # -- public API
 
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of ``text``; with ``add_special_tokens`` wrapped as ``[CLS] ... [SEP]``."""
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text``, wrapped as ``[CLS] ... [SEP]`` unless ``add_special_tokens=False``.
+
+        The default adds them, as transformers' ``encode`` does (0.1.0 did not: see CHANGELOG.md).
+        """
         _check_text(text)
         if "[" in text:  # special tokens written in the text stay whole
             ids: list[int] = []
@@ -259,7 +266,7 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The WordPiece tokens of ``text`` as strings ("playing" -> ["play", "##ing"])."""
-        return [self.vocab[i] for i in self.encode(text)]
+        return [self.vocab[i] for i in self.encode(text, add_special_tokens=False)]
 
     def convert_tokens_to_ids(self, tokens) -> list[int]:
         """Ids of token strings; unknown strings map to ``[UNK]``."""
@@ -303,6 +310,14 @@ class WordPieceTokenizer:
         if bad:
             raise ValueError(f"token {bad[0]!r} contains a line break and cannot be saved")
         atomic_write_text(path, "".join(t + "\n" for t in self.vocab))
+
+    @classmethod
+    def from_pretrained(cls, folder) -> "WordPieceTokenizer":
+        """The tokenizer of a Hugging Face folder: ``vocab.txt``, else ``tokenizer.json``
+        (checked: :mod:`minidistil.data.tokenizer_json`); lower-casing and ``model_max_length``
+        from ``tokenizer_config.json`` when present."""
+        from ..io.pretrained import load_tokenizer
+        return load_tokenizer(folder)
 
     @classmethod
     def from_file(cls, path, do_lower_case: bool = True) -> "WordPieceTokenizer":

@@ -40,9 +40,10 @@ from .heads import fresh_head, is_classifier_config, load_classifier, save_class
 from .safetensors import SafetensorsError, load_file, save_file
 
 __all__ = ["PretrainedError", "load_pretrained", "save_pretrained", "read_config", "read_vocab",
-           "teacher_from_pretrained", "minilm_folder"]
+           "teacher_from_pretrained", "minilm_folder", "load_tokenizer"]
 
 WEIGHTS_NAME, CONFIG_NAME, VOCAB_NAME = "model.safetensors", "config.json", "vocab.txt"
+TOKENIZER_JSON = "tokenizer.json"
 # Hugging Face DistilBERT config field -> BertConfig field.
 DISTILBERT_FIELDS = {"vocab_size": "vocab_size", "dim": "hidden_size", "n_layers": "num_hidden_layers",
                      "n_heads": "num_attention_heads", "hidden_dim": "intermediate_size",
@@ -113,20 +114,48 @@ def read_vocab(path) -> list[str]:
     return vocab
 
 
-def _load_tokenizer(folder: Path, vocab_size: int):
-    from ..data.tokenizer import WordPieceTokenizer  # imported late: written in parallel with this file
-    vocab = read_vocab(folder / VOCAB_NAME)
-    if len(vocab) > vocab_size:
-        raise PretrainedError(f"{folder / VOCAB_NAME} has {len(vocab)} tokens but the model's vocab_size "
-                              f"is {vocab_size}: ids past the embedding table would crash")
+def load_tokenizer(folder, vocab_size: Optional[int] = None):
+    """The ``WordPieceTokenizer`` of a Hugging Face folder.
+
+    Reads ``vocab.txt``, or ``tokenizer.json`` when there is no ``vocab.txt`` (transformers 5
+    writes only that; its settings are checked, see :mod:`minidistil.data.tokenizer_json`).
+    Lower-casing and ``model_max_length`` come from ``tokenizer_config.json`` when present.
+    """
+    from ..data.tokenizer import WordPieceTokenizer
+    from ..data.tokenizer_json import read_tokenizer_json
+    folder = Path(folder)
     tok_cfg = folder / "tokenizer_config.json"
-    do_lower_case = True  # Hugging Face's BertTokenizer default
-    if tok_cfg.exists():
-        do_lower_case = bool(_read_json(tok_cfg).get("do_lower_case", True))
+    settings = _read_json(tok_cfg) if tok_cfg.exists() else {}
+    max_chars = 100
+    if (folder / VOCAB_NAME).exists() or not (folder / TOKENIZER_JSON).exists():
+        source = folder / VOCAB_NAME
+        vocab = read_vocab(source)
+        do_lower_case = bool(settings.get("do_lower_case", True))  # BertTokenizer's default
+    else:
+        source = folder / TOKENIZER_JSON
+        try:
+            found = read_tokenizer_json(source)
+        except (OSError, ValueError) as e:
+            raise PretrainedError(str(e)) from None
+        vocab, do_lower_case, max_chars = found["vocab"], found["do_lower_case"], found["max_word_chars"]
+        if "do_lower_case" in settings and bool(settings["do_lower_case"]) != do_lower_case:
+            raise PretrainedError(f"{tok_cfg}: do_lower_case={settings['do_lower_case']} contradicts "
+                                  f"the normalizer of {source} (lowercase={do_lower_case})")
+    if vocab_size is not None and len(vocab) > vocab_size:
+        raise PretrainedError(f"{source} has {len(vocab)} tokens but the model's vocab_size "
+                              f"is {vocab_size}: ids past the embedding table would crash")
     try:
-        return WordPieceTokenizer(vocab, do_lower_case=do_lower_case)
+        tok = WordPieceTokenizer(vocab, do_lower_case=do_lower_case, max_word_chars=max_chars)
     except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{folder / VOCAB_NAME}: {e}") from None
+        raise PretrainedError(f"{source}: {e}") from None
+    mml = settings.get("model_max_length")
+    if isinstance(mml, int) and not isinstance(mml, bool) and 0 < mml < 10**9:
+        tok.model_max_length = mml  # transformers writes 1e30 for "unknown": left unset then
+    return tok
+
+
+def _load_tokenizer(folder: Path, vocab_size: int):
+    return load_tokenizer(folder, vocab_size)
 
 
 # ---------------------------------------------------------------- weights
@@ -191,7 +220,7 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
     ``model`` is a :class:`Bert` (config ``model_type`` "bert") or :class:`DistilBert`
     ("distilbert"), in ``dtype``. Parts the file lacks (the MLM head of a ``BertModel``, a pooler)
     are freshly initialised with ``seed`` and a ``UserWarning`` says which. ``tokenizer`` is a
-    ``WordPieceTokenizer`` over ``vocab.txt`` (lower-casing per ``tokenizer_config.json``), or
+    ``WordPieceTokenizer`` over ``vocab.txt`` or ``tokenizer.json`` (:func:`load_tokenizer`), or
     None when ``with_tokenizer=False``.
 
     A ``*ForSequenceClassification`` folder gives the matching classifier of
@@ -225,6 +254,7 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
     for k, v in model.params.items():
         if k in state:
             v[...] = state[k]  # cast to the model's dtype (F16/BF16/F64 files are fine)
+    model.fresh_parts = tuple(fresh)  # evaluation skips what a made-up head would claim
     if fresh:
         why = ("; hidden states are the checkpoint's, MLM logits mean nothing until the head is trained"
                if not has_head else "; it is not used by distillation")
@@ -270,7 +300,8 @@ def hf_config(model) -> dict:
 
 def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = False, label_names=None) -> Path:
     """Write ``model`` (DistilBert -> ``DistilBertForMaskedLM``, Bert -> ``BertForMaskedLM``) and
-    ``tokenizer`` as a Hugging Face folder; returns the folder.
+    ``tokenizer`` (``vocab.txt`` and its configs; None writes only the model) as a Hugging Face
+    folder; returns the folder.
 
     ``BertForMaskedLM`` has no pooler, so a Bert's pooler is left out unless ``pooler=True`` (then
     Hugging Face reports it as an unexpected key, while minidistil reads it back).
@@ -289,8 +320,8 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
     if not isinstance(model, (Bert, DistilBert)):
         raise TypeError(f"model must be a minidistil Bert, DistilBert or *ForSequenceClassification, "
                         f"got {type(model).__name__}")
-    vocab = _tokenizer_vocab(tokenizer)
-    if len(vocab) > model.config.vocab_size:
+    vocab = None if tokenizer is None else _tokenizer_vocab(tokenizer)
+    if vocab is not None and len(vocab) > model.config.vocab_size:
         raise ValueError(f"tokenizer has {len(vocab)} tokens but the model's vocab_size is "
                          f"{model.config.vocab_size}")
     if np.dtype(dtype).kind != "f":
@@ -314,6 +345,8 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
 
 
 def _write_tokenizer_files(model, tokenizer, vocab, folder: Path) -> None:
+    if vocab is None:  # model.save_pretrained(folder) without a tokenizer: weights and config only
+        return
     atomic_write_text(folder / VOCAB_NAME, "".join(tok + "\n" for tok in vocab))
     lower = bool(getattr(tokenizer, "do_lower_case", True))
     tok_class = "DistilBertTokenizer" if isinstance(model, DistilBert) else "BertTokenizer"

@@ -48,10 +48,36 @@ class ModelCache(NamedTuple):
 
 
 class ModelOutput(NamedTuple):
+    """What ``forward`` returns. Besides the fields, transformers' names: ``last_hidden_state``
+    (``hidden_states[-1]``) and ``pooler_output``; and key access, ``out["logits"]``, as
+    transformers' ``ModelOutput`` has. Integer indexing and unpacking stay a tuple's."""
     hidden_states: List[np.ndarray]  # L + 1 arrays (B, T, C), the embedding output first
     logits: np.ndarray  # (B, T, V), or (P, V) when mlm_positions is given
     pooled: Optional[np.ndarray]  # (B, C) teacher only, else None
     cache: Optional[ModelCache]  # None when keep_cache=False
+
+    @property
+    def last_hidden_state(self) -> np.ndarray:
+        return self.hidden_states[-1]  # (B, T, C)
+
+    @property
+    def pooler_output(self) -> Optional[np.ndarray]:
+        return self.pooled  # (B, C) or None
+
+    def keys(self) -> List[str]:
+        """The names with a value (as transformers' ``ModelOutput.keys()``: None fields left out)."""
+        return [k for k in ("last_hidden_state", "hidden_states", "logits", "pooler_output", "pooled",
+                            "cache") if getattr(self, k) is not None]
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in _OUTPUT_KEYS:
+                raise KeyError(f"{key!r}: a ModelOutput has {', '.join(_OUTPUT_KEYS)}")
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
+
+
+_OUTPUT_KEYS = ("last_hidden_state", "hidden_states", "logits", "pooler_output", "pooled", "cache")
 
 
 class EncoderMLM:
@@ -103,6 +129,43 @@ class EncoderMLM:
         return (f"{type(self).__name__}(layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
                 f"heads={c.num_attention_heads}, vocab={c.vocab_size}, dtype={self.dtype}, "
                 f"params={self.num_parameters():,})")
+
+    # ------------------------------------------------------------------ Hugging Face habits
+    training: bool = False  # these models have no dropout: the mode changes no computation
+    fresh_parts: tuple = ()  # set by load_pretrained: parts the file lacked, made up ("MLM head", "pooler")
+
+    def eval(self):
+        """``training = False``; returns the model (as torch's ``.eval()``). There is no dropout
+        here, so both modes compute the same thing: the flag exists for code written for torch."""
+        self.training = False
+        return self
+
+    def train(self, mode: bool = True):
+        """``training = mode``; returns the model. See :meth:`eval`."""
+        self.training = bool(mode)
+        return self
+
+    @classmethod
+    def from_pretrained(cls, folder, dtype=np.float32, seed: int = 0):
+        """Load a Hugging Face folder (``config.json`` + ``model.safetensors``) as this class.
+
+        ``Bert`` reads ``BertForMaskedLM`` / ``BertModel`` folders, ``DistilBert`` reads
+        ``DistilBertForMaskedLM`` / ``DistilBertModel`` ones; the other family is a
+        ``PretrainedError``. Parts a file lacks are freshly made with ``seed`` (a warning says so).
+        The tokenizer: ``WordPieceTokenizer.from_pretrained(folder)``.
+        """
+        from ..io.pretrained import PretrainedError, load_pretrained
+        model, _ = load_pretrained(folder, dtype=dtype, seed=seed, with_tokenizer=False)
+        if not isinstance(model, cls):
+            raise PretrainedError(f"{folder} holds a {type(model).__name__} checkpoint, not a {cls.__name__}; "
+                                  f"use {type(model).__name__}.from_pretrained or minidistil.load_pretrained")
+        return model
+
+    def save_pretrained(self, folder, tokenizer=None, dtype=np.float32, pooler: bool = False):
+        """Write this model as a Hugging Face folder (and ``tokenizer``'s files when given);
+        returns the folder. See :func:`minidistil.io.pretrained.save_pretrained`."""
+        from ..io.pretrained import save_pretrained
+        return save_pretrained(self, tokenizer, folder, dtype=dtype, pooler=pooler)
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, input_ids, attention_mask, token_type_ids, mlm_positions):

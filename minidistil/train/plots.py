@@ -36,7 +36,10 @@ def _smooth(y, k):
 
 def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) -> None:
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    # a --teacher run has no pretraining of its own: one panel, not an empty one
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained") if pretrain_rows else \
+        plt.subplots(1, 1, figsize=(6, 4), layout="constrained")
+    axes = np.atleast_1d(axes)
     ax = axes[0]
     if pretrain_rows:
         x = [r["step"] for r in pretrain_rows]
@@ -44,8 +47,8 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
         ax.plot(x, y, alpha=0.3, color="C0")
         ax.plot(x, _smooth(y, 10), color="C0", label="MLM loss (moving mean of 10)")
         ax.legend()
-    ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="MLM loss (nats per masked token)")
-    ax = axes[1]
+        ax.set(title="teacher pretraining", xlabel="optimizer step", ylabel="MLM loss (nats per masked token)")
+    ax = axes[-1]
     if distill_rows:
         x = [r["step"] for r in distill_rows]
         for i, (key, label) in enumerate((("loss", "total"), ("loss_ce", "Lce (soft targets)"),
@@ -62,7 +65,7 @@ def plot_losses(pretrain_rows: list[dict], distill_rows: list[dict], path: str) 
 
 def plot_comparison(report: dict, path: str) -> None:
     plt = _plt()
-    t, s, u = report["teacher"], report.get("student"), report["unigram"]
+    t, s, u = report["teacher"], report.get("student"), report.get("unigram")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     names = ["teacher", "student"] if s else ["teacher"]
     models = [t, s] if s else [t]
@@ -72,12 +75,25 @@ def plot_comparison(report: dict, path: str) -> None:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
         title = "inference per batch" + (f"\n(speed-up {report['speedup']:.2f}x)" if s else "")
         axes[1].set(title=title, ylabel="inference time per batch (ms)")
-    axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
-                color=["0.6", "C0", "C1"][: len(names) + 1])
-    title = "val masked-token accuracy"
-    if s:
-        title += f"\n(retention {100 * report['retention']:.1f}%)"
-    axes[2].set(title=title, ylabel="masked-token accuracy (%)")
+    if u is None:  # a teacher without an MLM head: agreement of the hidden states, not accuracy
+        if s:
+            keys = [("hidden_cosine", "per token"), ("embedding_cosine", "sentence\nembedding")]
+            means = [report[k]["mean"] for k, _ in keys]
+            axes[2].bar([lbl for _, lbl in keys], means, yerr=[report[k]["se"] for k, _ in keys],
+                        capsize=4, color="C1")
+            axes[2].axhline(1.0, color="C0", lw=1, ls="--", label="teacher itself")
+            axes[2].set(title="student vs teacher: cosine of\nthe last hidden states",
+                        ylabel="cosine (mean +/- s.e.)", ylim=(min(0.0, min(means) - 0.1), 1.1))
+            axes[2].legend(fontsize=8, loc="upper right")
+        else:
+            axes[2].remove()  # nothing to compare yet: no empty panel
+    else:
+        axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
+                    color=["0.6", "C0", "C1"][: len(names) + 1])
+        title = "val masked-token accuracy"
+        if s:
+            title += f"\n(retention {100 * report['retention']:.1f}%)"
+        axes[2].set(title=title, ylabel="masked-token accuracy (%)")
     _save(fig, path)
     plt.close(fig)
 

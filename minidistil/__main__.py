@@ -1,0 +1,6 @@
+"""``python -m minidistil ...``: the same as the ``minidistil`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
