@@ -182,14 +182,17 @@ def map_state_dict(tensors: Mapping[str, np.ndarray], family: str, config: BertC
     return state, has_head, has_pooler
 
 
-def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: bool = True):
+def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: bool = True,
+                    allow_nonfinite: bool = False):
     """Load a Hugging Face BERT or DistilBERT folder -> ``(model, tokenizer)``.
 
     ``model`` is a :class:`Bert` (config ``model_type`` "bert") or :class:`DistilBert`
     ("distilbert"), in ``dtype``. Parts the file lacks (the MLM head of a ``BertModel``, a pooler)
     are freshly initialised with ``seed`` and a ``UserWarning`` says which. ``tokenizer`` is a
     ``WordPieceTokenizer`` over ``vocab.txt`` (lower-casing per ``tokenizer_config.json``), or
-    None when ``with_tokenizer=False``.
+    None when ``with_tokenizer=False``. A tensor holding NaN or inf (also after the cast to
+    ``dtype``: 1e39 is inf in float32) raises ``PretrainedError`` naming it, since every hidden
+    state would be NaN; ``allow_nonfinite=True`` loads such a file anyway (to inspect it).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -213,7 +216,12 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
         fresh.append("pooler")
     for k, v in model.params.items():
         if k in state:
-            v[...] = state[k]  # cast to the model's dtype (F16/BF16/F64 files are fine)
+            with np.errstate(over="ignore", invalid="ignore"):
+                v[...] = state[k]  # cast to the model's dtype (F16/BF16/F64 files are fine)
+            if not allow_nonfinite and not np.all(np.isfinite(v)):
+                n_bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
+                raise PretrainedError(f"{weights}: tensor {k!r} holds {n_bad} NaN/inf value(s) in "
+                                      f"{np.dtype(dtype)}; pass allow_nonfinite=True to load it anyway")
     if fresh:
         why = ("; hidden states are the checkpoint's, MLM logits mean nothing until the head is trained"
                if not has_head else "; it is not used by distillation")
