@@ -103,12 +103,15 @@ def _resume_state(ckpt_path, model, opt, stage):
 
 def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
                seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
-               progress: bool = True, extra_meta: dict | None = None) -> LoopResult:
+               progress: bool = True, extra_meta: dict | None = None,
+               evaluate: Callable[[], dict] | None = None) -> LoopResult:
     """Train ``model.params`` for ``cfg.steps`` optimizer steps.
 
     ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
     ``None`` to skip a micro-batch; ``losses["loss"]`` is the total that was differentiated.
     ``max_steps`` stops after that many optimizer steps (a checkpoint is written), as if killed.
+    ``evaluate() -> dict`` (optional) is called every ``cfg.eval_every`` steps and at the last
+    step; its figures (e.g. ``val_loss``) join that step's metrics line, so a resumed run keeps them.
     """
     os.makedirs(folder, exist_ok=True)
     ckpt_path = os.path.join(folder, CKPT_FILE)
@@ -179,6 +182,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                 last = {k: v / n for k, v in sums.items()}
                 row = {"step": step, "lr": lr, "grad_norm": gnorm, **last,
                        "time_s": round(time.perf_counter() - t0, 3)}
+                if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    row.update(evaluate())
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 if step % cfg.ckpt_every == 0 or step == stop_at:
