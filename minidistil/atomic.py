@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
+import time
 
 
 def _create_temp(folder: str, name: str) -> tuple[int, str]:
@@ -44,6 +46,27 @@ def atomic_write(path: str, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temp_files(folder: str, min_age_s: float = 0.0) -> list[str]:
+    """Delete the ``.tmp-*`` files that :func:`atomic_write` left in ``folder`` when a process was
+    killed between writing and renaming; returns their names. Call it only while holding the
+    run directory's lock (train/lock.py), so that no live writer owns them."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(".tmp-") and os.path.isfile(path):
+            try:
+                if min_age_s <= 0 or os.path.getmtime(path) < time.time() - min_age_s:
+                    os.unlink(path)
+                    removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_text(path: str, text: str) -> None:

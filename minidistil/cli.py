@@ -63,6 +63,15 @@ POS_FLOAT = _number(float, 0.0, strict=True)
 NONNEG_FLOAT = _number(float, 0.0)
 
 
+def TEMPERATURE(text):
+    """> 0, and 1/T and T^2 representable in float32, the training dtype (1e-40 -> 1/T = inf)."""
+    t = POS_FLOAT(text)
+    if not (1.0 / 3.4e38 < t < 1.8e19):
+        raise argparse.ArgumentTypeError(f"must be between 3e-39 and 1.8e19 (1/T and T^2 must fit "
+                                         f"in float32), got {text!r}; the paper uses 2")
+    return t
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minidistil", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -120,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alpha-ce", type=NONNEG_FLOAT, help="weight of the soft-target loss Lce (default 5.0)")
     s.add_argument("--alpha-mlm", type=NONNEG_FLOAT, help="weight of the masked-LM loss Lmlm (default 2.0)")
     s.add_argument("--alpha-cos", type=NONNEG_FLOAT, help="weight of the hidden-state cosine loss Lcos (default 1.0)")
-    s.add_argument("--temperature", type=POS_FLOAT, help="softmax temperature of Lce (default 2.0)")
+    s.add_argument("--temperature", type=TEMPERATURE, help="softmax temperature of Lce (default 2.0)")
 
     s = sub.add_parser("evaluate", help="evaluate teacher and student, print the comparison")
     common(s, "runs/demo")
@@ -163,8 +172,13 @@ def _check_inputs(args) -> None:
     from .train.runs import check_writable_dir
     if not args.out.strip():
         raise UsageError("--out: empty path; name a folder for the run")
+    if args.corpus is not None and not args.corpus.strip():
+        raise UsageError("--corpus '': an empty path; omit --corpus to use the built-in corpus")
     if args.corpus and not os.path.exists(args.corpus):
         raise UsageError(f"--corpus {args.corpus}: no such file or folder")
+    if args.corpus and not (os.path.isfile(args.corpus) or os.path.isdir(args.corpus)):
+        raise UsageError(f"--corpus {args.corpus}: not a regular file or a folder (a FIFO, device "
+                         "or socket); pass a .txt file or a folder of .txt files")
     teacher = getattr(args, "teacher", None)
     if teacher and not os.path.isdir(teacher):
         raise UsageError(f"--teacher {teacher}: not a folder (expected a Hugging Face BERT folder "
@@ -430,13 +444,27 @@ def _cmd(args) -> int:
     if not args.no_fast:
         from . import fast
         fast.enable()
+    _check_inputs(args)
+    from .train.lock import RunLock, RunLocked  # one writer per run directory (train/lock.py)
+    try:
+        lock = RunLock(args.out, command=f"minidistil {args.command}")
+    except RunLocked as e:
+        raise UsageError(str(e)) from None
+    with lock:
+        if lock.note:
+            sys.stderr.write(f"minidistil {args.command}: note: {lock.note}\n")
+        from .atomic import remove_stale_temp_files
+        remove_stale_temp_files(args.out)  # .tmp-* of a write killed before its rename
+        return _cmd_locked(args)
+
+
+def _cmd_locked(args) -> int:
     if args.command == "demo" and not (args.pretrain or args.quick):
         return _from_teacher(args)
     if args.command == "ablate" and not (args.pretrain or args.quick) and \
             _stage_state(args.out, "pretrain") != "done":
         return _from_teacher(args)
     cpu0 = time.process_time()
-    _check_inputs(args)
     cfg, saved = _config(args)
     cmd = args.command
     if cmd in ("pretrain", "demo") and not getattr(args, "teacher", None):
@@ -516,6 +544,7 @@ def main(argv=None) -> int:
 
 def _dispatch(args) -> int:
     from .export import ExportError
+    from .train.checkpoint import RunFileError
     from .train.loop import TrainingDiverged
     try:
         if args.command == "glue":
@@ -525,7 +554,7 @@ def _dispatch(args) -> int:
             from .export import run
             return run(args)
         return _cmd(args)
-    except (UsageError, ExportError) as e:
+    except (UsageError, ExportError, RunFileError) as e:
         sys.stderr.write(f"minidistil {args.command}: error: {' '.join(str(e).split())}\n")
         return 2
     except TrainingDiverged as e:

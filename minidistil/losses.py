@@ -50,14 +50,23 @@ def _check_scalar(name: str, x) -> float:
     return v
 
 
+class NonFiniteLoss(ValueError):
+    """A loss came out NaN or inf; ``.input`` names the non-finite input (``None``: overflow).
+    The training loop turns it into its divergence report (train/loop.py)."""
+
+    def __init__(self, message: str, input_name: str | None = None):
+        super().__init__(message)
+        self.input = input_name
+
+
 def _check_finite_loss(loss: float, what: str, **arrays: np.ndarray) -> None:
     """A non-finite loss means non-finite input: name the culprit instead of returning NaN."""
     if math.isfinite(loss):
         return
     for name, a in arrays.items():
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} contains NaN or inf; {what} is undefined")
-    raise ValueError(f"{what} overflowed to {loss} (inputs too large for their dtype)")
+            raise NonFiniteLoss(f"{name} contains NaN or inf; {what} is undefined", name)
+    raise NonFiniteLoss(f"{what} overflowed to {loss} (inputs too large for their dtype)")
 
 
 # ---------------------------------------------------------------- Lce: soft targets

@@ -42,8 +42,10 @@ def test_cjk_ideographs_are_single_words_but_kana_is_not():
 
 def test_control_characters_deleted_and_whitespace_split():
     # NUL and VT (controls) are deleted, joining their neighbours; NBSP (Zs) and TAB split;
-    # U+200B (format char) is deleted; U+2028 is neither whitespace nor control for BERT
-    assert pre_tokenize("a\x00b\x0bc\td\u00a0e\u200bf g\u2028h") == ["abc", "d", "ef", "g\u2028h"]
+    # U+200B (format char) is deleted; U+2028 (Zl) is neither BERT whitespace nor a control, but
+    # Hugging Face's whitespace_tokenize splits with str.split(), which splits on it (issue 20)
+    assert pre_tokenize("a\x00b\x0bc\td\u00a0e\u200bf g\u2028h") == ["abc", "d", "ef", "g", "h"]
+    assert pre_tokenize("x\u2029y") == ["x", "y"]
     assert pre_tokenize("a\x00b\x0bc\td") == ["abc", "d"]  # the same on the ASCII fast path
     assert pre_tokenize("x\ue000y\ufffdz") == ["xyz"]  # private use (Co) and U+FFFD deleted too
 
@@ -228,3 +230,12 @@ def test_no_warning_when_full(trained):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train_wordpiece(["ab ab ab"], vocab_size=8)
+
+
+def test_duplicated_vocab_line_keeps_the_last_id_as_hugging_face():
+    """issue 20: HF's load_vocab fills a dict line by line, so a repeated token keeps its last id."""
+    from minidistil.data.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
+    vocab = list(SPECIAL_TOKENS) + ["cat", "dog", "cat"]
+    tok = WordPieceTokenizer(vocab)
+    assert tok.token_to_id["cat"] == len(vocab) - 1
+    assert tok.encode("cat", add_special_tokens=False) == [len(vocab) - 1]

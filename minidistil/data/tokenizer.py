@@ -96,8 +96,10 @@ def whitespace_chunks(text: str) -> list[str]:
             out.append(f" {ch} ")
         else:
             out.append(ch)
-    # split(" ") and not split(): U+2028 and friends are not whitespace for BERT
-    return [c for c in "".join(out).split(" ") if c]
+    # str.split(), as Hugging Face's whitespace_tokenize: besides the characters above it also
+    # splits on U+2028 and U+2029 (line and paragraph separators, categories Zl and Zp), the
+    # only Python whitespace that is neither BERT whitespace (Zs) nor a deleted control (C*)
+    return "".join(out).split()
 
 
 def strip_accents(word: str) -> str:
@@ -172,7 +174,7 @@ class WordPieceTokenizer(CallableTokenizer):
         self.max_word_chars = max_word_chars
         self.token_to_id: dict[str, int] = {}
         for i, t in enumerate(vocab):
-            self.token_to_id.setdefault(t, i)  # a duplicated line: the first id wins
+            self.token_to_id[t] = i  # a duplicated line: the last id wins, as in Hugging Face
         missing = [t for t in SPECIAL_TOKENS if t not in self.token_to_id]
         if missing:
             raise ValueError(f"vocab lacks the special token(s) {', '.join(missing)}; a BERT "

@@ -214,7 +214,7 @@ def map_state_dict(tensors: Mapping[str, np.ndarray], family: str, config: BertC
 
 
 def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: bool = True,
-                    num_labels: Optional[int] = None):
+                    num_labels: Optional[int] = None, allow_nonfinite: bool = False):
     """Load a Hugging Face BERT or DistilBERT folder -> ``(model, tokenizer)``.
 
     ``model`` is a :class:`Bert` (config ``model_type`` "bert") or :class:`DistilBert`
@@ -226,6 +226,9 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
     A ``*ForSequenceClassification`` folder gives the matching classifier of
     :mod:`minidistil.models.heads` (``num_labels``, if given, must match the checkpoint's); a
     masked-LM folder with ``num_labels`` gives its encoder under a fresh head (with a warning).
+    A tensor holding NaN or inf (also after the cast to ``dtype``: 1e39 is inf in float32)
+    raises ``PretrainedError`` naming it, since every hidden state would be NaN;
+    ``allow_nonfinite=True`` loads such a file anyway (to inspect it).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -253,7 +256,12 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
         fresh.append("pooler")
     for k, v in model.params.items():
         if k in state:
-            v[...] = state[k]  # cast to the model's dtype (F16/BF16/F64 files are fine)
+            with np.errstate(over="ignore", invalid="ignore"):
+                v[...] = state[k]  # cast to the model's dtype (F16/BF16/F64 files are fine)
+            if not allow_nonfinite and not np.all(np.isfinite(v)):
+                n_bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
+                raise PretrainedError(f"{weights}: tensor {k!r} holds {n_bad} NaN/inf value(s) in "
+                                      f"{np.dtype(dtype)}; pass allow_nonfinite=True to load it anyway")
     model.fresh_parts = tuple(fresh)  # evaluation skips what a made-up head would claim
     if fresh:
         why = ("; hidden states are the checkpoint's, MLM logits mean nothing until the head is trained"

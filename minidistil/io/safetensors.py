@@ -144,6 +144,11 @@ def _parse_header(raw: bytes, buffer_len: int, where: str):
         if end - begin != expected:
             raise SafetensorsError(f"{what}: {end - begin} bytes in the buffer but dtype {dtype_name} "
                                    f"and shape {shape} need {expected}")
+        if expected == 0:  # zero bytes, but a dimension may still be beyond what NumPy allows
+            try:
+                np.zeros(0, dtype=np.uint8).view(DTYPES[dtype_name]).reshape(shape)
+            except (ValueError, OverflowError, MemoryError) as e:
+                raise SafetensorsError(f"{what}: shape {shape} cannot be a NumPy array ({e})") from None
         entries[name] = (dtype_name, tuple(shape), begin, end)
 
     # The tensors must tile the buffer exactly: sorted by offsets, each starts where the last ended.

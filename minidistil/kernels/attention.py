@@ -21,6 +21,7 @@ from numba import prange
 from . import backend
 from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
 from .matmul import matmul, matmul_pair
+from .softmax_t import row_dot, row_sum
 from .vecmath import fast_exp
 
 
@@ -111,12 +112,9 @@ def _masked_softmax_inplace(scores, mask, scale):
             m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
             for j in range(J, T):
                 m = _scale_mask_max(row, keep, j, scale, neg, m)
-            s = scores.dtype.type(0.0)
             for j in range(T):
-                e = fast_exp(row[j] - m)
-                row[j] = e
-                s += e
-            r = one / s
+                row[j] = fast_exp(row[j] - m)
+            r = one / row_sum(row)  # a fixed order of additions (softmax_t.row_sum)
             for j in range(T):
                 row[j] *= r
 
@@ -129,9 +127,7 @@ def _softmax_backward_inplace(dprobs, probs, scale):
         b = bh // NH
         h = bh % NH
         for i in range(T):
-            inner = probs.dtype.type(0.0)
-            for j in range(T):
-                inner += dprobs[b, h, i, j] * probs[b, h, i, j]
+            inner = row_dot(dprobs[b, h, i], probs[b, h, i])
             for j in range(T):
                 dprobs[b, h, i, j] = probs[b, h, i, j] * (dprobs[b, h, i, j] - inner) * scale
 

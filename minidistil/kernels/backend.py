@@ -19,11 +19,16 @@ How the Numba kernels are compiled (:func:`jit`), and why:
   inline (``vecmath.py``, ``softmax_t.row_max``), touch the kernel files or clear the cache.
 * ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of a Python
   exception check inside every loop (3.6x on a dividing loop).
-* ``fastmath=FASTMATH``, a subset of the fast-math flags: ``reassoc`` lets LLVM vectorise the
-  row sums, ``contract`` fuses multiply-adds, ``arcp``/``afn``/``nsz`` allow reciprocal
-  multiplication and fast library calls. Deliberately *not* ``nnan``/``ninf``: with those LLVM
-  may assume no NaN/inf exists and delete the very checks (and the ``finfo.min`` padding
-  arithmetic) that keep padded attention rows finite.
+* ``fastmath=FASTMATH``, a subset of the fast-math flags: ``contract`` fuses multiply-adds,
+  ``arcp``/``afn``/``nsz`` allow reciprocal multiplication and fast library calls. Deliberately
+  *not* ``nnan``/``ninf``: with those LLVM may assume no NaN/inf exists and delete the very
+  checks (and the ``finfo.min`` padding arithmetic) that keep padded attention rows finite. And
+  *not* ``reassoc``: it lets LLVM choose the order of a row sum anew at each compilation, and
+  Numba compiles a parallel kernel's body twice (alone, then inside the kernel that calls it,
+  and only that second copy goes to the cache), so freshly compiled and cache-loaded kernels
+  summed in different orders and a resumed run drifted in the last bits. Row sums use
+  ``softmax_t.row_sum``/``row_dot`` instead: eight partial sums in an order the source fixes,
+  which vectorise without the flag.
 * float32 stays float32: every constant inside a kernel is made with ``x.dtype.type(...)``; a bare
   ``0.5`` would promote the arithmetic to float64 (measured 2x slower). float32 ``exp``/``erf``
   come from ``vecmath.py`` (vectorisable; libm's are scalar calls).
@@ -45,7 +50,7 @@ import numba
 import numpy as np
 
 BACKENDS = ("numpy", "numba")
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 
 
 def jit(parallel: bool = False):
@@ -182,14 +187,18 @@ def check_same_dtype(dtype: np.dtype, **arrays: np.ndarray) -> None:
             raise TypeError(f"{name} must have dtype {dtype} like the other inputs, got {a.dtype}")
 
 
-def check_temperature(T) -> float:
-    """A temperature must be a finite number > 0."""
+def check_temperature(T, dtype=None) -> float:
+    """A temperature must be a finite number > 0 (whose reciprocal ``dtype`` can hold, if given:
+    the kernels multiply by 1/T in the array's dtype, and 1/1e-40 is inf in float32)."""
     try:
         t = float(T)
     except (TypeError, ValueError):
         raise TypeError(f"temperature T must be a number, got {type(T).__name__}") from None
     if not math.isfinite(t) or t <= 0.0:
         raise ValueError(f"temperature T must be finite and > 0, got {T!r}")
+    if dtype is not None and (1.0 / t > float(np.finfo(dtype).max)):
+        raise ValueError(f"temperature T={T!r} is too small for {np.dtype(dtype)}: 1/T overflows "
+                         f"(need T >= {1.0 / float(np.finfo(dtype).max):.3g})")
     return t
 
 

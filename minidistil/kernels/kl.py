@@ -26,7 +26,7 @@ from numba import prange
 
 from . import backend
 from .backend import as_rows, check_float_array, check_same_dtype, check_shape, check_temperature
-from .softmax_t import row_max
+from .softmax_t import row_dot, row_max, row_sum
 from .vecmath import fast_exp
 
 
@@ -48,8 +48,9 @@ def soft_target_rows_numpy(s: np.ndarray, t: np.ndarray, T: float):
 # ---------------------------------------------------------------- Numba kernel
 
 # The package's flag subset minus "contract": fused multiply-add would round es*rs - et*rt
-# differently from its parts, so identical rows would no longer give exactly zero.
-@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath={"nsz", "arcp", "afn", "reassoc"})
+# differently from its parts, so identical rows would no longer give exactly zero. No "reassoc"
+# either (backend.py): the three row sums run in the fixed order of softmax_t.row_sum.
+@numba.njit(cache=True, parallel=True, error_model="numpy", fastmath={"nsz", "arcp", "afn"})
 def _soft_target_rows(s, t, inv_t, diff, kl):
     """kl[n] and diff[n] = ps[n] - pt[n] for (N, V) C-contiguous s, t; diff first holds exp(zs)."""
     N, V = s.shape
@@ -57,24 +58,23 @@ def _soft_target_rows(s, t, inv_t, diff, kl):
     for n in prange(N):
         ms = row_max(s[n])
         mt = row_max(t[n])
-        Zs = s.dtype.type(0.0)
-        Zt = s.dtype.type(0.0)
-        A = s.dtype.type(0.0)  # sum_v exp(zt_v) * (zt_v - zs_v), normalised below
+        et = np.empty(V, dtype=s.dtype)  # (V,) exp(zt)
+        dz = np.empty(V, dtype=s.dtype)  # (V,) zt - zs
         for j in range(V):
             zs = (s[n, j] - ms) * inv_t
             zt = (t[n, j] - mt) * inv_t
-            es = fast_exp(zs)
-            et = fast_exp(zt)
-            diff[n, j] = es
-            Zs += es
-            Zt += et
-            A += et * (zt - zs)
+            diff[n, j] = fast_exp(zs)
+            et[j] = fast_exp(zt)
+            dz[j] = zt - zs
+        Zs = row_sum(diff[n])
+        Zt = row_sum(et)
+        A = row_dot(et, dz)  # sum_v exp(zt_v) * (zt_v - zs_v), normalised below
         rs = one / Zs
         rt = one / Zt
         kl_n = float(A) * float(rt) - math.log(float(Zt)) + math.log(float(Zs))
         kl[n] = 0.0 if kl_n < 0.0 else kl_n  # a NaN (bad input) stays NaN and is reported
-        for j in range(V):  # exp(zt) again (cheaper than a second (N, V) buffer to stream)
-            diff[n, j] = diff[n, j] * rs - fast_exp((t[n, j] - mt) * inv_t) * rt
+        for j in range(V):
+            diff[n, j] = diff[n, j] * rs - et[j] * rt
 
 
 def soft_target_rows_numba(s: np.ndarray, t: np.ndarray, T: float):
@@ -95,6 +95,6 @@ def soft_target_rows(s: np.ndarray, t: np.ndarray, T: float = 1.0):
     check_same_dtype(s.dtype, t=t)
     if s.shape[1] == 0:
         raise ValueError(f"s must have a non-empty last axis, got shape {s.shape}")
-    T = check_temperature(T)
+    T = check_temperature(T, s.dtype)
     fn = soft_target_rows_numba if backend.get_backend() == "numba" else soft_target_rows_numpy
     return fn(s, t, T)

@@ -17,6 +17,7 @@ from numba import prange
 
 from . import backend
 from .backend import as_rows, check_float_array, check_same_dtype, check_shape, jit, num_threads
+from .softmax_t import row_dot, row_sum
 
 DEFAULT_EPS = 1e-12
 
@@ -57,17 +58,12 @@ def _layernorm_forward_rows(x, gamma, beta, eps, y, mean, rstd):
     one = x.dtype.type(1.0)
     inv_c = one / x.dtype.type(C)
     for n in prange(N):
-        s = x.dtype.type(0.0)
-        for j in range(C):
-            s += x[n, j]
-        m = s * inv_c
-        v = x.dtype.type(0.0)
+        m = row_sum(x[n]) * inv_c  # sums in a fixed order (softmax_t.row_sum says why)
         for j in range(C):  # two-pass variance: no cancellation, the row is already in cache
-            d = x[n, j] - m
-            v += d * d
-        r = one / math.sqrt(v * inv_c + eps)
+            y[n, j] = x[n, j] - m
+        r = one / math.sqrt(row_dot(y[n], y[n]) * inv_c + eps)
         for j in range(C):
-            y[n, j] = (x[n, j] - m) * r * gamma[j] + beta[j]
+            y[n, j] = y[n, j] * r * gamma[j] + beta[j]
         mean[n] = m
         rstd[n] = r
 
@@ -80,23 +76,19 @@ def _layernorm_backward_rows(dy, x, gamma, mean, rstd, dx, dgamma_parts, dbeta_p
     inv_c = x.dtype.type(1.0) / x.dtype.type(C)
     per = (N + K - 1) // K
     for c in prange(K):
+        xhat = np.empty(C, dtype=x.dtype)  # (C,) one row's xhat, reused for the chunk's rows
         for n in range(c * per, min(N, (c + 1) * per)):
             m = mean[n]
             r = rstd[n]
-            sg = x.dtype.type(0.0)  # sum_j g_j,          g = dy * gamma
-            sgx = x.dtype.type(0.0)  # sum_j g_j * xhat_j
             for j in range(C):
-                xhat = (x[n, j] - m) * r
-                g = dy[n, j] * gamma[j]
-                sg += g
-                sgx += g * xhat
-                dgamma_parts[c, j] += dy[n, j] * xhat
+                xhat[j] = (x[n, j] - m) * r
+                dx[n, j] = dy[n, j] * gamma[j]  # g, until the two sums are taken
+                dgamma_parts[c, j] += dy[n, j] * xhat[j]
                 dbeta_parts[c, j] += dy[n, j]
-            sg *= inv_c
-            sgx *= inv_c
+            sg = row_sum(dx[n]) * inv_c  # mean_j g_j
+            sgx = row_dot(dx[n], xhat) * inv_c  # mean_j g_j * xhat_j
             for j in range(C):
-                xhat = (x[n, j] - m) * r
-                dx[n, j] = r * (dy[n, j] * gamma[j] - sg - xhat * sgx)
+                dx[n, j] = r * (dx[n, j] - sg - xhat[j] * sgx)
 
 
 def layernorm_forward_numba(x, gamma, beta, eps=DEFAULT_EPS):

@@ -77,6 +77,56 @@ def row_max(r):
     return m
 
 
+@jit()
+def row_sum(r):
+    """sum(r) of a 1-D row in an order fixed by this source: eight interleaved partial sums.
+
+    Why not ``for j: s += r[j]`` with LLVM's ``reassoc`` flag, which vectorises that loop: then
+    the compiler picks the order of the additions, and Numba compiles a parallel kernel's body
+    twice (alone, then again inside the kernel that calls it; only the second copy is cached),
+    so a freshly compiled kernel and the same kernel loaded from the cache summed in different
+    orders and differed in the last bits (docs/reliability.md, "Exact resume"). Eight
+    independent sums still run in parallel on the vector unit; no flag can reorder them.
+    """
+    V = r.shape[0]
+    J = V // 8 * 8
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = r.dtype.type(0.0)
+    for j in range(0, J, 8):
+        s0 += r[j]
+        s1 += r[j + 1]
+        s2 += r[j + 2]
+        s3 += r[j + 3]
+        s4 += r[j + 4]
+        s5 += r[j + 5]
+        s6 += r[j + 6]
+        s7 += r[j + 7]
+    s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for j in range(J, V):
+        s += r[j]
+    return s
+
+
+@jit()
+def row_dot(a, b):
+    """sum(a * b) of two 1-D rows of one length, in the fixed order of :func:`row_sum`."""
+    V = a.shape[0]
+    J = V // 8 * 8
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = a.dtype.type(0.0)
+    for j in range(0, J, 8):
+        s0 += a[j] * b[j]
+        s1 += a[j + 1] * b[j + 1]
+        s2 += a[j + 2] * b[j + 2]
+        s3 += a[j + 3] * b[j + 3]
+        s4 += a[j + 4] * b[j + 4]
+        s5 += a[j + 5] * b[j + 5]
+        s6 += a[j + 6] * b[j + 6]
+        s7 += a[j + 7] * b[j + 7]
+    s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for j in range(J, V):
+        s += a[j] * b[j]
+    return s
+
+
 @jit(parallel=True)
 def _softmax_rows(x, inv_t, p):
     """p[n] = softmax(x[n] * inv_t); x, p (N, V) C-contiguous; inv_t a scalar of x's dtype."""
@@ -84,12 +134,9 @@ def _softmax_rows(x, inv_t, p):
     one = x.dtype.type(1.0)
     for n in prange(N):
         m = row_max(x[n])  # for a stable exp
-        s = x.dtype.type(0.0)
-        for j in range(V):  # exp and sum fused
-            e = fast_exp((x[n, j] - m) * inv_t)
-            p[n, j] = e
-            s += e
-        r = one / s
+        for j in range(V):  # no sum in this loop: it vectorises, fast_exp included
+            p[n, j] = fast_exp((x[n, j] - m) * inv_t)
+        r = one / row_sum(p[n])  # the row is still in cache
         for j in range(V):
             p[n, j] *= r
 
@@ -99,9 +146,7 @@ def _softmax_backward_rows(dp, p, inv_t, dx):
     """dx[n] = p[n] * (dp[n] - <dp[n], p[n]>) * inv_t; all (N, V) C-contiguous."""
     N, V = p.shape
     for n in prange(N):
-        inner = p.dtype.type(0.0)
-        for j in range(V):
-            inner += dp[n, j] * p[n, j]
+        inner = row_dot(dp[n], p[n])
         for j in range(V):
             dx[n, j] = p[n, j] * (dp[n, j] - inner) * inv_t
 
@@ -112,10 +157,9 @@ def _log_softmax_rows(x, inv_t, logp):
     N, V = x.shape
     for n in prange(N):
         m = row_max(x[n])
-        s = x.dtype.type(0.0)
-        for j in range(V):
-            s += fast_exp((x[n, j] - m) * inv_t)
-        lse = math.log(s)
+        for j in range(V):  # logp[n] holds the exponentials until the sum is taken
+            logp[n, j] = fast_exp((x[n, j] - m) * inv_t)
+        lse = math.log(row_sum(logp[n]))
         for j in range(V):
             logp[n, j] = (x[n, j] - m) * inv_t - lse
 
@@ -125,9 +169,7 @@ def _log_softmax_backward_rows(dlogp, logp, inv_t, dx):
     """dx[n] = (dlogp[n] - exp(logp[n]) * sum(dlogp[n])) * inv_t."""
     N, V = logp.shape
     for n in prange(N):
-        total = logp.dtype.type(0.0)
-        for j in range(V):
-            total += dlogp[n, j]
+        total = row_sum(dlogp[n])
         for j in range(V):
             dx[n, j] = (dlogp[n, j] - fast_exp(logp[n, j]) * total) * inv_t
 
@@ -167,7 +209,7 @@ def softmax_forward(x: np.ndarray, T: float = 1.0) -> np.ndarray:
     check_float_array("x", x)
     if x.ndim < 1 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last axis, got shape {x.shape}")
-    T = check_temperature(T)
+    T = check_temperature(T, x.dtype)
     fn = softmax_forward_numba if backend.get_backend() == "numba" else softmax_forward_numpy
     return fn(x, T)
 
@@ -180,7 +222,7 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray, T: float = 1.0) -> np.ndarra
     check_shape("dp", dp, p.shape)
     if p.ndim < 1 or p.shape[-1] == 0:
         raise ValueError(f"p must have a non-empty last axis, got shape {p.shape}")
-    T = check_temperature(T)
+    T = check_temperature(T, p.dtype)
     fn = softmax_backward_numba if backend.get_backend() == "numba" else softmax_backward_numpy
     return fn(dp, p, T)
 
@@ -190,7 +232,7 @@ def log_softmax(x: np.ndarray, T: float = 1.0) -> np.ndarray:
     check_float_array("x", x)
     if x.ndim < 1 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last axis, got shape {x.shape}")
-    T = check_temperature(T)
+    T = check_temperature(T, x.dtype)
     fn = log_softmax_numba if backend.get_backend() == "numba" else log_softmax_numpy
     return fn(x, T)
 
@@ -203,6 +245,6 @@ def log_softmax_backward(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) ->
     check_shape("dlogp", dlogp, logp.shape)
     if logp.ndim < 1 or logp.shape[-1] == 0:
         raise ValueError(f"logp must have a non-empty last axis, got shape {logp.shape}")
-    T = check_temperature(T)
+    T = check_temperature(T, logp.dtype)
     fn = log_softmax_backward_numba if backend.get_backend() == "numba" else log_softmax_backward_numpy
     return fn(dlogp, logp, T)

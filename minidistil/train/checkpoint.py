@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
+import zlib
 from typing import Mapping
 
 import numpy as np
@@ -22,6 +24,11 @@ import numpy as np
 from ..atomic import atomic_write
 
 META_KEY = "__meta__"
+
+
+class RunFileError(ValueError):
+    """A run file (checkpoint, model, metrics log) is unreadable: the message names the file,
+    says what is wrong and what to do; the command line prints it on one line (exit code 2)."""
 
 
 def save_checkpoint(path: str, arrays: Mapping[str, np.ndarray], meta: Mapping | None = None) -> None:
@@ -42,16 +49,36 @@ def save_checkpoint(path: str, arrays: Mapping[str, np.ndarray], meta: Mapping |
 
 
 def load_checkpoint(path: str) -> tuple[dict, dict]:
-    """Load ``(arrays, meta)`` from a checkpoint written by :func:`save_checkpoint`."""
+    """Load ``(arrays, meta)`` from a checkpoint written by :func:`save_checkpoint`.
+
+    Raises :class:`RunFileError` (a ``ValueError``) naming ``path`` when the file is not a
+    complete ``.npz`` (garbage, truncated by a copy, a pickle: never unpickled), or when its
+    ``__meta__`` entry is missing or is not a JSON object.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):  # a bare .npy array, not an .npz archive
+                raise ValueError("a single .npy array, not an .npz archive")
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is not a readable minidistil checkpoint: {e}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error,
+            NotImplementedError, KeyError) as e:
+        why = "it holds pickled data, which is never loaded" if "pickle" in str(e) else \
+            f"truncated or not an .npz archive ({' '.join(str(e).split()) or type(e).__name__})"
+        raise RunFileError(f"{path} is not a readable minidistil file: {why}") from None
     raw = arrays.pop(META_KEY, None)
-    meta = json.loads(raw.tobytes().decode("utf-8")) if raw is not None else {}
+    if raw is None:
+        raise RunFileError(f"{path} has no {META_KEY} entry, so it was not written by minidistil "
+                           "(or was rewritten by another tool)")
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"dtype {raw.dtype}, shape {raw.shape}")
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+    except (ValueError, UnicodeError) as e:
+        raise RunFileError(f"{path}: its {META_KEY} entry is not a JSON object ({e})") from None
     return arrays, meta
 
 

@@ -25,8 +25,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..atomic import atomic_write_text
-from .checkpoint import load_checkpoint, prefixed, rng_from_state, rng_state, save_checkpoint, unprefixed
+from ..atomic import atomic_write_text, remove_stale_temp_files
+from .checkpoint import (RunFileError, load_checkpoint, prefixed, rng_from_state, rng_state,
+                         save_checkpoint, unprefixed)
+from ..losses import NonFiniteLoss
 from .optim import AdamW, accumulate_grads, clip_grad_norm, linear_schedule
 from .runs import StageConfig
 
@@ -50,17 +52,52 @@ def _epoch_batches(seqs, batch_size, seed, stage_id, epoch, pad_id):
     return list(batch_iterator(seqs, batch_size, rng, pad_id))
 
 
-def read_metrics(path: str) -> list[dict]:
+def read_metrics(path: str, repair: bool = False) -> list[dict]:
+    """The rows of ``metrics.jsonl``. A last line cut by a kill (no newline, not JSON) is
+    dropped when ``repair``; any other unreadable line raises :class:`RunFileError`."""
     if not os.path.isfile(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError:
+            if repair and i == len(lines) - 1:  # the last line, without its newline: cut by a kill
+                break
+            raise RunFileError(f"{path}: line {i + 1} is not a JSON object (the file was edited "
+                               "or damaged); fix or delete that line") from None
+        rows.append(row)
+    return rows
 
 
 def _truncate_metrics(path: str, step: int) -> None:
     """Keep only the metric lines of steps <= ``step`` (those the checkpoint has seen)."""
-    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    rows = [r for r in read_metrics(path, repair=True) if r.get("step", 0) <= step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _resume_state(ckpt_path, model, opt, stage):
+    """Load the checkpoint into ``model`` and ``opt``; ``(step, epoch, pos, rng)``. Every way the
+    file can be wrong raises RunFileError naming it."""
+    arrays, meta = load_checkpoint(ckpt_path)
+    if meta.get("stage", stage) != stage:
+        raise RunFileError(f"{ckpt_path}: a {meta.get('stage')!r} checkpoint, not a {stage!r} one")
+    try:
+        model.load_state_dict(unprefixed("model/", arrays))
+        opt.load_state_dict(unprefixed("optim/", arrays))
+        step, epoch, pos = int(meta["step"]), int(meta["epoch"]), int(meta["pos"])
+        rng = rng_from_state(meta["rng"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunFileError(f"{ckpt_path}: does not fit this run's model and optimizer "
+                           f"({' '.join(str(e).split())[:300]}); was it written by another "
+                           "configuration? Start afresh without --resume in another --out") from None
+    return step, epoch, pos, rng
 
 
 def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
@@ -85,12 +122,9 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     opt = AdamW(model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, epoch, pos = 0, 0, 0
     rng = np.random.default_rng([seed, stage_id, 10**6])  # masking and any other randomness
+    remove_stale_temp_files(folder)  # left by a kill inside an atomic write
     if resume and os.path.isfile(ckpt_path):
-        arrays, meta = load_checkpoint(ckpt_path)
-        model.load_state_dict(unprefixed("model/", arrays))
-        opt.load_state_dict(unprefixed("optim/", arrays))
-        step, epoch, pos = meta["step"], meta["epoch"], meta["pos"]
-        rng = rng_from_state(meta["rng"])
+        step, epoch, pos, rng = _resume_state(ckpt_path, model, opt, stage)
         _truncate_metrics(metrics_path, step)
     elif os.path.isfile(metrics_path):
         os.unlink(metrics_path)  # a fresh run starts a fresh log
@@ -101,7 +135,11 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
         meta = {"stage": stage, "step": step_now, "epoch": epoch, "pos": pos, "rng": rng_state(rng),
                 "seed": seed, "total_steps": cfg.steps}
         meta.update(extra_meta or {})
-        save_checkpoint(ckpt_path, arrays, meta)
+        try:
+            save_checkpoint(ckpt_path, arrays, meta)
+        except OSError as e:  # a full disk, a quota: the previous checkpoint is still intact
+            raise RunFileError(f"cannot write {ckpt_path}: {e.strerror or e}; the previous "
+                               "checkpoint is kept; free some space and continue with --resume") from None
 
     batches = _epoch_batches(seqs, cfg.batch_size, seed, stage_id, epoch, pad_id)
     bar = None
@@ -123,19 +161,24 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                         batches = _epoch_batches(seqs, cfg.batch_size, seed, stage_id, epoch, pad_id)
                     ids, attn = batches[pos]
                     pos += 1
-                    out = step_fn(ids, attn, rng)
+                    try:
+                        out = step_fn(ids, attn, rng)
+                    except NonFiniteLoss as e:  # the losses' own check fired first
+                        raise TrainingDiverged(_diverged_msg(stage, "a loss", "NaN/inf", step, ckpt_path,
+                                                             cfg, model, e)) from None
                     if out is None:
                         continue
                     losses, grads = out
                     for k, v in losses.items():
                         if not math.isfinite(float(v)):
-                            raise TrainingDiverged(_diverged_msg(stage, k, v, step, ckpt_path))
+                            raise TrainingDiverged(_diverged_msg(stage, k, v, step, ckpt_path, cfg, model))
                         sums[k] = sums.get(k, 0.0) + float(v)
                     acc = accumulate_grads(acc, grads, 1.0 / cfg.accum_steps)
                     n += 1
                 gnorm = clip_grad_norm(acc, cfg.clip_norm)
                 if not math.isfinite(gnorm):
-                    raise TrainingDiverged(_diverged_msg(stage, "gradient norm", gnorm, step, ckpt_path))
+                    raise TrainingDiverged(_diverged_msg(stage, "gradient norm", gnorm, step, ckpt_path,
+                                                         cfg, model))
                 lr = linear_schedule(step, cfg.steps, cfg.warmup_frac, cfg.lr)
                 opt.step(acc, lr)
                 step += 1
@@ -159,8 +202,30 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     return LoopResult(step, step >= cfg.steps, last)
 
 
-def _diverged_msg(stage, what, value, step, ckpt_path):
+def _likely_cause(cfg, model, step, err) -> str:
+    """The most probable reason a loss or gradient became NaN/inf, as a hint to the user."""
+    bad = next((k for k, p in model.params.items() if not np.all(np.isfinite(p))), None)
+    if bad is not None:
+        return f"the model's parameter {bad!r} is not finite (a damaged checkpoint?)"
+    if err is not None and err.input and err.input.startswith("t_"):
+        return "the teacher's outputs are not finite (NaN/inf teacher weights?)"
+    lcfg = getattr(cfg, "loss", cfg)  # a distill stage keeps its loss settings in .loss
+    T = getattr(lcfg, "temperature", None)
+    if T is not None and not (1e-6 <= T <= 1e6):
+        return f"--temperature {T:g} is extreme (1/T or T^2 overflows); try 1-8"
+    for name in ("alpha_ce", "alpha_mlm", "alpha_cos"):
+        a = getattr(lcfg, name, None)
+        if a is not None and a > 1e6:
+            return f"--{name.replace('_', '-')} {a:g} overflows the weighted loss; try 0-10"
+    if step > 0 or cfg.lr > 1.0:
+        return f"the learning rate --lr {cfg.lr:g} is too high for this model; try a lower --lr"
+    return "the inputs or the model (this was the first step: no update had been made yet)"
+
+
+def _diverged_msg(stage, what, value, step, ckpt_path, cfg=None, model=None, err=None):
     kept = (f"the last good checkpoint {ckpt_path} is kept" if os.path.isfile(ckpt_path)
             else "no checkpoint had been written yet")
-    return (f"{stage}: {what} became {value} at step {step + 1}; training stopped before the "
-            f"update (try a lower --lr); {kept}")
+    detail = f" ({err})" if err is not None else ""
+    cause = _likely_cause(cfg, model, step, err) if cfg is not None else "try a lower --lr"
+    return (f"{stage}: {what} became {value} at step {step + 1}{detail}; training stopped before "
+            f"the update. Likely cause: {cause}; {kept}")

@@ -273,13 +273,20 @@ def save_model(path: str, model, extra: dict | None = None) -> None:
 
 
 def load_model(path: str):
-    """Load a model written by :func:`save_model`; returns ``(model, meta)``."""
-    from .checkpoint import load_checkpoint
+    """Load a model written by :func:`save_model`; returns ``(model, meta)``.
+
+    A file that is unreadable, of another kind, or whose tensors do not fit its own config
+    raises ``checkpoint.RunFileError`` naming the file.
+    """
+    from .checkpoint import RunFileError, load_checkpoint
     from ..models import Bert, BertConfig, DistilBert
     arrays, meta = load_checkpoint(path)
     cls = {"Bert": Bert, "DistilBert": DistilBert}.get(meta.get("kind"))
     if cls is None:
-        raise ValueError(f"{path}: not a minidistil model file (kind {meta.get('kind')!r})")
-    model = cls(BertConfig.from_dict(meta["config"]), dtype=np.dtype(meta.get("dtype", "float32")), seed=0)
-    model.load_state_dict(arrays)
+        raise RunFileError(f"{path}: not a minidistil model file (kind {meta.get('kind')!r})")
+    try:
+        model = cls(BertConfig.from_dict(meta["config"]), dtype=np.dtype(meta.get("dtype", "float32")), seed=0)
+        model.load_state_dict(arrays)
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunFileError(f"{path}: its tensors do not match its config ({' '.join(str(e).split())})") from None
     return model, meta
