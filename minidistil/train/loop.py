@@ -30,6 +30,7 @@ from ..kernels.blas import owned_cores
 from .checkpoint import load_checkpoint, prefixed, rng_from_state, rng_state, save_checkpoint, unprefixed
 from .optim import AdamW, accumulate_grads, clip_grad_norm, linear_schedule
 from .runs import StageConfig
+from ..parallel.comm import SingleProcess
 
 CKPT_FILE = "checkpoint.npz"
 METRICS_FILE = "metrics.jsonl"
@@ -66,13 +67,16 @@ def _truncate_metrics(path: str, step: int) -> None:
 
 def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
                seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
-               progress: bool = True, extra_meta: dict | None = None) -> LoopResult:
+               progress: bool = True, extra_meta: dict | None = None, comm=None) -> LoopResult:
     """Train ``model.params`` for ``cfg.steps`` optimizer steps.
 
     ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
     ``None`` to skip a micro-batch; ``losses["loss"]`` is the total that was differentiated.
     ``max_steps`` stops after that many optimizer steps (a checkpoint is written), as if killed.
+    ``comm`` spreads the run over ranks (:mod:`minidistil.parallel`; default one process): its
+    ``step_fn`` computes the rows of ``comm.shard``, and rank 0 alone writes the files.
     """
+    comm = SingleProcess() if comm is None else comm
     os.makedirs(folder, exist_ok=True)
     ckpt_path = os.path.join(folder, CKPT_FILE)
     metrics_path = os.path.join(folder, METRICS_FILE)
@@ -86,8 +90,9 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
         opt.load_state_dict(unprefixed("optim/", arrays))
         step, epoch, pos = meta["step"], meta["epoch"], meta["pos"]
         rng = rng_from_state(meta["rng"])
-        _truncate_metrics(metrics_path, step)
-    elif os.path.isfile(metrics_path):
+        if comm.is_root:
+            _truncate_metrics(metrics_path, step)
+    elif comm.is_root and os.path.isfile(metrics_path):
         os.unlink(metrics_path)  # a fresh run starts a fresh log
 
     def save(step_now):
@@ -100,7 +105,7 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
 
     batches = _epoch_batches(seqs, cfg.batch_size, seed, stage_id, epoch, pad_id)
     bar = None
-    if progress:
+    if progress and comm.is_root:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, initial=step, desc=stage, unit="step", leave=True)
     t0 = time.perf_counter()
@@ -108,9 +113,11 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     try:
         # owned_cores: BLAS single-threaded for the whole loop, minidistil's pools own the cores
-        with open(metrics_path, "a", encoding="utf-8") as log, owned_cores():
+        log_path = metrics_path if comm.is_root else os.devnull
+        with open(log_path, "a", encoding="utf-8") as log, owned_cores():
+            comm.check_params(model.params, step)  # same start on every rank (e.g. same checkpoint)
             while step < stop_at:
-                acc, sums, n = None, {}, 0
+                acc, sums, n = comm.grad_buffer(model.params), {}, 0
                 while n < cfg.accum_steps:
                     if pos >= len(batches):
                         epoch, pos = epoch + 1, 0
@@ -127,6 +134,7 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                         sums[k] = sums.get(k, 0.0) + float(v)
                     acc = accumulate_grads(acc, grads, 1.0 / cfg.accum_steps)
                     n += 1
+                acc, sums = comm.allreduce(acc, sums)  # summed over ranks (no-op in one process)
                 gnorm = clip_grad_norm(acc, cfg.clip_norm)
                 if not math.isfinite(gnorm):
                     raise TrainingDiverged(_diverged_msg(stage, "gradient norm", gnorm, step, ckpt_path))
@@ -138,7 +146,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                        "time_s": round(time.perf_counter() - t0, 3)}
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                if step % cfg.ckpt_every == 0 or step == stop_at:
+                comm.check_params(model.params, step)
+                if comm.is_root and (step % cfg.ckpt_every == 0 or step == stop_at):
                     save(step)
                 if bar is not None:
                     bar.update(1)
