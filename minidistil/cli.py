@@ -7,6 +7,8 @@
     minidistil evaluate --out DIR   evaluate teacher and student, print the table, write plots
     minidistil ablate   --out DIR   Table 4 in miniature (5 variants x --seeds seeds)
     minidistil bench ...            kernel and model benchmarks
+    minidistil bench-ranks          2 MPI ranks x 1 thread against 1 rank x 2 threads
+    mpiexec -n N minidistil pretrain|distill ...   data-parallel (docs/distributed.md)
 
 Bad input (a missing file, a bad number, an unwritable --out, an unusable corpus) gives one line
 on stderr and exit code 2, before anything is written. A diverged run exits with code 1.
@@ -398,6 +400,9 @@ def main(argv=None) -> int:
             sys.stderr.write("minidistil: error: bench is not available in this install\n")
             return 2
         return int(bench.main(argv[1:]) or 0)
+    if argv and argv[0] == "bench-ranks":  # ranks against threads (minidistil/parallel/bench.py)
+        from .parallel.bench import main as bench_ranks
+        return int(bench_ranks(argv[1:]) or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
