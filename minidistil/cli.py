@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pretrain", help="train the teacher with masked language modelling")
     common(s, "runs/demo")
     training(s)
+    s.add_argument("--preset", choices=["demo", "teacher"], help="a named recipe: demo (the demo's "
+                   "teacher, default) or teacher (the recipe of the teacher shipped in "
+                   "minidistil/assets, about an hour on 2 cores)")
 
     s = sub.add_parser("distill", help="distil the student from the teacher (triple loss)")
     common(s, "runs/demo")
@@ -118,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- configuration and checks
 
 def _config(args):
-    from .train.runs import demo_config, quick_config
-    cfg = quick_config(args.seed) if args.quick else demo_config(args.seed)
+    from .train.runs import PRESETS
+    preset = getattr(args, "preset", None)
+    if preset and args.quick:
+        raise UsageError(f"--quick and --preset {preset} choose two recipes; give one of them")
+    cfg = PRESETS["quick" if args.quick else preset or "demo"](args.seed)
     if args.corpus:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, corpus=os.path.abspath(args.corpus)))
     cmd = args.command

@@ -67,14 +67,18 @@ def _truncate_metrics(path: str, step: int) -> None:
 
 def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cfg: StageConfig,
                seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
-               progress: bool = True, extra_meta: dict | None = None, comm=None) -> LoopResult:
+               progress: bool = True, extra_meta: dict | None = None,
+               evaluate: Callable[[], dict] | None = None, comm=None) -> LoopResult:
     """Train ``model.params`` for ``cfg.steps`` optimizer steps.
 
     ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
     ``None`` to skip a micro-batch; ``losses["loss"]`` is the total that was differentiated.
     ``max_steps`` stops after that many optimizer steps (a checkpoint is written), as if killed.
+    ``evaluate() -> dict`` (optional) is called every ``cfg.eval_every`` steps and at the last
+    step; its figures (e.g. ``val_loss``) join that step's metrics line, so a resumed run keeps them.
     ``comm`` spreads the run over ranks (:mod:`minidistil.parallel`; default one process): its
-    ``step_fn`` computes the rows of ``comm.shard``, and rank 0 alone writes the files.
+    ``step_fn`` computes the rows of ``comm.shard``, and rank 0 alone writes the files (and
+    runs ``evaluate``).
     """
     comm = SingleProcess() if comm is None else comm
     os.makedirs(folder, exist_ok=True)
@@ -144,6 +148,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                 last = {k: v / n for k, v in sums.items()}
                 row = {"step": step, "lr": lr, "grad_norm": gnorm, **last,
                        "time_s": round(time.perf_counter() - t0, 3)}
+                if comm.is_root and evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    row.update(evaluate())
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 comm.check_params(model.params, step)

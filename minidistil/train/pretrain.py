@@ -58,6 +58,22 @@ def make_mlm_step(model, tokenizer, cfg: StageConfig, token_probs=None, shard=No
     return step_fn
 
 
+def make_val_evaluator(model, data: Data, cfg: RunConfig):
+    """``evaluate() -> {"val_loss", "val_acc"}`` on the validation split with one fixed mask.
+
+    The mask is drawn once, from the evaluation seed, so every point of the curve scores the same
+    tokens and the curve shows the model changing, not the mask.
+    """
+    from .evaluate import make_eval_set, predict
+    evalset = make_eval_set(data.val, data.tokenizer, cfg.eval, mlm_prob=cfg.pretrain.mlm_prob)
+
+    def evaluate() -> dict:
+        r = predict(model, evalset)
+        return {"val_loss": round(r["mlm_loss"], 5), "val_acc": round(r["accuracy"], 5)}
+
+    return evaluate
+
+
 def pretrain(cfg: RunConfig, out: str, data: Data, resume: bool = False,
              max_steps: int | None = None, progress: bool = True, comm=None):
     """Train a teacher from scratch; returns ``(teacher, LoopResult)``.
@@ -74,7 +90,8 @@ def pretrain(cfg: RunConfig, out: str, data: Data, resume: bool = False,
                             shard=getattr(comm, "shard", None))
     result = train_loop("pretrain", teacher, step_fn, data.train, data.tokenizer.pad_id,
                         cfg.pretrain, cfg.seed, folder, resume=resume, max_steps=max_steps,
-                        progress=progress, comm=comm)
+                        progress=progress, comm=comm,
+                        evaluate=make_val_evaluator(teacher, data, cfg) if cfg.pretrain.eval_every else None)
     if result.finished and getattr(comm, "is_root", True):
         save_model(os.path.join(folder, MODEL_FILE), teacher, {"steps": result.step})
     return teacher, result
