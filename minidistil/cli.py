@@ -6,6 +6,7 @@
     minidistil distill  --out DIR   distil the student from DIR's teacher (or --teacher FOLDER)
     minidistil evaluate --out DIR   evaluate teacher and student, print the table, write plots
     minidistil ablate   --out DIR   Table 4 in miniature (5 variants x --seeds seeds)
+    minidistil glue     --out DIR   fine-tune every model on the miniature GLUE (Tables 1 and 2)
     minidistil bench ...            kernel and model benchmarks
     minidistil bench-ranks          2 MPI ranks x 1 thread against 1 rank x 2 threads
     mpiexec -n N minidistil pretrain|distill ...   data-parallel (docs/distributed.md)
@@ -58,7 +59,7 @@ NONNEG_FLOAT = _number(float, 0.0)
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minidistil", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{demo,pretrain,distill,evaluate,ablate,glue,bench}")
 
     def common(sp, default_out):
         sp.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the embedded CPython documentation corpus)")
         sp.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sp.add_argument("--no-fast", action="store_true", help="run the plain reference code only: "
+                        "no thread pool, BLAS and malloc as they come (see minidistil.fast)")
 
     def training(sp):
         sp.add_argument("--steps", type=POS_INT, help="optimizer steps (overrides the preset)")
@@ -114,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{ABLATE_STEPS_QUICK} with --quick)")
     s.add_argument("--pretrain-steps", type=POS_INT)
 
+    from .train.glue_cli import add_glue_parser
+    add_glue_parser(sub, POS_INT, POS_FLOAT, NONNEG_FLOAT)
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)
     return p
 
@@ -135,10 +140,14 @@ def _config(args):
     if cmd == "pretrain" and stage_over:
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, **stage_over))
     if cmd == "distill":
-        extra = {k: getattr(args, a) for k, a in
-                 (("student_init", "init"), ("alpha_ce", "alpha_ce"), ("alpha_mlm", "alpha_mlm"),
-                  ("alpha_cos", "alpha_cos"), ("temperature", "temperature"))
-                 if getattr(args, a, None) is not None}
+        extra = {"student_init": args.init} if args.init is not None else {}
+        loss = {k: getattr(args, k) for k in ("alpha_ce", "alpha_mlm", "alpha_cos", "temperature")
+                if getattr(args, k) is not None}
+        if loss:
+            try:
+                extra["loss"] = dataclasses.replace(cfg.distill.loss, **loss)
+            except (TypeError, ValueError) as e:
+                raise UsageError(str(e)) from None
         if stage_over or extra:
             cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, **stage_over, **extra))
     if cmd in ("demo", "ablate") and getattr(args, "pretrain_steps", None):
@@ -330,6 +339,9 @@ def _run_evaluate(args, cfg, data, teacher, student):
 
 
 def _cmd(args) -> int:
+    if not args.no_fast:
+        from . import fast
+        fast.enable()
     cfg = _config(args)
     _check_inputs(args)
     cfg, existing = _merge_saved_config(args, cfg)
@@ -400,12 +412,8 @@ def _cmd(args) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":  # owned by minidistil.bench; imported only when asked for
-        try:
-            from . import bench
-        except ImportError:
-            sys.stderr.write("minidistil: error: bench is not available in this install\n")
-            return 2
-        return int(bench.main(argv[1:]) or 0)
+        from .bench import main as bench_main
+        return int(bench_main(argv[1:]) or 0)
     if argv and argv[0] == "bench-ranks":  # ranks against threads (minidistil/parallel/bench.py)
         from .parallel.bench import main as bench_ranks
         return int(bench_ranks(argv[1:]) or 0)
@@ -420,6 +428,9 @@ def main(argv=None) -> int:
     from .train.loop import TrainingDiverged
     try:
         args.comm = _communicator(args)
+        if args.command == "glue":
+            from .train.glue_cli import run_glue_command
+            return run_glue_command(args, UsageError)
         return _cmd(args)
     except UsageError as e:
         return _fail(args, f"minidistil {args.command}: error: {' '.join(str(e).split())}", 2)

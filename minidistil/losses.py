@@ -2,9 +2,9 @@
 
 Legend: B batch, T sequence, C hidden, V vocabulary, P positions the model computed logits for
 (the True entries of a (B, T) boolean ``positions`` mask, in ``np.nonzero`` row-major order),
-N rows a loss actually uses (a subset of the P rows).
+N rows a loss actually uses (a subset of the P rows); tau the softmax temperature.
 
-    Lce  = T**2 * mean_rows KL(softmax(t / T) || softmax(s / T))     soft targets, teacher logits t
+    Lce  = tau**2 * mean_rows KL(softmax(t/tau) || softmax(s/tau))   soft targets, teacher logits t
     Lmlm = mean_masked -log softmax(s)[label]                        labels -100 = ignore
     Lcos = mean_real (1 - cos(s_h, t_h))                             last hidden states
     L    = alpha_ce * Lce + alpha_mlm * Lmlm + alpha_cos * Lcos      (5, 2, 1 in the released recipe)
@@ -24,9 +24,10 @@ import numpy as np
 
 from .kernels import log_softmax
 from .kernels.kl import soft_target_rows
-from .kernels.backend import check_float_array, check_mask, check_same_dtype, check_shape, check_temperature
+from .kernels.backend import (check_float_array, check_ids, check_mask, check_same_dtype, check_shape,
+                              check_temperature)
 
-IGNORE_INDEX = -100  # label of a position that Lmlm skips (the Hugging Face convention)
+from .masking import IGNORE_INDEX  # noqa: E402  (one definition, where labels are made)
 COS_EPS = 1e-12  # added to squared norms in Lcos so that a zero vector gives cos = 0, not NaN
 
 
@@ -34,17 +35,8 @@ COS_EPS = 1e-12  # added to squared norms in Lcos so that a zero vector gives co
 
 def _check_labels(name: str, labels, shape: tuple, vocab_size: int) -> np.ndarray:
     """Integer labels of ``shape``: each in [0, vocab_size) or equal to IGNORE_INDEX."""
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(labels).__name__}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {labels.dtype}")
+    check_ids(name, labels, vocab_size, ignore=IGNORE_INDEX)
     check_shape(name, labels, shape)
-    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= vocab_size))
-    if bad.any():
-        value = labels[bad].flat[0]
-        raise ValueError(
-            f"{name} must hold ids in [0, {vocab_size}) or {IGNORE_INDEX} (ignore), got {value}"
-        )
     return labels
 
 
@@ -72,49 +64,49 @@ def _check_finite_loss(loss: float, what: str, **arrays: np.ndarray) -> None:
 
 class SoftTargetCache(NamedTuple):
     s_logits: np.ndarray  # (N, V) the student logits (a reference, not a copy)
-    diff: np.ndarray  # (N, V) softmax(s / T) - softmax(t / T), the gradient's direction
-    T: float
+    diff: np.ndarray  # (N, V) softmax(s / tau) - softmax(t / tau), the gradient's direction
+    tau: float
     n_rows: int
 
 
-def soft_target_forward(s_logits: np.ndarray, t_logits: np.ndarray, T: float = 2.0):
-    """``T**2 * mean over rows of KL(softmax(t/T) || softmax(s/T))``; ``s_logits``, ``t_logits`` (N, V).
+def soft_target_forward(s_logits: np.ndarray, t_logits: np.ndarray, tau: float = 2.0):
+    """``tau**2 * mean over rows of KL(softmax(t/tau) || softmax(s/tau))``; ``s_logits``, ``t_logits`` (N, V).
 
-    The T**2 factor (Hinton et al., 2015, section 2) keeps the gradient's size roughly
-    independent of T, see :func:`soft_target_backward`. Zero rows give a loss of 0.
+    The tau**2 factor (Hinton et al., 2015, section 2) keeps the gradient's size roughly
+    independent of tau, see :func:`soft_target_backward`. Zero rows give a loss of 0.
     """
     check_float_array("s_logits", s_logits, 2)
     check_float_array("t_logits", t_logits, 2)
     check_shape("t_logits", t_logits, s_logits.shape)
     check_same_dtype(s_logits.dtype, t_logits=t_logits)
-    T = check_temperature(T)
+    tau = check_temperature(tau)
     n_rows, V = s_logits.shape
     if V == 0:
         raise ValueError(f"s_logits must have a non-empty vocabulary axis, got shape {s_logits.shape}")
     if n_rows == 0:
-        return 0.0, SoftTargetCache(s_logits, t_logits, T, 0)
+        return 0.0, SoftTargetCache(s_logits, t_logits, tau, 0)
     # One fused sweep (kernels/kl.py): KL_n = sum_v pt_v (log pt_v - log ps_v) per row, written
     # with log-sum-exps so that no log(0) appears, and ps - pt, which the backward only rescales.
-    kl_rows, diff = soft_target_rows(s_logits, t_logits, T)  # (N,) float64, (N, V)
-    loss = float(T * T * kl_rows.sum() / n_rows)
+    kl_rows, diff = soft_target_rows(s_logits, t_logits, tau)  # (N,) float64, (N, V)
+    loss = float(tau * tau * kl_rows.sum() / n_rows)
     _check_finite_loss(loss, "the soft-target loss", s_logits=s_logits, t_logits=t_logits)
-    return loss, SoftTargetCache(s_logits, diff, T, n_rows)
+    return loss, SoftTargetCache(s_logits, diff, tau, n_rows)
 
 
 def soft_target_backward(dloss, cache: SoftTargetCache) -> np.ndarray:
     """Gradient of the soft-target loss w.r.t. the student logits (N, V); the teacher is constant.
 
-    With ps = softmax(s/T), log ps_v = s_v/T - logsumexp(s/T), so d log ps_v / d s_u
-    = (delta_uv - ps_u) / T. Per row, d/ds_u of sum_v pt_v (log pt_v - log ps_v)
-    = -sum_v pt_v (delta_uv - ps_u) / T = (ps_u - pt_u) / T   (sum_v pt_v = 1).
-    Times T**2 / N:   dLce/ds = T * (ps - pt) / N.
-    For large T, ps - pt ~ (s - t) / (T V), so the T**2 factor leaves a gradient of size ~1/(V N)
-    whatever T is; without it the gradient would shrink like 1/T**2.
+    With ps = softmax(s/tau), log ps_v = s_v/tau - logsumexp(s/tau), so d log ps_v / d s_u
+    = (delta_uv - ps_u) / tau. Per row, d/ds_u of sum_v pt_v (log pt_v - log ps_v)
+    = -sum_v pt_v (delta_uv - ps_u) / tau = (ps_u - pt_u) / tau   (sum_v pt_v = 1).
+    Times tau**2 / N:   dLce/ds = tau * (ps - pt) / N.
+    For large tau, ps - pt ~ (s - t) / (tau V), so the tau**2 factor leaves a gradient of size ~1/(V N)
+    whatever tau is; without it the gradient would shrink like 1/tau**2.
     """
     dloss = _check_scalar("dloss", dloss)
     if cache.n_rows == 0:
         return np.zeros_like(cache.s_logits)  # (0, V)
-    scale = cache.s_logits.dtype.type(dloss * cache.T / cache.n_rows)
+    scale = cache.s_logits.dtype.type(dloss * cache.tau / cache.n_rows)
     # ps - pt came from the forward's fused kernel (identical rows give exactly zero)
     return cache.diff * scale  # (N, V), a new array: the cache is left as it was
 
@@ -392,10 +384,11 @@ def distill_loss_forward(s_logits: np.ndarray, t_logits: np.ndarray, labels: np.
     return float(total), parts, cache
 
 
-def distill_loss_backward(cache: DistillCache, dloss: float = 1.0):
+def distill_loss_backward(dloss: float, cache: DistillCache):
     """``(ds_logits (P, V), ds_hidden (B, T, C) or None)`` of ``dloss * total``.
 
-    ``dloss`` (default 1) scales everything, e.g. 1/accumulation_steps. ``ds_hidden`` is zeros
+    ``dloss`` (1.0 for the loss itself) scales everything, e.g. 1/accumulation_steps; the argument
+    order is every backward's, ``(upstream gradient, cache)``. ``ds_hidden`` is zeros
     when alpha_cos is 0 and hidden states were given, None when they were not.
     """
     dloss = _check_scalar("dloss", dloss)
@@ -416,7 +409,3 @@ def distill_loss_backward(cache: DistillCache, dloss: float = 1.0):
         ds_hidden = None
     return ds_logits, ds_hidden
 
-
-# the teacher's pretraining objective is Lmlm alone
-mlm_loss_only_forward = mlm_forward
-mlm_loss_only_backward = mlm_backward

@@ -31,9 +31,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .kernels.backend import check_mask
+from .kernels.backend import check_ids, check_mask
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of a position no loss looks at (the Hugging Face convention)
 
 
 # ---------------------------------------------------------------- checks
@@ -103,10 +103,8 @@ def mask_tokens(input_ids: np.ndarray, attention_mask: np.ndarray, rng: np.rando
     ``labels`` holds the original id at the chosen positions and -100 elsewhere.
     ``split`` = (mask, random, keep) shares of the chosen tokens, (0.8, 0.1, 0.1) as BERT.
     """
-    if not isinstance(input_ids, np.ndarray):
-        raise TypeError(f"input_ids must be a numpy.ndarray, got {type(input_ids).__name__}")
-    if not np.issubdtype(input_ids.dtype, np.integer):
-        raise TypeError(f"input_ids must have an integer dtype, got {input_ids.dtype}")
+    if not isinstance(input_ids, np.ndarray) or not np.issubdtype(input_ids.dtype, np.integer):
+        check_ids("input_ids", input_ids, 1)  # raises the TypeError
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must be 2-D (B, T), got shape {input_ids.shape}")
     real = check_mask("attention_mask", attention_mask, input_ids.shape)  # (B, T) bool

@@ -104,3 +104,19 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
     code, _, err = run(["pretrain", "--quick", "--out", str(out)], capsys)
     assert_one_line_error(code, err, "--resume")
     assert (out / "pretrain" / "checkpoint.npz").read_bytes() == b"keep me"
+
+
+def test_loss_settings_live_in_one_config():
+    from minidistil.cli import UsageError, _config, build_parser
+    from minidistil.losses import DistillLossConfig
+    from minidistil.train.runs import RunConfig, quick_config
+    cfg = _config(build_parser().parse_args(["distill", "--alpha-ce", "0", "--temperature", "4"]))
+    assert isinstance(cfg.distill.loss, DistillLossConfig)
+    assert cfg.distill.loss == DistillLossConfig(alpha_ce=0.0, temperature=4.0)
+    with pytest.raises(UsageError, match="at least one of alpha_ce"):
+        _config(build_parser().parse_args(["distill", "--alpha-ce", "0", "--alpha-mlm", "0", "--alpha-cos", "0"]))
+    # a run directory written with the flat keys of before still loads
+    d = quick_config().to_dict()
+    loss = d["distill"].pop("loss")
+    d["distill"].update(loss, alpha_cos=0.5)
+    assert RunConfig.from_dict(d).distill.loss == DistillLossConfig(**dict(loss, alpha_cos=0.5))

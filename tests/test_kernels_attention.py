@@ -11,29 +11,48 @@ from hypothesis import strategies as st
 from minidistil import gradcheck
 from minidistil.kernels import attention_backward, attention_forward, use_backend
 from minidistil.kernels import attention
-from minidistil.kernels.gemm import cblas_route
+from minidistil.kernels import backend as kb
+from minidistil.fast import attention as fast_attention
+from minidistil.fast.gemm import cblas_route, gemm_functions
 
 BACKENDS = ["numpy", "numba"]
-PATHS = ["tiles", "tiles-cblas", "pool"]  # BLAS per head (its fastest gemm, then cblas), the fallback
+PATHS = ["plain", "tiles", "tiles-cblas"]  # the kernel's Numba version; the fast layer's, two gemm routes
 
 
 @pytest.fixture(params=PATHS)
 def numba_path(request, monkeypatch):
-    """Runs a test on every Numba version: "tiles" calls BLAS per head with the fastest gemm route
-    (kernels/gemm.py: OpenBLAS's AVX-512 kernels where the CPU has them), "tiles-cblas" with
-    cblas_?gemm, and "pool" is what a BLAS that cannot be called from Numba gets."""
-    g = attention.gemm_functions()
-    if request.param.startswith("tiles") and g is None:
-        pytest.skip("BLAS's gemm cannot be called from Numba here")
-    if request.param == "tiles-cblas":
-        if g.route == "cblas":
-            pytest.skip("the fastest route is cblas already (tested as 'tiles')")
-        with cblas_route():
-            yield request.param
+    """Runs a test on every Numba version: "plain" is kernels/attention.py's own, "tiles" the fast
+    layer's per-head kernel with its fastest gemm route (fast/gemm.py), "tiles-cblas" the same
+    through cblas_?gemm. BLAS is held to one thread for the tiles, as the fast layer does."""
+    monkeypatch.setattr(kb, "_FAST_ROUTES", {})
+    if request.param == "plain":
+        yield request.param
         return
-    if request.param == "pool":
-        monkeypatch.setattr(attention, "gemm_functions", lambda: None)
-    yield request.param
+    from threadpoolctl import threadpool_limits
+    g = gemm_functions()
+    if g is None:
+        pytest.skip("BLAS's gemm cannot be called from Numba here")
+    if request.param == "tiles-cblas" and g.route == "cblas":
+        pytest.skip("the fastest route is cblas already (tested as 'tiles')")
+    kb.set_fast_routes({"attention_forward": fast_attention.attention_forward_tiles,
+                        "attention_backward": fast_attention.attention_backward_tiles})
+    with threadpool_limits(1, user_api="blas"):
+        if request.param == "tiles-cblas":
+            with cblas_route():
+                yield request.param
+        else:
+            yield request.param
+
+
+def fwd(q, k, v, mask):
+    """The Numba backend's forward, through whatever route the numba_path fixture installed."""
+    with use_backend("numba"):
+        return attention_forward(q, k, v, mask)
+
+
+def bwd(dout, q, k, v, probs, out=None):
+    with use_backend("numba"):
+        return attention_backward(dout, q, k, v, probs, out)
 
 
 FD_TOL = 1e-7
@@ -80,11 +99,11 @@ def test_numba_matches_numpy_twin(numba_path, dtype, masked):
     dout = qkv((3, 2, 5, 8), dtype, 3)[0]
     mask = padding_mask().astype(bool) if masked else None
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
-    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    out, probs = fwd(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert out.dtype == dtype and probs.dtype == dtype
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
-    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs_ref),
+    for a, b in zip(bwd(dout, q, k, v, probs_ref),
                     attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
         assert a.shape == q.shape and a.dtype == dtype
         assert nrel(a, b) <= tol
@@ -100,15 +119,15 @@ def test_numba_matches_numpy_twin_on_longer_rows(numba_path, dtype, T):
     mask[0, T // 2:] = False  # padded keys in the lanes and in the tail
     mask[1, ::3] = False
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
-    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    out, probs = fwd(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
     assert np.all(probs[0, :, :, T // 2:] == 0) and np.all(probs[1, :, :, ::3] == 0)
-    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs_ref),
+    for a, b in zip(bwd(dout, q, k, v, probs_ref),
                     attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
     # the backward on the forward's own probs (the tile version's transposed view)
-    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs),
+    for a, b in zip(bwd(dout, q, k, v, probs),
                     attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
 
@@ -123,25 +142,25 @@ def test_tiles_skip_trailing_padding_exactly(numba_path, dtype):
     mask[0, 11:] = False
     mask[1, 3:9] = False
     mask[3] = False
-    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    out, probs = fwd(q, k, v, mask)
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert probs.shape == (B, NH, T, T) and out.shape == (B, NH, T, HS)
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
     assert np.all(probs[0, ..., 11:] == 0) and np.all(probs[1, ..., 3:9] == 0)
     np.testing.assert_allclose(probs[3], 1.0 / T, rtol=1e-6)
-    grads = attention.attention_backward_numba(dout, q, k, v, probs)
+    grads = bwd(dout, q, k, v, probs)
     for a, b in zip(grads, attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
     assert np.all(grads[1][0, :, 11:] == 0) and np.all(grads[2][0, :, 11:] == 0)  # dk, dv of skipped keys
 
 
 def test_tile_outputs_merge_heads_without_a_copy():
-    if attention.gemm_functions() is None:
+    if gemm_functions() is None:
         pytest.skip("BLAS's gemm cannot be called from Numba here")
     from minidistil.layers.attention import merge_heads
     q, k, v = qkv((2, 3, 4, 5), np.float32, 8)
-    out, _ = attention.attention_forward_numba(q, k, v, None)
+    out, _ = fast_attention.attention_forward_tiles(q, k, v, None)
     merged = merge_heads(out)  # (B, T, C)
     assert np.shares_memory(merged, out)
     np.testing.assert_array_equal(merged, out.transpose(0, 2, 1, 3).reshape(2, 4, 15))
@@ -153,11 +172,11 @@ def test_numba_accepts_head_split_views(numba_path):
     x = rng.standard_normal((3, 3, 5, 2, 4))  # (3 for q/k/v, B, T, NH, HS)
     q, k, v = (x[i].transpose(0, 2, 1, 3) for i in range(3))  # (B, NH, T, HS) views
     mask = padding_mask()[:, :5]
-    out, probs = attention.attention_forward_numba(q, k, v, mask.astype(bool))
+    out, probs = fwd(q, k, v, mask.astype(bool))
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask.astype(bool))
     assert nrel(out, out_ref) <= 1e-12 and nrel(probs, probs_ref) <= 1e-12
     dout = x[0].transpose(0, 2, 1, 3)[..., ::-1]  # a view with a reversed last axis: copied first
-    for a, b in zip(attention.attention_backward_numba(dout, q, k, v, probs),
+    for a, b in zip(bwd(dout, q, k, v, probs),
                     attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= 1e-12
 
@@ -191,8 +210,10 @@ def test_padded_keys_get_exactly_zero_and_nothing_is_nan(backend, dtype, mask_ro
 def numba_must_not_run(monkeypatch):
     def boom(*args):
         raise AssertionError("a Numba kernel ran on invalid input")
-    for name in ("_forward_tiles", "_backward_tiles", "_masked_softmax_inplace", "_softmax_backward_inplace"):
+    for name in ("_masked_softmax_inplace", "_softmax_backward_inplace"):
         monkeypatch.setattr(attention, name, boom)
+    for name in ("_forward_tiles", "_backward_tiles"):
+        monkeypatch.setattr(fast_attention, name, boom)
     with use_backend("numba"):
         yield
 
@@ -265,14 +286,24 @@ def test_backward_rejects_bad_out(numba_must_not_run):
        seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float64, np.float32]))
 def test_numba_matches_twin_on_any_shape_and_mask(B, NH, T, HS, seed, dtype):
     # odd sizes (T = 1, HS = 1), any mask (all padding, padding first, in the middle, at the end)
+    from threadpoolctl import threadpool_limits
+    versions = [(attention.attention_forward_numba, attention.attention_backward_numba)]
+    if gemm_functions() is not None:
+        versions.append((fast_attention.attention_forward_tiles, fast_attention.attention_backward_tiles))
+    with threadpool_limits(1, user_api="blas"):
+        for forward, backward in versions:
+            _check_against_twin(forward, backward, B, NH, T, HS, seed, dtype)
+
+
+def _check_against_twin(forward, backward, B, NH, T, HS, seed, dtype):
     rng = np.random.default_rng(seed)
     q, k, v, dout = ((rng.standard_normal((B, NH, T, HS)) * 2.0).astype(dtype) for _ in range(4))
     mask = rng.random((B, T)) < 0.7  # (B, T)
-    out, probs = attention.attention_forward_numba(q, k, v, mask)
+    out, probs = forward(q, k, v, mask)
     out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
-    grads = attention.attention_backward_numba(dout, q, k, v, probs)
+    grads = backward(dout, q, k, v, probs)
     twins = attention.attention_backward_numpy(dout, q, k, v, probs_ref)
     if dtype == np.float64:
         for a, b in zip(grads, twins):

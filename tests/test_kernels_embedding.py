@@ -88,9 +88,9 @@ def numba_must_not_run(monkeypatch):
 def test_bad_inputs_are_rejected(numba_must_not_run):
     dy = np.zeros((4, 3))
     ids = np.array([0, 1, 2, 3])
-    with pytest.raises(ValueError, match=r"ids must lie in \[0, V\) = \[0, 3\), got values in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 3\), found 3 \(values in \[0, 3\]\)"):
         embedding_backward(dy, ids, 3)
-    with pytest.raises(ValueError, match=r"ids must lie in \[0, V\) = \[0, 9\), got values in \[-1, 2\]"):
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 9\), found -1 \(values in \[-1, 2\]\)"):
         embedding_backward(dy, np.array([0, -1, 2, 1]), 9)
     with pytest.raises(TypeError, match="ids must have an integer dtype, got float64"):
         embedding_backward(dy, ids.astype(np.float64), 9)
@@ -100,5 +100,5 @@ def test_bad_inputs_are_rejected(numba_must_not_run):
         embedding_backward(dy.astype(np.float16), ids, 9)
     with pytest.raises(ValueError, match="V must be a positive integer"):
         embedding_backward(dy, ids, 0)
-    with pytest.raises(TypeError, match="ids must be a numpy.ndarray, got list"):
+    with pytest.raises(TypeError, match="ids must be a numpy.ndarray of integers, got list"):
         embedding_backward(dy, [0, 1, 2, 3], 9)

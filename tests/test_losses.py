@@ -228,7 +228,7 @@ def test_distill_total_is_weighted_sum_and_gradient(ce_positions):
     assert all(isinstance(v, float) for v in parts.values())
 
     dloss = 0.7
-    ds, dh = L.distill_loss_backward(cache, dloss)
+    ds, dh = L.distill_loss_backward(dloss, cache)
     f = lambda: dloss * L.distill_loss_forward(s, t, labels, sh, th, am, cfg, am.astype(bool))[0]
     assert rel_error(ds, _fd(f, s)) < TOL
     assert rel_error(dh, _fd_hidden(s, t, labels, sh, th, am, cfg, am.astype(bool), dloss)) < TOL
@@ -245,7 +245,7 @@ def test_distill_positions_wider_than_attention_mask():
     total, parts, cache = L.distill_loss_forward(s, t, labels, sh, th, am, cfg, pos)
     real_rows = am.reshape(-1).astype(bool)
     assert abs(parts["loss_ce"] - L.soft_target_forward(s[real_rows], t[real_rows], 2.0)[0]) < 1e-12
-    ds, _ = L.distill_loss_backward(cache)
+    ds, _ = L.distill_loss_backward(1.0, cache)
     assert np.all(ds[~real_rows] == 0)
     f = lambda: L.distill_loss_forward(s, t, labels, sh, th, am, cfg, pos)[0]
     assert rel_error(ds, _fd(f, s)) < TOL
@@ -265,14 +265,14 @@ def test_distill_each_alpha_zero(zero):
         assert parts[other] == parts_full[other]
     assert abs(total - (cfg.alpha_ce * parts["loss_ce"] + cfg.alpha_mlm * parts["loss_mlm"]
                         + cfg.alpha_cos * parts["loss_cos"])) < 1e-12
-    ds, dh = L.distill_loss_backward(cache)
+    ds, dh = L.distill_loss_backward(1.0, cache)
     f = lambda: L.distill_loss_forward(s, t, labels, sh, th, am, cfg)[0]
     assert rel_error(ds, _fd(f, s)) < TOL
     if zero == "alpha_cos":
         assert dh.shape == sh.shape and np.all(dh == 0)
         # hidden states may be left out entirely when Lcos is off
         _, _, c2 = L.distill_loss_forward(s, t, labels, None, None, am, cfg)
-        ds2, dh2 = L.distill_loss_backward(c2)
+        ds2, dh2 = L.distill_loss_backward(1.0, c2)
         assert dh2 is None and np.array_equal(ds2, ds)
     else:
         assert rel_error(dh, _fd_hidden(s, t, labels, sh, th, am, cfg)) < TOL
@@ -286,7 +286,7 @@ def test_distill_masked_ce_with_no_masked_tokens_is_zero():
     total, parts, cache = L.distill_loss_forward(s, t, labels, sh, th, am, cfg)
     assert parts["loss_ce"] == 0.0 and parts["loss_mlm"] == 0.0
     assert abs(total - parts["loss_cos"]) < 1e-12
-    ds, _ = L.distill_loss_backward(cache)
+    ds, _ = L.distill_loss_backward(1.0, cache)
     assert np.all(ds == 0)
 
 
@@ -297,10 +297,10 @@ def test_dtype_kept_and_backends_agree(dtype, backend):
     s, t, labels, sh, th, am = _batch(rng, dtype=dtype)
     with use_backend("numpy"):
         ref_total, _, ref_cache = L.distill_loss_forward(s, t, labels, sh, th, am)
-        ref_ds, ref_dh = L.distill_loss_backward(ref_cache)
+        ref_ds, ref_dh = L.distill_loss_backward(1.0, ref_cache)
     with use_backend(backend):
         total, _, cache = L.distill_loss_forward(s, t, labels, sh, th, am)
-        ds, dh = L.distill_loss_backward(cache)
+        ds, dh = L.distill_loss_backward(1.0, cache)
     assert ds.dtype == dtype and dh.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert abs(total - ref_total) <= tol * abs(ref_total)
@@ -313,8 +313,8 @@ def test_backward_is_repeatable_and_inputs_untouched():
     s, t, labels, sh, th, am = _batch(rng)
     copies = [a.copy() for a in (s, t, labels, sh, th, am)]
     _, _, cache = L.distill_loss_forward(s, t, labels, sh, th, am)
-    a = L.distill_loss_backward(cache)
-    b = L.distill_loss_backward(cache)
+    a = L.distill_loss_backward(1.0, cache)
+    b = L.distill_loss_backward(1.0, cache)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     for orig, now in zip(copies, (s, t, labels, sh, th, am)):
         assert np.array_equal(orig, now)

@@ -266,6 +266,6 @@ def test_student_triple_loss_all_parameters(cfg):
                                                mask, cfg, pos)
     for name, alpha in (("loss_ce", cfg.alpha_ce), ("loss_mlm", cfg.alpha_mlm), ("loss_cos", cfg.alpha_cos)):
         assert (parts[name] > 0) == (alpha > 0), (name, parts)  # every active term contributes
-    ds_logits, ds_hidden = distill_loss_backward(cache)
+    ds_logits, ds_hidden = distill_loss_backward(1.0, cache)
     grads = student.backward(ds_logits, out.cache, dhidden={L: ds_hidden})
     _fd_check_all(student, f, grads, rng, T, h=LOSS_H, richardson=True, n_samples=LOSS_SAMPLES)

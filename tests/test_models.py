@@ -344,3 +344,14 @@ def test_bad_backward_inputs():
         t.backward(None, out.cache, dhidden={1: np.zeros((2, 5, 16))})
     with pytest.raises(ValueError, match="DistilBert"):
         DistilBert(BertConfig.tiny(vocab_size=V), np.float64).backward(None, out.cache)
+
+
+def test_student_layers_is_the_one_rule():
+    from minidistil.models import student_layers
+    assert student_layers(6, 3) == [0, 2, 4] and student_layers(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert student_layers(5, 3) == [0, 2, 4] and student_layers(2, 1) == [0]
+    assert student_layers(6, 2) == [0, 5] and student_layers(4, 1) == [3] and student_layers(3, 3) == [0, 1, 2]
+    assert student_layers(12, 4) == [0, 4, 7, 11]
+    for bad in ((6, 7), (6, 0), (0, 1), (6, 2.0), (True, 1)):
+        with pytest.raises(ValueError):
+            student_layers(*bad)

@@ -9,9 +9,9 @@ import pytest
 
 from minidistil.data.tokenizer import WordPieceTokenizer
 from minidistil.io.pretrained import (PretrainedError, load_pretrained, minilm_folder, read_config,
-                                      save_pretrained, spread_layers, teacher_from_pretrained)
+                                      save_pretrained, teacher_from_pretrained)
 from minidistil.io.safetensors import load_file, save_file
-from minidistil.models import Bert, BertConfig, DistilBert
+from minidistil.models import Bert, BertConfig, DistilBert, student_layers
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "##s", "##ing", ".", ","]
@@ -218,17 +218,15 @@ def test_save_pretrained_checks_its_input(tmp_path):
         save_pretrained(small, _tok(), tmp_path / "x")
 
 
-def test_spread_layers_and_teacher_from_pretrained(tmp_path):
-    assert spread_layers(12, 6) == [0, 2, 4, 7, 9, 11]  # the released DistilBERT's choice
-    assert spread_layers(6, 3) == [0, 2, 5] and spread_layers(4, 1) == [3] and spread_layers(3, 3) == [0, 1, 2]
-    with pytest.raises(ValueError):
-        spread_layers(6, 7)
+def test_teacher_from_pretrained_takes_the_one_student_layers_rule(tmp_path):
     teacher = _tiny(Bert)
     save_pretrained(teacher, _tok(), tmp_path / "t", dtype=np.float64, pooler=True)
     t, s, tok = teacher_from_pretrained(tmp_path / "t", dtype=np.float64)
-    assert s.config.num_hidden_layers == 1 and s.teacher_layers == [1]
+    L = teacher.config.num_hidden_layers
+    assert s.teacher_layers == student_layers(L, (L + 1) // 2) == DistilBert.from_teacher(teacher).teacher_layers
+    j = s.teacher_layers[0]
     np.testing.assert_array_equal(s.params["distilbert.transformer.layer.0.ffn.lin1.weight"],
-                                  teacher.params["bert.encoder.layer.1.intermediate.dense.weight"])
+                                  teacher.params[f"bert.encoder.layer.{j}.intermediate.dense.weight"])
     save_pretrained(s, tok, tmp_path / "s")
     with pytest.raises(PretrainedError, match="must be a BERT"):
         teacher_from_pretrained(tmp_path / "s")

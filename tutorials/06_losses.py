@@ -144,7 +144,7 @@ total, parts, cache = distill_loss_forward(s_logits, t_logits, labels, s_h, t_h,
 print({k: round(v, 4) for k, v in parts.items()})
 assert abs(total - (5 * parts["loss_ce"] + 2 * parts["loss_mlm"] + parts["loss_cos"])) < 1e-12
 
-ds_logits, ds_hidden = distill_loss_backward(cache)
+ds_logits, ds_hidden = distill_loss_backward(1.0, cache)
 f = lambda: distill_loss_forward(s_logits, t_logits, labels, s_h, t_h, attn, cfg)[0]
 assert gradcheck.compare({"ds_logits ~ numeric": (ds_logits, gradcheck.numerical_grad(f, s_logits)),
                           "ds_hidden ~ numeric": (ds_hidden, gradcheck.numerical_grad(f, s_h))})

@@ -74,7 +74,7 @@ s_out = s_model.forward(masked, attn, mlm_positions=positions)
 total, parts, cache = distill_loss_forward(s_out.logits, t_out.logits, labels, s_out.hidden_states[-1],
                                            t_out.hidden_states[-1], attn, lcfg, positions)
 print({k: round(v, 4) for k, v in parts.items()})
-ds_logits, ds_hidden = distill_loss_backward(cache)
+ds_logits, ds_hidden = distill_loss_backward(1.0, cache)
 grads = s_model.backward(ds_logits, s_out.cache, dhidden={L: ds_hidden})
 pairs, masks = {}, {}
 for name in ["distilbert.embeddings.word_embeddings.weight", "distilbert.transformer.layer.0.attention.q_lin.weight",
@@ -173,4 +173,4 @@ shutil.rmtree(workdir, ignore_errors=True)  # the run folders were only needed f
 #
 # **Exercises.** (1) Distil for 3x more steps: does retention improve? (2) Set
 # `ce_positions="masked"`: what changes in `loss_ce`, and in accuracy? (3) Try temperature 1 and
-# 4 (`DistillStageConfig.temperature`).
+# 4 (`DistillStageConfig.loss.temperature`).

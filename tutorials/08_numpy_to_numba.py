@@ -158,9 +158,7 @@ print(f"x.copy(): {copy_t * 1e3:.3f} ms | NumPy LN: {np_t / copy_t:.1f} copies |
 # vectorisable `fast_exp` (Numba's own `exp` is one scalar libm call per element), and threads.
 #
 # ## Threads
-# `kernels.set_num_threads(n)` sets how many threads minidistil uses: Numba's pool for the fused
-# kernels, and its own matmul pool (kernels/blas.py), which cuts each matrix product into `n`
-# pieces while OpenBLAS runs single-threaded, so that only one pool computes at a time. With two
+# `kernels.set_num_threads(n)` sets how many threads Numba's parallel kernels use. With two
 # cores shared by other processes, the gain from a second thread varies from run to run.
 
 # %%
@@ -174,70 +172,50 @@ if not JIT_OFF:
     kernels.set_num_threads(before)
 
 # %% [markdown]
-# Who runs the matrix products? NumPy hands them to OpenBLAS, which has its own thread pool. The
-# attention's batched products are 128 small (128 x 32) @ (32 x 128) matrices, too small for two
-# BLAS threads to share well, and idle BLAS workers busy-wait between calls. So inside a model
-# pass minidistil holds BLAS to one thread and cuts each product over its own pool instead
-# (`minidistil/kernels/blas.py`): one piece of the batch per thread, each a single-threaded BLAS
-# call, never two pools computing at once. `blas_info()` shows whether it found OpenBLAS's knob.
+# ## Speed as a layer of its own: `minidistil.fast`
+# Everything above is the plain code: the kernels, and matrix products left to NumPy's `@`
+# (`minidistil/kernels/matmul.py`). Importing minidistil changes nothing else in your process.
+# The extra speed tricks live in one opt-in package, `minidistil.fast`, which the command line
+# switches on (`--no-fast` leaves it off). `fast.enable()` holds OpenBLAS to one thread (through
+# threadpoolctl) and cuts products over a small pool of threads instead, so that Numba's and
+# BLAS's workers never compete; it runs the attention one head at a time with BLAS called from
+# inside the Numba kernel (`minidistil/fast/attention.py`, `fast/gemm.py`); and it times each
+# route against the plain one on its first call, keeping it only where it is faster on this CPU.
+# `fast.info()` says what it switched on, and why anything is off.
 
 # %%
-from minidistil.kernels import blas
+from minidistil import fast
+from minidistil.kernels import attention_backward, attention_forward
 
-print(blas.blas_info())
-q = rng.standard_normal((32 * 4, 128, 32)).astype(np.float32)  # (B*NH, T, HS)
-k = rng.standard_normal((32 * 4, 128, 32)).astype(np.float32)  # (B*NH, T, HS)
-with blas.owned_cores():  # BLAS single-threaded; minidistil's pool cuts the batch
-    pooled = best_time(lambda: blas.matmul_threaded(q, k.swapaxes(-1, -2)), repeat=20)
-# timed second: after a multi-threaded call OpenBLAS's idle workers spin for ~0.1 s, and
-# anything timed then (the pool included) would share the cores with them
-plain = best_time(lambda: q @ k.swapaxes(-1, -2), repeat=20)  # BLAS's own threads
-np.testing.assert_allclose(blas.matmul_threaded(q, k.swapaxes(-1, -2)), q @ k.swapaxes(-1, -2), rtol=1e-5, atol=1e-4)
-print(f"q @ k^T, 128 products of 128x32x128: plain {plain * 1e3:.2f} ms, minidistil's pool {pooled * 1e3:.2f} ms")
+qa, ka, va, da = (rng.standard_normal((32, 4, 128, 32)).astype(np.float32) for _ in range(4))
+
+
+def attention_fwd_bwd():
+    out, probs = attention_forward(qa, ka, va, None)  # (B, NH, T, HS), (B, NH, T, T)
+    attention_backward(da, qa, ka, va, probs)
+
+if not JIT_OFF:
+    with use_backend("numba"):
+        t_plain = best_time(attention_fwd_bwd, repeat=3)
+        probs_plain = attention_forward(qa, ka, va, None)[1]
+    print(fast.describe())
+    fast.enable()
+    print(fast.describe())
+    with use_backend("numba"):
+        t_fast = best_time(attention_fwd_bwd, repeat=3)  # the first call calibrates this shape
+        probs_fast = attention_forward(qa, ka, va, None)[1]
+    fast.disable()
+    with use_backend("numpy"):
+        t_np = best_time(attention_fwd_bwd, repeat=3)
+    np.testing.assert_allclose(probs_fast, probs_plain, rtol=1e-4, atol=1e-6)
+    print(f"attention fwd+bwd: NumPy twin {t_np * 1e3:.1f} ms, plain Numba {t_plain * 1e3:.1f} ms, "
+          f"with the fast layer {t_fast * 1e3:.1f} ms")
+    print("probs strides: plain", probs_plain.strides, "fast", probs_fast.strides)
 
 # %% [markdown]
-# ## BLAS from inside a kernel: attention one head at a time
-# The attention core is six small products per (batch, head) with a softmax between them. Its
-# Numba version (`minidistil/kernels/attention.py`) runs one `prange` iteration per head and calls
-# OpenBLAS's `cblas_sgemm` *from compiled code*, by the address NumPy's OpenBLAS exports
-# (`minidistil/kernels/gemm.py`), so each head's (T, T) tile is still in the core's cache when the
-# softmax reads it. One more trick: it stores the probabilities transposed (key-major) and returns
-# a transposed view. The softmax's row max is a reduction LLVM leaves scalar, while "for each key
-# row, update the running max of every query" is an elementwise loop it vectorises. Look at the
-# strides of `probs`: they are not those of a C-ordered array.
-#
-# Which BLAS kernels? NumPy's OpenBLAS is built for many CPUs and picks one family of kernels when
-# it loads. A CPU it does not know gets a safe older family: on the machine this course was
-# written on (an AMD Zen 5) that is the AVX2 "Haswell" family, although the CPU has AVX-512 and
-# the library also ships AVX-512 kernels. `gemm.py` calls those directly when the CPU has AVX-512
-# (after checking them against NumPy at start-up): the `route` printed below is `avx512` there
-# and `cblas` elsewhere, with the reason.
-
-# %%
-if not JIT_OFF:
-    from minidistil.kernels import attention_backward, attention_forward
-    from minidistil.kernels.gemm import gemm_functions
-
-    g = gemm_functions()
-    print("BLAS callable from Numba:", g is not None)
-    if g is not None:
-        print("products go by route:", g.route, g.why_not_avx512)
-    qa, ka, va, da = (rng.standard_normal((32, 4, 128, 32)).astype(np.float32) for _ in range(4))
-
-    def attention_fwd_bwd():
-        out, probs = attention_forward(qa, ka, va, None)  # (B, NH, T, HS), (B, NH, T, T)
-        attention_backward(da, qa, ka, va, probs)
-
-    time.sleep(0.5)  # the plain `@` above left OpenBLAS's idle workers spinning; let them sleep
-    with use_backend("numba"):  # timed before the twin, whose BLAS threads spin after it too
-        t_nb = best_time(attention_fwd_bwd, repeat=10)
-        probs = attention_forward(qa, ka, va, None)[1]
-    with use_backend("numpy"):
-        t_np = best_time(attention_fwd_bwd, repeat=10)
-        probs_np = attention_forward(qa, ka, va, None)[1]
-    np.testing.assert_allclose(probs, probs_np, rtol=1e-4, atol=1e-6)
-    print(f"attention fwd+bwd: NumPy twin {t_np * 1e3:.1f} ms, Numba {t_nb * 1e3:.1f} ms "
-          f"({t_np / t_nb:.1f}x); probs strides {probs.strides} (twin: {probs_np.strides})")
+# The fast route keeps the probabilities transposed (key-major) and returns a transposed view:
+# look at the strides. The softmax's row max is a reduction LLVM leaves scalar, while "for each
+# key row, update the running max of every query" is an elementwise loop it vectorises.
 
 # %% [markdown]
 # ## Summary
@@ -247,10 +225,9 @@ if not JIT_OFF:
 # * The biggest win is where NumPy has no vectorised primitive (GELU's `erf`); the smallest where
 #   NumPy is already SIMD (softmax's `exp`).
 # * Keep float32 float32 inside kernels (a bare `0.5` literal would promote to float64).
-# * One pool computes at a time: Numba's threads in the fused kernels, minidistil's matmul pool
-#   (BLAS single-threaded) in the products; the attention kernel calls single-threaded BLAS from
-#   its own Numba threads, one head each.
-# * A layout can decide whether LLVM vectorises a loop (the attention's transposed probabilities).
+# * Speed tricks that touch threads, BLAS or the allocator live in `minidistil.fast`, opt-in and
+#   calibrated on your CPU; the plain kernels stay the reference.
+# * A layout can decide whether LLVM vectorises a loop (the fast attention's transposed probabilities).
 #
 # To scale up: time the full model steps with `minidistil bench` (docs/performance.md).
 #

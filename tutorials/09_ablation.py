@@ -42,8 +42,9 @@ cfg = quick_config(seed=0)  # the `--quick` preset: hidden 32, 2 -> 1 layers, vo
 print(cfg.model, "\n", cfg.distill)
 for v in VARIANTS:
     d = variant_config(cfg, v, seed=0).distill
-    print(f"{v:<12} alpha_ce={d.alpha_ce} alpha_mlm={d.alpha_mlm} alpha_cos={d.alpha_cos} init={d.student_init}")
-assert variant_config(cfg, "-Lce", 0).distill.alpha_ce == 0.0
+    print(f"{v:<12} alpha_ce={d.loss.alpha_ce} alpha_mlm={d.loss.alpha_mlm} alpha_cos={d.loss.alpha_cos} "
+          f"init={d.student_init}")
+assert variant_config(cfg, "-Lce", 0).distill.loss.alpha_ce == 0.0
 assert variant_config(cfg, "random-init", 0).distill.student_init == "random"
 
 # %% [markdown]

@@ -37,9 +37,8 @@ import numpy as np
 from minidistil.data.corpus import load_default_corpus
 from minidistil.data.tokenizer import train_wordpiece
 from minidistil.io import SafetensorsFile, load_pretrained, minilm_folder, save_pretrained
-from minidistil.io.pretrained import spread_layers
 from minidistil.losses import cosine_backward, cosine_forward
-from minidistil.models import Bert, BertConfig, DistilBert
+from minidistil.models import Bert, BertConfig, DistilBert, student_layers
 from minidistil.train.optim import AdamW, clip_grad_norm
 
 plt.rcParams.update({"figure.figsize": (6.0, 2.6), "figure.dpi": 72})
@@ -140,12 +139,13 @@ if REAL:
 
 # %% [markdown]
 # ## A 3-layer student
-# As in the paper, the student starts as a copy of the teacher with fewer layers. Spreading 3 of
-# 6 layers evenly keeps the first and the last: `[0, 2, 5]` (for 12 -> 6 the same rule gives the
-# released DistilBERT's `[0, 2, 4, 7, 9, 11]`).
+# As in the paper, the student starts as a copy of the teacher with fewer layers: one layer out of
+# two, `student_layers(6, 3) == [0, 2, 4]`, the same rule `DistilBert.from_teacher`, `minidistil
+# distill` and `distill --teacher` use (the released DistilBERT took `[0, 2, 4, 7, 9, 11]` of 12;
+# pass a list to `from_teacher` to choose yourself).
 
 # %%
-layers = spread_layers(teacher.config.num_hidden_layers, 3)
+layers = student_layers(teacher.config.num_hidden_layers, 3)
 student = DistilBert.from_teacher(teacher, layers=layers)
 print("teacher layers kept:", layers)
 print(f"teacher {teacher.num_parameters():,} parameters, student {student.num_parameters():,}")
@@ -278,6 +278,6 @@ print("reloaded student gives the same embeddings")
 #   the tied decoder, the pooler and buffers need rules, and every mismatch is listed at once.
 # * Mean-pooled hidden states of the loaded MiniLM rank paraphrases above unrelated sentences,
 #   which is a strong end-to-end check of tokenizer, embeddings, attention, GELU and LayerNorm.
-# * A 3-layer student, copied from layers `[0, 2, 5]` and trained a few dozen steps on `Lcos`,
+# * A 3-layer student, copied from layers `[0, 2, 4]` and trained a few dozen steps on `Lcos`,
 #   moves its embeddings toward the teacher's on unseen sentences at about half the cost.
 # * `save_pretrained` gives the student back as a `DistilBertForMaskedLM` folder.

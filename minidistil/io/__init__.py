@@ -6,8 +6,7 @@
 from .safetensors import (SafetensorsError, SafetensorsFile, load_file, save_file, read_header,
                           bf16_bits_to_float32, float32_to_bf16_bits)
 
-_PRETRAINED = ("load_pretrained", "save_pretrained", "PretrainedError", "minilm_folder", "teacher_from_pretrained",
-               "spread_layers")
+_PRETRAINED = ("load_pretrained", "save_pretrained", "PretrainedError", "minilm_folder", "teacher_from_pretrained")
 
 __all__ = ["SafetensorsError", "SafetensorsFile", "load_file", "save_file", "read_header",
            "bf16_bits_to_float32", "float32_to_bf16_bits", *_PRETRAINED]

@@ -33,12 +33,14 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 
-from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert
+from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert, student_layers
 from ..models.params import param_shapes, state_dict_problems
+from ..models.heads import SequenceClassifier
+from .heads import fresh_head, is_classifier_config, load_classifier, save_classifier
 from .safetensors import SafetensorsError, load_file, save_file
 
 __all__ = ["PretrainedError", "load_pretrained", "save_pretrained", "read_config", "read_vocab",
-           "teacher_from_pretrained", "spread_layers", "minilm_folder"]
+           "teacher_from_pretrained", "minilm_folder"]
 
 WEIGHTS_NAME, CONFIG_NAME, VOCAB_NAME = "model.safetensors", "config.json", "vocab.txt"
 # Hugging Face DistilBERT config field -> BertConfig field.
@@ -182,7 +184,8 @@ def map_state_dict(tensors: Mapping[str, np.ndarray], family: str, config: BertC
     return state, has_head, has_pooler
 
 
-def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: bool = True):
+def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: bool = True,
+                    num_labels: Optional[int] = None):
     """Load a Hugging Face BERT or DistilBERT folder -> ``(model, tokenizer)``.
 
     ``model`` is a :class:`Bert` (config ``model_type`` "bert") or :class:`DistilBert`
@@ -190,11 +193,15 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
     are freshly initialised with ``seed`` and a ``UserWarning`` says which. ``tokenizer`` is a
     ``WordPieceTokenizer`` over ``vocab.txt`` (lower-casing per ``tokenizer_config.json``), or
     None when ``with_tokenizer=False``.
+
+    A ``*ForSequenceClassification`` folder gives the matching classifier of
+    :mod:`minidistil.models.heads` (``num_labels``, if given, must match the checkpoint's); a
+    masked-LM folder with ``num_labels`` gives its encoder under a fresh head (with a warning).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise PretrainedError(f"{folder} is not a folder")
-    family, config, _ = read_config(folder)
+    family, config, raw = read_config(folder)
     cls, naming, _, _ = _family_parts(family)
     weights = folder / WEIGHTS_NAME
     try:
@@ -203,6 +210,10 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
         if not weights.exists():
             raise PretrainedError(f"{weights} not found (only safetensors weights are read, never pickle)") from None
         raise PretrainedError(f"{weights}: {e}") from None
+    if is_classifier_config(raw):
+        model = load_classifier(tensors, family, config, raw, str(weights), num_labels, dtype, seed,
+                                map_state_dict, PretrainedError)
+        return model, (_load_tokenizer(folder, config.vocab_size) if with_tokenizer else None)
     state, has_head, has_pooler = map_state_dict(tensors, family, config, str(weights))
 
     model = cls(config, dtype=dtype, seed=seed)  # fresh parameters; the file's overwrite them below
@@ -221,6 +232,8 @@ def load_pretrained(folder, dtype=np.float32, seed: int = 0, with_tokenizer: boo
                       f"checkpoint): {' and '.join(fresh)} freshly initialised (seed {seed}){why}",
                       UserWarning, stacklevel=2)
     tokenizer = _load_tokenizer(folder, config.vocab_size) if with_tokenizer else None
+    if num_labels is not None:
+        model = fresh_head(model, num_labels, seed, str(weights))
     return model, tokenizer
 
 
@@ -255,7 +268,7 @@ def hf_config(model) -> dict:
     }
 
 
-def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = False) -> Path:
+def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = False, label_names=None) -> Path:
     """Write ``model`` (DistilBert -> ``DistilBertForMaskedLM``, Bert -> ``BertForMaskedLM``) and
     ``tokenizer`` as a Hugging Face folder; returns the folder.
 
@@ -266,9 +279,16 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
     and the library re-ties ``vocab_projector.weight`` / ``cls.predictions.decoder.weight`` to the
     word embeddings on load (they are its declared tied keys, so no missing-key warning). Each file
     is written atomically; weights in ``dtype`` (float32 by default, as the ecosystem expects).
+
+    A ``*ForSequenceClassification`` model (:mod:`minidistil.models.heads`) is written as that
+    architecture: encoder (with BERT's pooler), head, no MLM head; ``label_names`` fill ``id2label``.
     """
+    classifier = model if isinstance(model, SequenceClassifier) else None
+    if classifier is not None:
+        model = classifier.encoder  # the checks and the tokenizer files below are the encoder's
     if not isinstance(model, (Bert, DistilBert)):
-        raise TypeError(f"model must be a minidistil Bert or DistilBert, got {type(model).__name__}")
+        raise TypeError(f"model must be a minidistil Bert, DistilBert or *ForSequenceClassification, "
+                        f"got {type(model).__name__}")
     vocab = _tokenizer_vocab(tokenizer)
     if len(vocab) > model.config.vocab_size:
         raise ValueError(f"tokenizer has {len(vocab)} tokens but the model's vocab_size is "
@@ -277,6 +297,10 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
         raise TypeError(f"dtype must be a float dtype, got {dtype!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if classifier is not None:
+        save_classifier(classifier, folder, dtype, lambda: _write_tokenizer_files(model, tokenizer, vocab, folder),
+                        hf_config, save_file, label_names)
+        return folder
     config = hf_config(model)
     if pooler and not isinstance(model, Bert):
         raise ValueError("pooler=True only applies to a Bert (DistilBert has no pooler)")
@@ -285,6 +309,11 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
     arrays = {k: np.asarray(v, dtype=dtype) for k, v in model.params.items() if k not in drop}
     save_file(arrays, folder / WEIGHTS_NAME, metadata={"format": "pt", "written_by": "minidistil"})
     atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    _write_tokenizer_files(model, tokenizer, vocab, folder)
+    return folder
+
+
+def _write_tokenizer_files(model, tokenizer, vocab, folder: Path) -> None:
     atomic_write_text(folder / VOCAB_NAME, "".join(tok + "\n" for tok in vocab))
     lower = bool(getattr(tokenizer, "do_lower_case", True))
     tok_class = "DistilBertTokenizer" if isinstance(model, DistilBert) else "BertTokenizer"
@@ -295,7 +324,6 @@ def save_pretrained(model, tokenizer, folder, dtype=np.float32, pooler: bool = F
     atomic_write_text(folder / "special_tokens_map.json", json.dumps(
         {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
          "mask_token": "[MASK]"}, indent=2) + "\n")
-    return folder
 
 
 def _tokenizer_vocab(tokenizer) -> list[str]:
@@ -312,26 +340,14 @@ def _tokenizer_vocab(tokenizer) -> list[str]:
 
 # ---------------------------------------------------------------- helpers for distillation
 
-def spread_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
-    """Teacher layers to copy into a student: evenly spread, first and last kept.
-
-    12 -> 6 gives [0, 2, 4, 7, 9, 11] (the released DistilBERT's choice); 6 -> 3 gives [0, 2, 5].
-    """
-    L, n = num_teacher_layers, num_student_layers
-    if not (isinstance(n, int) and isinstance(L, int) and 1 <= n <= L):
-        raise ValueError(f"num_student_layers must be an int in 1..{L}, got {n!r}")
-    if n == 1:
-        return [L - 1]
-    return [int(round(i * (L - 1) / (n - 1))) for i in range(n)]
-
-
 def teacher_from_pretrained(folder, num_student_layers: Optional[int] = None,
                             layers: Optional[Sequence[int]] = None, dtype=np.float32, seed: int = 0):
     """For ``minidistil distill --teacher FOLDER``: ``(teacher, student, tokenizer)``.
 
     The teacher is the checkpoint (a BERT; a fresh MLM head if the file has none, with a warning);
-    the student is a :class:`DistilBert` initialised from it with ``layers`` (default: half the
-    teacher's layers spread by :func:`spread_layers`, or ``num_student_layers`` of them).
+    the student is a :class:`DistilBert` initialised from it with ``layers`` (default:
+    :func:`~minidistil.models.student_layers` for half the teacher's layers, rounded up, or for
+    ``num_student_layers``).
     """
     teacher, tokenizer = load_pretrained(folder, dtype=dtype, seed=seed)
     if not isinstance(teacher, Bert):
@@ -339,7 +355,7 @@ def teacher_from_pretrained(folder, num_student_layers: Optional[int] = None,
                               f"got a {type(teacher).__name__}")
     L = teacher.config.num_hidden_layers
     if layers is None:
-        layers = spread_layers(L, num_student_layers or max(1, L // 2))
+        layers = student_layers(L, num_student_layers or (L + 1) // 2)
     student = DistilBert.from_teacher(teacher, layers=layers)
     return teacher, student, tokenizer
 

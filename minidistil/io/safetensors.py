@@ -273,11 +273,6 @@ def load_file(path, use_mmap: bool = True, copy: bool = False) -> dict[str, np.n
     return out
 
 
-def load_metadata(path) -> dict | None:
-    """The ``__metadata__`` string dict of a file (or None), after validating the whole header."""
-    return read_header(path)[1]
-
-
 # ---------------------------------------------------------------- writing
 
 def _format_name(name: str, arr: np.ndarray, bf16: bool) -> str:

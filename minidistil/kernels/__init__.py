@@ -1,9 +1,9 @@
 """Hot-path kernels: each a Numba JIT function beside a readable NumPy twin.
 
 The public names below check their inputs, then dispatch on :func:`get_backend`; the twins are
-importable as ``<name>_numpy`` / ``<name>_numba`` from their modules. Compile flags and the
-threading policy (Numba threads for the fused kernels, BLAS threads for matmuls, never spinning
-at once) are documented in :mod:`minidistil.kernels.backend`.
+importable as ``<name>_numpy`` / ``<name>_numba`` from their modules. Matrix products go through
+:mod:`.matmul`. Compile flags are documented in :mod:`minidistil.kernels.backend`; nothing here
+sets threads, BLAS or the allocator (that is the opt-in :mod:`minidistil.fast`).
 """
 from .backend import get_backend, set_backend, use_backend, set_num_threads
 from .softmax_t import softmax_forward, softmax_backward, log_softmax, log_softmax_backward
@@ -12,6 +12,7 @@ from .gelu import gelu_forward, gelu_backward
 from .attention import attention_forward, attention_backward
 from .embedding import embedding_backward
 from .kl import soft_target_rows
+from . import matmul  # the module: matmul.matmul, matmul.matmul_pair
 
 __all__ = [
     "get_backend", "set_backend", "use_backend", "set_num_threads",
@@ -21,4 +22,5 @@ __all__ = [
     "attention_forward", "attention_backward",
     "embedding_backward",
     "soft_target_rows",
+    "matmul",
 ]

@@ -11,8 +11,7 @@ public functions call is decided here:
 The checks live here too, so that a wrong shape or dtype gives a ``ValueError``/``TypeError``
 naming the argument instead of a Numba typing traceback.
 
-How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 machine
-(docs in /work/shared/reference.md, "Numba on this kind of machine"):
+How the Numba kernels are compiled (:func:`jit`), and why:
 
 * ``cache=True``: compiled machine code is kept on disk (``NUMBA_CACHE_DIR`` if the install is
   read-only), so only the first run of a process pays the 0.2-0.9 s compile per kernel and dtype.
@@ -29,64 +28,21 @@ How the Numba kernels are compiled (:func:`jit`), measured on a 2-core AVX2 mach
   ``0.5`` would promote the arithmetic to float64 (measured 2x slower). float32 ``exp``/``erf``
   come from ``vecmath.py`` (vectorisable; libm's are scalar calls).
 
-Threading policy: **Numba kernels use Numba's threads, matrix products use minidistil's matmul
-pool with BLAS held to one thread (kernels/blas.py), and the two never compute at the same
-time.** A forward or backward pass is a sequence of calls from one Python thread (matmul, then a
-fused kernel, then a matmul...), so the two pools take the cores in turns. (The attention kernel
-calls single-threaded BLAS itself, one head per Numba thread: kernels/gemm.py.) What must not happen
-is a pool *spinning* while the other works: Numba's default OpenMP layer keeps its workers
-busy-waiting after each parallel loop, stealing the cores from the matmul that follows
-(reference.md: a matmul + LayerNorm + GELU step 46-61 ms against 28 ms when one pool owns the
-cores per phase). So, unless the user already chose, this module sets
-``OMP_WAIT_POLICY=PASSIVE`` before Numba starts its pool: idle Numba workers sleep instead of
-spinning. Measured here on the demo FFN block (x @ W1, GELU, @ W2, LayerNorm, and their
-backward, float32): 45-57 ms passive against 67-77 ms with ``OMP_WAIT_POLICY=ACTIVE``.
-(OpenBLAS's own workers spin the same way, one more reason to keep it single-threaded.)
-Use :func:`set_num_threads` to change both pools together (e.g. ``set_num_threads(1)`` when
-several processes share the cores: a parallel loop waits for its slowest thread, and on a busy
-machine that thread is often descheduled).
+Threads: Numba's parallel kernels use Numba's threads (``set_num_threads``); matrix products go
+to BLAS through ``kernels/matmul.py``. Nothing here changes the process: no environment
+variables, no allocator or thread-limit settings. Who owns the cores, and the faster routes,
+are the opt-in speed layer's business (:mod:`minidistil.fast`), which installs its routes with
+:func:`set_fast_routes`; the kernels ask :func:`fast_route` before their own Numba version.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-import warnings
 from typing import Iterator, Sequence
 
-# Must happen before numba's OpenMP pool starts (the first parallel kernel call, or
-# numba.set_num_threads); see the threading policy above. setdefault: a user's own choice wins.
-_USER_WAIT_POLICY = "OMP_WAIT_POLICY" in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _pool_started_too_early() -> bool:
-    """True when Numba's OpenMP pool was already running, with OpenMP's default (spinning) wait
-    policy, before this module could ask for passive workers."""
-    if _USER_WAIT_POLICY:
-        return False
-    try:
-        from numba.np.ufunc import parallel
-        return bool(parallel._is_initialized) and numba.threading_layer() == "omp"
-    except Exception:  # numba internals moved: no warning rather than a crash
-        return False
-
-
-if _pool_started_too_early():
-    warnings.warn("Numba's thread pool was started (a parallel kernel or numba.set_num_threads) before "
-                  "minidistil.kernels was imported, so its idle threads busy-wait and slow minidistil's "
-                  "matrix products (measured up to 2x). Import minidistil.kernels first, or set "
-                  "OMP_WAIT_POLICY=PASSIVE in the environment before starting Python.",
-                  RuntimeWarning, stacklevel=2)
-
-from .malloc import tune_malloc  # noqa: E402
-
-# Freed activations are kept for the next step instead of page-faulting in fresh memory
-# (glibc only; MINIDISTIL_MALLOC=system opts out): see kernels/malloc.py.
-tune_malloc()
+import numba
+import numpy as np
 
 BACKENDS = ("numpy", "numba")
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -103,8 +59,7 @@ def num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads: Numba's fused kernels and the matmul pool of :mod:`.blas` both split work
-    ``n`` ways (BLAS itself runs single-threaded inside minidistil's passes, so it needs no knob)."""
+    """Use ``n`` threads for Numba's parallel kernels (and the fast layer's matmul pool, when on)."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
@@ -131,6 +86,21 @@ def _initial_backend() -> str:
 
 
 _BACKEND = _initial_backend()
+
+
+_FAST_ROUTES: dict = {}  # kernel name -> function; filled by minidistil.fast.enable()
+
+
+def set_fast_routes(routes: dict) -> None:
+    """Replace the fast routes (``{}`` removes them); used by :mod:`minidistil.fast`."""
+    _FAST_ROUTES.clear()
+    _FAST_ROUTES.update(routes)
+
+
+def fast_route(name: str):
+    """The fast layer's function for kernel ``name``, or None: always None with the NumPy
+    backend, whose twins are the readable reference."""
+    return _FAST_ROUTES.get(name) if _BACKEND == "numba" else None
 
 
 def get_backend() -> str:
@@ -175,6 +145,25 @@ def check_float_array(name: str, x, ndim: int | Sequence[int] | None = None) -> 
                 f"{name} must have {want} dimensions, got shape {x.shape} ({x.ndim} dimensions)"
             )
     return x
+
+
+def check_ids(name: str, ids, num_embeddings: int, ignore: int | None = None) -> np.ndarray:
+    """``ids`` must be an integer ndarray with every value in ``[0, num_embeddings)``, or equal to
+    ``ignore`` when given (labels: the ignore index of the losses). The one integer-id check."""
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of integers, got {type(ids).__name__}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{name} must have an integer dtype, got {ids.dtype}")
+    if ids.size:
+        bad = (ids < 0) | (ids >= num_embeddings)  # same shape as ids
+        if ignore is not None:
+            bad &= ids != ignore
+        if bad.any():
+            value = int(ids[bad].flat[0])
+            lo, hi = int(ids.min()), int(ids.max())
+            where = f"[0, {num_embeddings})" + (f" or {ignore} (ignore)" if ignore is not None else "")
+            raise ValueError(f"{name} must lie in {where}, found {value} (values in [{lo}, {hi}])")
+    return ids
 
 
 def check_shape(name: str, x: np.ndarray, shape: tuple) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from . import backend
-from .backend import check_float_array, jit, num_threads
+from .backend import check_float_array, check_ids, jit, num_threads
 
 
 # ---------------------------------------------------------------- NumPy twin (the reference)
@@ -67,17 +67,10 @@ def embedding_backward(dy: np.ndarray, ids: np.ndarray, V: int) -> np.ndarray:
     check_float_array("dy", dy)
     if dy.ndim < 1:
         raise ValueError(f"dy must be at least 1-D (..., C), got shape {dy.shape}")
-    if not isinstance(ids, np.ndarray):
-        raise TypeError(f"ids must be a numpy.ndarray, got {type(ids).__name__}")
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"ids must have an integer dtype, got {ids.dtype}")
-    if ids.shape != dy.shape[:-1]:
-        raise ValueError(f"ids must have shape {dy.shape[:-1]} (dy's shape without C), got {ids.shape}")
     if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
         raise ValueError(f"V must be a positive integer (the number of table rows), got {V!r}")
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= V):
-        raise ValueError(
-            f"ids must lie in [0, V) = [0, {V}), got values in [{int(ids.min())}, {int(ids.max())}]"
-        )
+    check_ids("ids", ids, V)
+    if ids.shape != dy.shape[:-1]:
+        raise ValueError(f"ids must have shape {dy.shape[:-1]} (dy's shape without C), got {ids.shape}")
     fn = embedding_backward_numba if backend.get_backend() == "numba" else embedding_backward_numpy
     return fn(dy, ids, int(V))

@@ -11,9 +11,9 @@ The three input projections run as one: ``[q | k | v] = x [Wq; Wk; Wv]^T + [bq |
 a single (B*T, C) @ (C, 3C) product whose (B, T, 3C) result *is* q, k and v side by side. The
 heads are then strided views into it (no copies: the batched products take any row stride).
 In the backward the three gradients are written side by side into one (B, T, 3C) array, so
-``dx`` is one product with the stacked weight instead of three products and two additions.
-Measured on the demo teacher step (6 layers): 235-242 ms against 243-250 ms with three
-projections and copied heads (the same minute). The parameters keep their separate Hugging Face names.
+``dx`` is one product with the stacked weight instead of three products and two additions
+(docs/performance.md, "Open levers", has the figure). The parameters keep their separate
+Hugging Face names.
 
 Parameters ``p`` (local names): ``q.weight q.bias k.weight k.bias v.weight v.bias o.weight o.bias``.
 ``mask`` (B, T) is the key-padding mask, 1 for real tokens and 0 for padding, or None.

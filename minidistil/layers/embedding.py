@@ -16,27 +16,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels import embedding_backward as embedding_backward_kernel
-from ..kernels.backend import check_float_array, check_same_dtype, check_shape
+from ..kernels.backend import check_float_array, check_ids, check_same_dtype, check_shape
 
 
 class EmbeddingCache(NamedTuple):
     ids: np.ndarray  # (...) integer ids, already validated
     num_embeddings: int  # V
     dtype: np.dtype
-
-
-def check_ids(name: str, ids, num_embeddings: int) -> np.ndarray:
-    """``ids`` must be an integer ndarray with every value in ``[0, num_embeddings)``."""
-    if not isinstance(ids, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of integers, got {type(ids).__name__}")
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {ids.dtype}")
-    if ids.size:
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= num_embeddings:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{name} must lie in [0, {num_embeddings}), found {bad}")
-    return ids
 
 
 def embedding_forward(ids: np.ndarray, weight: np.ndarray):

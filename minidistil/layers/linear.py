@@ -7,8 +7,8 @@ Legend: N rows (the leading shape flattened), IN input features, OUT output feat
 
 The leading shape of ``x`` (e.g. (B, T)) is flattened into one matrix so that NumPy hands a single
 2-D matmul to BLAS; results keep the input dtype (no silent float64 upcast). The products go
-through :func:`minidistil.kernels.blas.matmul`, which with the Numba backend cuts them over
-minidistil's own threads (BLAS single-threaded; see that module) and otherwise is plain ``@``.
+through :func:`minidistil.kernels.matmul.matmul`, plain ``@`` unless the opt-in speed layer
+(:mod:`minidistil.fast`) is on.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..kernels.backend import check_float_array, check_same_dtype, check_shape
-from ..kernels.blas import matmul, matmul_pair
+from ..kernels.matmul import matmul, matmul_pair
 
 
 class LinearCache(NamedTuple):

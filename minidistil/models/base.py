@@ -18,16 +18,12 @@ from typing import Dict, List, NamedTuple, Optional
 import numpy as np
 
 from ..kernels import gelu_backward, gelu_forward
-from ..kernels.backend import check_float_array, check_mask, check_same_dtype, check_shape
-from ..kernels.blas import on_owned_cores
+from ..kernels.backend import FLOAT_DTYPES, check_float_array, check_mask, check_same_dtype, check_shape
 from ..layers import (BlockCache, EmbeddingCache, LayerNormCache, LinearCache, block_backward, block_forward,
                       check_ids, embedding_backward, embedding_forward, gelu_approximation,
                       layernorm_layer_backward, layernorm_layer_forward, linear_backward, linear_forward)
 from .config import BertConfig
 from .params import Naming, check_state_dict, init_params, param_shapes
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
 
 
 class HeadCache(NamedTuple):
@@ -136,7 +132,6 @@ class EncoderMLM:
         return B, T, mask
 
     # ------------------------------------------------------------------ forward
-    @on_owned_cores  # BLAS single-threaded for the whole pass (kernels/blas.py)
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, mlm_positions=None,
                 keep_cache: bool = True) -> ModelOutput:
         """Run the model; see the module docstring. ``attention_mask`` (B, T): 1 real, 0 padding.
@@ -188,7 +183,6 @@ class EncoderMLM:
         return logits, HeadCache(dense_cache, u, ln_cache, decoder_cache)
 
     # ------------------------------------------------------------------ backward
-    @on_owned_cores  # BLAS single-threaded for the whole pass (kernels/blas.py)
     def backward(self, dlogits, cache: ModelCache, dhidden: Optional[Dict[int, np.ndarray]] = None,
                  dpooled: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
         """Gradients of every parameter (dict keyed like ``.params``) given the upstream gradients.

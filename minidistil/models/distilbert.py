@@ -4,7 +4,8 @@ Architecture = the teacher's without token-type embeddings and without the poole
 is vocab_transform -> GELU -> vocab_layer_norm -> vocab_projector (tied to the word embeddings,
 own bias ``vocab_projector.bias``). ``config.num_hidden_layers`` is the student's own depth.
 
-Initialisation (Sanh et al. 2019, section 3): "taking one layer out of two" from the teacher.
+Initialisation (Sanh et al. 2019, section 3): "taking one layer out of two" from the teacher;
+:func:`student_layers` is the one rule for which teacher blocks a student starts from.
 """
 from __future__ import annotations
 
@@ -16,6 +17,28 @@ from .base import EncoderMLM
 from .bert import Bert
 from .config import BertConfig
 from .params import DISTILBERT_NAMING
+
+
+def student_layers(n_teacher: int, n_student: int) -> list:
+    """The teacher blocks a student of ``n_student`` layers is initialised from.
+
+    Half the teacher's depth (rounded up): one layer out of two, ``[0, 2, 4, ...]`` (the paper's
+    rule; 6 -> 3 gives [0, 2, 4], 12 -> 6 gives [0, 2, 4, 6, 8, 10]). Any other depth: spread evenly
+    with the first and last kept (6 -> 2 gives [0, 5]; one layer gives the last). The released
+    DistilBERT used ``[0, 2, 4, 7, 9, 11]`` for 12 -> 6: pass that list to
+    :meth:`DistilBert.from_teacher` explicitly.
+    """
+    for name, v in (("n_teacher", n_teacher), ("n_student", n_student)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    L, n = int(n_teacher), int(n_student)
+    if n > L:
+        raise ValueError(f"n_student ({n}) must not exceed n_teacher ({L})")
+    if n == (L + 1) // 2:
+        return list(range(0, L, 2))
+    if n == 1:
+        return [L - 1]
+    return [int(round(i * (L - 1) / (n - 1))) for i in range(n)]
 
 
 class DistilBert(EncoderMLM):
@@ -37,9 +60,9 @@ class DistilBert(EncoderMLM):
     def from_teacher(cls, teacher: Bert, layers: Optional[Sequence[int]] = None) -> "DistilBert":
         """A student initialised from ``teacher``: same sizes and dtype, blocks ``layers`` copied.
 
-        ``layers`` defaults to one of two, ``[0, 2, 4, ...]`` (for a 12-layer teacher
-        ``[0, 2, 4, 6, 8, 10]``; the released DistilBERT used ``[0, 2, 4, 7, 9, 11]``, pass it
-        explicitly). The list must be non-empty, within ``0..L-1``, without repeats and
+        ``layers`` defaults to ``student_layers(L, ceil(L / 2))``, one of two: ``[0, 2, 4, ...]``
+        (for a 12-layer teacher ``[0, 2, 4, 6, 8, 10]``; the released DistilBERT used
+        ``[0, 2, 4, 7, 9, 11]``, pass it explicitly). The list must be non-empty, within ``0..L-1``, without repeats and
         STRICTLY INCREASING: the student runs its blocks in the teacher's order, and an unsorted
         list is far more likely a typo than a wish to permute layers, so it is rejected.
 
@@ -76,7 +99,7 @@ class DistilBert(EncoderMLM):
     @staticmethod
     def _check_layers(layers, L: int) -> list:
         if layers is None:
-            return list(range(0, L, 2))
+            return student_layers(L, (L + 1) // 2)
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
             raise TypeError(f"layers must be a sequence of layer indices, got {type(layers).__name__}")
         out = []

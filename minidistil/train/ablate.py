@@ -29,9 +29,9 @@ from .runs import MODEL_FILE, Data, RunConfig, load_model
 
 VARIANTS = {
     "triple": {},
-    "-Lce": {"alpha_ce": 0.0},
-    "-Lcos": {"alpha_cos": 0.0},
-    "-Lmlm": {"alpha_mlm": 0.0},
+    "-Lce": {"loss": {"alpha_ce": 0.0}},
+    "-Lcos": {"loss": {"alpha_cos": 0.0}},
+    "-Lmlm": {"loss": {"alpha_mlm": 0.0}},
     "random-init": {"student_init": "random"},
 }
 PAPER_DELTAS = {"triple": 0.0, "-Lce": -2.96, "-Lcos": -1.46, "-Lmlm": -0.31, "random-init": -3.69}
@@ -39,6 +39,8 @@ PAPER_DELTAS = {"triple": 0.0, "-Lce": -2.96, "-Lcos": -1.46, "-Lmlm": -0.31, "r
 
 def variant_config(cfg: RunConfig, variant: str, seed: int, steps: int | None = None) -> RunConfig:
     changes = dict(VARIANTS[variant])
+    if "loss" in changes:
+        changes["loss"] = dataclasses.replace(cfg.distill.loss, **changes["loss"])
     if steps is not None:
         changes["steps"] = steps
     return dataclasses.replace(cfg, seed=seed, distill=dataclasses.replace(cfg.distill, **changes))

@@ -22,20 +22,18 @@ from .runs import MODEL_FILE, Data, DistillStageConfig, RunConfig, save_model, s
 
 
 def loss_config(cfg: DistillStageConfig):
-    from ..losses import DistillLossConfig
-    return DistillLossConfig(alpha_ce=cfg.alpha_ce, alpha_mlm=cfg.alpha_mlm, alpha_cos=cfg.alpha_cos,
-                             temperature=cfg.temperature, ce_positions=cfg.ce_positions)
+    """The stage's ``DistillLossConfig`` (kept in ``cfg.loss``)."""
+    return cfg.loss
 
 
 def make_student(teacher, cfg: RunConfig, init: str | None = None):
-    """The student: ``from_teacher`` (one layer out of two) or a random initialisation."""
-    from ..models import DistilBert
+    """The student: ``from_teacher`` with :func:`~minidistil.models.student_layers`, or a random
+    initialisation."""
+    from ..models import DistilBert, student_layers
     init = init or cfg.distill.student_init
     n_student = cfg.model.student_layers
     if init == "teacher":
-        n_teacher = teacher.config.num_hidden_layers
-        layers = None if n_student == n_teacher // 2 else \
-            [int(round(i)) for i in np.linspace(0, n_teacher - 1, n_student)]
+        layers = student_layers(teacher.config.num_hidden_layers, n_student)
         return DistilBert.from_teacher(teacher, layers=layers)
     if init == "random":
         scfg = dataclasses.replace(teacher.config, num_hidden_layers=n_student)
@@ -45,15 +43,17 @@ def make_student(teacher, cfg: RunConfig, init: str | None = None):
 
 def logit_positions(cfg: DistillStageConfig, attention_mask, labels):
     """The (B, T) boolean positions at which the losses need logits."""
-    masked = labels != -100  # (B, T)
-    if cfg.alpha_ce > 0 and cfg.ce_positions == "all":
+    from ..masking import IGNORE_INDEX
+    masked = labels != IGNORE_INDEX  # (B, T)
+    if cfg.loss.alpha_ce > 0 and cfg.loss.ce_positions == "all":
         return attention_mask.astype(bool)  # (B, T) every real token (includes the masked ones)
     return masked
 
 
 def _term_counts(cfg: DistillStageConfig, attention_mask, labels) -> dict:
     """How many positions each loss term averages over: its mean's denominator."""
-    n_real, n_masked = int(attention_mask.sum()), int((labels != -100).sum())
+    from ..masking import IGNORE_INDEX
+    n_real, n_masked = int(attention_mask.sum()), int((labels != IGNORE_INDEX).sum())
     return {"ce": n_real if cfg.ce_positions == "all" else n_masked, "mlm": n_masked, "cos": n_real}
 
 
@@ -81,7 +81,7 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
     """The ``step_fn`` of the student; with a ``shard`` it computes only that shard's rows, each
     loss term weighted by the shard's share of that term's positions (as ``make_mlm_step``)."""
     from ..losses import distill_loss_backward, distill_loss_forward
-    from ..masking import mask_tokens
+    from ..masking import IGNORE_INDEX, mask_tokens
     from ..parallel.shard import zero_grads
     lcfg = loss_config(cfg)
     L = student.config.num_hidden_layers
@@ -90,7 +90,7 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
         masked_ids, labels = mask_tokens(input_ids, attention_mask, rng, tokenizer.vocab_size,
                                          tokenizer.mask_id, tokenizer.special_ids,
                                          mlm_prob=cfg.mlm_prob, token_probs=token_probs)
-        if not (labels != -100).any():
+        if not (labels != IGNORE_INDEX).any():
             return None
         lcfg_r, w = lcfg, None
         if shard is not None:
@@ -106,7 +106,7 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
         total, parts, cache = distill_loss_forward(
             s_out.logits, t_out.logits, labels, s_out.hidden_states[-1], t_out.hidden_states[-1],
             attention_mask, lcfg_r, positions)
-        ds_logits, ds_hidden = distill_loss_backward(cache)
+        ds_logits, ds_hidden = distill_loss_backward(1.0, cache)
         grads = student.backward(ds_logits, s_out.cache, dhidden={L: ds_hidden})
         if w is not None:  # each part as this shard's share of the batch's mean ("loss" already is)
             parts = dict(parts, loss_ce=parts["loss_ce"] * w["ce"], loss_mlm=parts["loss_mlm"] * w["mlm"],

@@ -42,13 +42,13 @@ class EvalBatch(NamedTuple):
 def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15) -> list[EvalBatch]:
     """The validation batches with one fixed mask (same for every model and every run)."""
     from ..data.batches import eval_batches
-    from ..masking import mask_tokens
+    from ..masking import IGNORE_INDEX, mask_tokens
     mask_rng = np.random.default_rng(cfg.eval_seed)
     out = []
     for ids, attn in eval_batches(val_seqs, cfg.batch_size, tokenizer.pad_id):
         masked, labels = mask_tokens(ids, attn, mask_rng, tokenizer.vocab_size, tokenizer.mask_id,
                                      tokenizer.special_ids, mlm_prob=mlm_prob)
-        pos = labels != -100  # (B, T)
+        pos = labels != IGNORE_INDEX  # (B, T)
         if pos.any():
             out.append(EvalBatch(masked, attn, pos, labels[pos]))
     if not out:
@@ -174,7 +174,7 @@ def format_table(report: dict) -> str:
 
 
 def format_targets(report: dict) -> str:
-    """The demo's targets (issue 4), each with the measured figure and PASS/MISS."""
+    """The demo's targets, each with the measured figure and PASS/MISS."""
     t, s, u = report["teacher"], report.get("student"), report["unigram"]
     lines = []
 

@@ -26,7 +26,6 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..kernels.blas import owned_cores
 from .checkpoint import load_checkpoint, prefixed, rng_from_state, rng_state, save_checkpoint, unprefixed
 from .optim import AdamW, accumulate_grads, clip_grad_norm, linear_schedule
 from .runs import StageConfig
@@ -116,9 +115,8 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     last = {}
     stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     try:
-        # owned_cores: BLAS single-threaded for the whole loop, minidistil's pools own the cores
         log_path = metrics_path if comm.is_root else os.devnull
-        with open(log_path, "a", encoding="utf-8") as log, owned_cores():
+        with open(log_path, "a", encoding="utf-8") as log:
             comm.check_params(model.params, step)  # same start on every rank (e.g. same checkpoint)
             while step < stop_at:
                 acc, sums, n = comm.grad_buffer(model.params), {}, 0

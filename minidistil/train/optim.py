@@ -65,7 +65,7 @@ def global_grad_norm(grads: Mapping[str, np.ndarray]) -> float:
     for g in grads.values():
         g64 = g.astype(np.float64, copy=False).ravel()  # (n,)
         # einsum, not np.dot: np.dot would hand this to a multi-threaded BLAS, whose idle workers
-        # then spin through the next step's fused kernels (kernels/blas.py)
+        # then spin through the next step's fused kernels (see minidistil/fast/threads.py)
         sq += float(np.einsum("i,i->", g64, g64))
     return math.sqrt(sq)
 

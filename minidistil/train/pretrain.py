@@ -31,21 +31,21 @@ def make_mlm_step(model, tokenizer, cfg: StageConfig, token_probs=None, shard=No
     (minidistil/parallel/shard.py), so the ranks' losses and gradients add up to the batch's.
     """
     from ..losses import mlm_backward, mlm_forward
-    from ..masking import mask_tokens
+    from ..masking import IGNORE_INDEX, mask_tokens
     from ..parallel.shard import share, zero_grads
 
     def step_fn(input_ids, attention_mask, rng):
         masked_ids, labels = mask_tokens(input_ids, attention_mask, rng, tokenizer.vocab_size,
                                          tokenizer.mask_id, tokenizer.special_ids,
                                          mlm_prob=cfg.mlm_prob, token_probs=token_probs)
-        positions = labels != -100  # (B, T) the masked tokens
+        positions = labels != IGNORE_INDEX  # (B, T) the masked tokens
         if not positions.any():
             return None
         weight = 1.0
         if shard is not None:
             n_batch = int(positions.sum())
             attention_mask, masked_ids, labels = shard.take(attention_mask, masked_ids, labels)
-            positions = labels != -100  # (B_r, T_r)
+            positions = labels != IGNORE_INDEX  # (B_r, T_r)
             weight = share(int(positions.sum()), n_batch)
             if weight == 0.0:
                 return {"loss": 0.0}, zero_grads(model.params)

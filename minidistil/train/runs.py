@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..atomic import atomic_write_json
+from ..losses import DistillLossConfig
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
@@ -65,12 +66,19 @@ class StageConfig:
 
 @dataclass
 class DistillStageConfig(StageConfig):
-    alpha_ce: float = 5.0
-    alpha_mlm: float = 2.0
-    alpha_cos: float = 1.0
-    temperature: float = 2.0
-    ce_positions: str = "all"        # "all" non-padding tokens (HF default) or "masked"
-    student_init: str = "teacher"    # "teacher" (one layer out of two) or "random"
+    # the triple loss (weights, temperature, which positions Lce covers): declared once, in losses.py
+    loss: DistillLossConfig = field(default_factory=DistillLossConfig)
+    student_init: str = "teacher"    # "teacher" (models.student_layers) or "random"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillStageConfig":
+        """From ``to_dict`` output; a run directory written before ``loss`` was nested keeps its
+        flat ``alpha_ce ... ce_positions`` keys, which are read into ``loss``."""
+        d = dict(d)
+        names = DistillLossConfig.__dataclass_fields__
+        loss = dict(d.pop("loss", {}))
+        loss.update({k: d.pop(k) for k in list(d) if k in names})
+        return cls(loss=DistillLossConfig(**loss), **d)
 
 
 @dataclass
@@ -98,7 +106,7 @@ class RunConfig:
                    data=DataConfig(**d.get("data", {})),
                    model=ModelSpec(**d.get("model", {})),
                    pretrain=StageConfig(**d.get("pretrain", {})),
-                   distill=DistillStageConfig(**d.get("distill", {})),
+                   distill=DistillStageConfig.from_dict(d.get("distill", {})),
                    eval=EvalConfig(**d.get("eval", {})))
 
 

@@ -1,44 +1,34 @@
-"""BLAS's ``gemm``, called from inside Numba kernels.
+"""BLAS's ``gemm``, called from inside Numba kernels (used by the fast attention route).
 
-Numba reaches BLAS only through SciPy, which minidistil does not depend on. But NumPy ships
-OpenBLAS, and OpenBLAS exports the CBLAS functions ``cblas_sgemm`` / ``cblas_dgemm`` (in NumPy's
-wheels under the names ``scipy_cblas_sgemm64_``, with 64-bit integers). This module finds their
-addresses with ``ctypes`` (in the library :mod:`~minidistil.kernels.blas` already found) and
-gives the kernels one function,
+The plain code this replaces: the batched ``@`` products of kernels/attention.py. Numba reaches
+BLAS only through SciPy, which minidistil does not depend on; but NumPy ships OpenBLAS, which
+exports the CBLAS functions ``cblas_sgemm`` / ``cblas_dgemm`` (in NumPy's wheels as
+``scipy_cblas_sgemm64_``, with 64-bit integers). This module finds their addresses with ctypes
+in the library threadpoolctl reports, and gives kernels one function,
 
     gemm(fns, trans_a, trans_b, alpha, A, B, C)        # C = alpha * op(A) @ op(B)
 
-where ``op(X)`` is ``X.T`` when ``trans_X``, ``A``/``B``/``C`` are 2-D array views whose rows may be
-strided but whose last axis is contiguous (what BLAS calls a leading dimension), and ``fns`` is
-the small int64 table from :meth:`GemmFunctions.table` for the arrays' dtype: which route to take
-and the function addresses. Inside a jitted kernel ``gemm`` compiles to a direct call through an
-address (an LLVM ``inttoptr`` + ``call``, :func:`_make_call`); the addresses are plain integers in
-an array argument, so the kernel stays cacheable (a ``ctypes`` function used as a global would
-make Numba refuse ``cache=True``). From plain Python (``NUMBA_DISABLE_JIT=1``) the same call is
-NumPy's ``@``.
+where ``op(X)`` is ``X.T`` when ``trans_X``, ``A``/``B``/``C`` are 2-D views whose last axis is
+contiguous (rows may be strided: BLAS's leading dimension), and ``fns`` is the small int64 table
+from :meth:`GemmFunctions.table`: which route to take and the function addresses. Inside a jitted
+kernel ``gemm`` compiles to a direct call through an address (an LLVM ``inttoptr`` + ``call``);
+the addresses are plain integers in an array argument, so the kernel stays cacheable. From plain
+Python (``NUMBA_DISABLE_JIT=1``) the same call is NumPy's ``@``.
 
 Two routes:
 
 * ``cblas``: ``cblas_?gemm``, through OpenBLAS's own choice of kernel for the CPU.
 * ``avx512``: OpenBLAS's AVX-512 "small matrix" kernels (``?gemm_small_kernel_b0_??_SKYLAKEX``),
-  called directly. NumPy's OpenBLAS is built for many CPUs at once and picks one kernel family
-  at load time; a CPU it does not know (on the development machine, an AMD Zen 5, CPU family
-  0x1A) gets its generic AVX2 "Haswell" kernels although it runs AVX-512. The AVX-512 kernels
-  are in the same library, exported, and take the matrices as they lie (no packing copies), which
-  suits the attention's 128 x 128 x 32 products: 4.1-4.4 us each against 9.4-9.8 us through
-  cblas on one core of the development machine (``A @ B.T``, whose kernel is slow, goes as
-  ``A @ copy(B.T)``). This route is taken only when the CPU reports the AVX-512
-  subsets those kernels are compiled for, the library is OpenBLAS >= 0.3.17 (the kernels' calling
-  convention has been the same since), and a self-test of every transpose against NumPy passes at
-  start-up; ``MINIDISTIL_GEMM=cblas`` turns it off.
+  called directly. NumPy's OpenBLAS picks one kernel family at load time; a CPU it does not know
+  gets its generic AVX2 "Haswell" kernels although it may run AVX-512. The AVX-512 kernels are in
+  the same library, exported, and take the matrices as they lie (no packing copies), which suits
+  the attention's small per-head products. Taken only when OpenBLAS picked a core family without
+  AVX-512 (threadpoolctl reports which), the CPU has the AVX-512 subsets those kernels are compiled
+  for, the library is OpenBLAS >= 0.3.17, and a self-test of every transpose passes;
+  ``MINIDISTIL_GEMM=cblas`` turns it off.
 
-Why call BLAS from inside a kernel at all: the attention core is six small products per
-(batch, head) with a softmax between them. Called one head at a time from a ``prange``, each
-product's output is still in the core's cache when the softmax reads it, and the kernel needs no
-(B, NH, T, T) temporaries and no thread hand-offs (kernels/attention.py has the figures).
-
-BLAS must run single-threaded while several Numba threads call it: callers enter
-:func:`~minidistil.kernels.blas.owned_cores` first (the AVX-512 kernels are single-threaded).
+BLAS must run single-threaded while several Numba threads call it: the fast layer holds it to
+one thread (fast/threads.py) before this route is used; the AVX-512 kernels are single-threaded.
 """
 from __future__ import annotations
 
@@ -54,7 +44,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload, register_jitable
 
-from . import blas
+from . import threads
 
 CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
 ROUTE_CBLAS32, ROUTE_CBLAS64, ROUTE_AVX512 = 0, 1, 2  # fns[0]: cblas (32- or 64-bit ints), AVX-512
@@ -69,6 +59,8 @@ _NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
 # The CPU features OpenBLAS compiles its SKYLAKEX kernels for (-march=skylake-avx512).
 _AVX512 = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
 _SMALL_MIN_VERSION = (0, 3, 17)
+# OpenBLAS core families whose kernels already use AVX-512 (threadpoolctl's "architecture")
+AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 _FLAGS = ("nn", "nt", "tn", "tt")  # column-major names, first letter for A: index 2 * tA + tB
 
 
@@ -109,19 +101,19 @@ _cblas_forced = 0  # > 0 inside cblas_route()
 def gemm_functions() -> Optional[GemmFunctions]:
     """The gemm addresses in the OpenBLAS NumPy loaded, or None (searched once).
 
-    None when BLAS cannot be controlled (no OpenBLAS found, or ``MINIDISTIL_BLAS_THREADS=native``):
-    calling BLAS from several Numba threads is only safe and fast with BLAS held to one thread.
+    None when NumPy's BLAS is not OpenBLAS (Apple Accelerate, MKL): then the fast attention
+    route stays off.
     """
     global _found, _searched
     if not _searched:
         _searched = True
-        c = blas.control()
+        c = threads.openblas()
         if c is not None:
-            lib = ctypes.CDLL(c.path)
+            lib = ctypes.CDLL(c.filepath)  # already loaded by NumPy: this only returns a handle
             for s_name, d_name, ilp64 in _NAMES:
                 s, d = getattr(lib, s_name, None), getattr(lib, d_name, None)
                 if s is not None and d is not None:
-                    (small_s, small_d), why = _avx512_kernels(lib)
+                    (small_s, small_d), why = _avx512_kernels(lib, getattr(c, "architecture", None))
                     _found = GemmFunctions(_address(s), _address(d), ilp64, small_s, small_d, why)
                     break
     if _cblas_forced and _found is not None:
@@ -155,10 +147,12 @@ def _openblas_version(lib) -> Optional[tuple]:
     return None
 
 
-def _avx512_kernels(lib) -> tuple:
+def _avx512_kernels(lib, architecture=None) -> tuple:
     """``((four float32 addresses, four float64 addresses), "")``, or ``(((), ()), why not)``."""
     if os.environ.get("MINIDISTIL_GEMM", "auto").strip().lower() == "cblas":
         return ((), ()), "MINIDISTIL_GEMM=cblas"
+    if architecture and architecture.lower() in AVX512_CORES:
+        return ((), ()), f"OpenBLAS already runs its AVX-512 kernels here ({architecture})"
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return ((), ()), "not an x86-64 CPU"
     try:

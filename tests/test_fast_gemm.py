@@ -1,4 +1,4 @@
-"""BLAS's gemm called from Numba (kernels/gemm.py): every transpose, strided tiles, both dtypes,
+"""BLAS's gemm called from Numba (fast/gemm.py): every transpose, strided tiles, both dtypes,
 both routes (cblas, and OpenBLAS's AVX-512 small-matrix kernels where the CPU has AVX-512).
 
 Bound: the same product through NumPy's ``@`` (the same BLAS), 1e-6 (float32) / 1e-13 (float64)
@@ -10,8 +10,9 @@ import itertools
 import numba
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
-from minidistil.kernels import blas, gemm as G
+from minidistil.fast import gemm as G, threads as blas
 
 TOL = {np.float32: 1e-6, np.float64: 1e-13}
 
@@ -52,7 +53,7 @@ def test_gemm_matches_numpy_for_every_transpose(funcs, dtype, ta, tb, M, N, K):
     rng = np.random.default_rng(1)
     a, b = operands(rng, dtype, M, N, K, ta, tb)
     c = np.full((M, N), np.nan, dtype=dtype)  # every entry must be written (beta = 0)
-    with blas.owned_cores():
+    with threadpool_limits(1, user_api="blas"):
         _call(funcs.table(dtype), ta, tb, 0.5, a, b, c)
     ref = 0.5 * ((a.T if ta else a) @ (b.T if tb else b))
     assert nrel(c, ref) <= TOL[dtype]
@@ -66,7 +67,7 @@ def test_gemm_on_strided_tiles_writes_only_its_tile(funcs, dtype):
     q = qkv[:, :, 0].transpose(0, 2, 1, 3)  # (B, NH, T, HS), rows 3*NH*HS apart
     k = qkv[:, :, 1].transpose(0, 2, 1, 3)
     out = np.zeros((2, 6, 2, 6), dtype=dtype).transpose(0, 2, 1, 3)  # (B, NH, T, T) merged layout
-    with blas.owned_cores():
+    with threadpool_limits(1, user_api="blas"):
         _call(funcs.table(dtype), False, True, 1.0, q[1, 0], k[1, 0, :4], out[1, 0, :, :4])
     ref = q[1, 0] @ k[1, 0, :4].T
     assert nrel(out[1, 0, :, :4], ref) <= TOL[dtype]
@@ -118,7 +119,7 @@ def test_addresses_are_found_in_numpys_openblas():
 
 
 def _library():
-    return ctypes.CDLL(blas.control().path)
+    return ctypes.CDLL(blas.openblas().filepath)
 
 
 def test_avx512_route_is_off_when_asked_or_when_the_cpu_lacks_it(monkeypatch):
@@ -129,6 +130,10 @@ def test_avx512_route_is_off_when_asked_or_when_the_cpu_lacks_it(monkeypatch):
     monkeypatch.setattr(llvm, "get_host_cpu_features", lambda: {"avx512f": True})
     kernels, why = G._avx512_kernels(_library())
     assert kernels == ((), ()) and why.startswith("the CPU lacks avx512cd")
+    # OpenBLAS picked AVX-512 kernels itself: the route has nothing to add
+    monkeypatch.setattr(llvm, "get_host_cpu_features", lambda: dict.fromkeys(G._AVX512, True))
+    kernels, why = G._avx512_kernels(_library(), "SkylakeX")
+    assert kernels == ((), ()) and "already runs its AVX-512 kernels" in why
 
 
 def test_avx512_self_test_catches_a_wrong_kernel():

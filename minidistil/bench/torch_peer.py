@@ -14,13 +14,13 @@ doing the same work on the same CPU:
 * **distillation step**: the research project's ``Distiller.step``: the teacher's forward under
   ``torch.no_grad()``, the student's (``DistilBertForMaskedLM``) forward, then
   ``5 Lce + 2 Lmlm + 1 Lcos`` with Lce = ``KLDivLoss(batchmean)`` of the tempered distributions
-  times T**2 over every real token, Lmlm the cross-entropy at the masked tokens, Lcos the
+  times tau**2 over every real token, Lmlm the cross-entropy at the masked tokens, Lcos the
   ``CosineEmbeddingLoss`` of the last hidden states at real tokens; backward, clipping, AdamW.
 
 Differences from the Hugging Face models, all of which make this peer slightly *faster*, never
 slower: no dropout (minidistil has none either), no token-type/position-id bookkeeping beyond
 what the math needs, eager ``matmul + softmax`` attention (the ``attn_implementation="eager"``
-path; see ``attention`` to use ``scaled_dot_product_attention`` instead).
+path). The temperature is written ``tau`` here, as T is the sequence length.
 """
 from __future__ import annotations
 
@@ -32,19 +32,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .bench import BenchShapes
-
-
-# the shapes of one run are minidistil's own (the same sizes on both sides, by construction)
-TorchShapes = BenchShapes
+from .shapes import BenchShapes
 
 
 # ---------------------------------------------------------------------------- the modules
 
 class SelfAttention(nn.Module):
-    def __init__(self, C: int, NH: int, sdpa: bool = False):
+    def __init__(self, C: int, NH: int):
         super().__init__()
-        self.NH, self.HS, self.sdpa = NH, C // NH, sdpa
+        self.NH, self.HS = NH, C // NH
         self.q, self.k, self.v, self.o = (nn.Linear(C, C) for _ in range(4))
 
     def forward(self, x, bias):  # x (B, T, C), bias (B, 1, 1, T) additive padding bias
@@ -54,20 +50,17 @@ class SelfAttention(nn.Module):
             return t.view(B, T, self.NH, self.HS).transpose(1, 2)  # (B, NH, T, HS)
 
         q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
-        if self.sdpa:
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, NH, T, HS)
-        else:
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.HS) + bias  # (B, NH, T, T)
-            a = torch.softmax(scores, dim=-1) @ v  # (B, NH, T, HS)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.HS) + bias  # (B, NH, T, T)
+        a = torch.softmax(scores, dim=-1) @ v  # (B, NH, T, HS)
         return self.o(a.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 
 class Block(nn.Module):
     """Post-LN: ``h = LN(x + Attn(x)); y = LN(h + FFN(h))`` (BertLayer / TransformerBlock)."""
 
-    def __init__(self, C: int, NH: int, FF: int, eps: float = 1e-12, sdpa: bool = False):
+    def __init__(self, C: int, NH: int, FF: int, eps: float = 1e-12):
         super().__init__()
-        self.attn = SelfAttention(C, NH, sdpa)
+        self.attn = SelfAttention(C, NH)
         self.ln1 = nn.LayerNorm(C, eps=eps)
         self.ff1, self.ff2 = nn.Linear(C, FF), nn.Linear(FF, C)
         self.ln2 = nn.LayerNorm(C, eps=eps)
@@ -80,14 +73,14 @@ class Block(nn.Module):
 class MaskedLM(nn.Module):
     """BertForMaskedLM (``token_types=True``) or DistilBertForMaskedLM (``False``), no pooler."""
 
-    def __init__(self, s: TorchShapes, layers: int, token_types: bool, sdpa: bool = False):
+    def __init__(self, s: BenchShapes, layers: int, token_types: bool):
         super().__init__()
         C = s.hidden
         self.word = nn.Embedding(s.vocab, C)
         self.pos = nn.Embedding(s.seq, C)
         self.tok = nn.Embedding(2, C) if token_types else None
         self.emb_ln = nn.LayerNorm(C, eps=1e-12)
-        self.blocks = nn.ModuleList(Block(C, s.heads, s.ff, sdpa=sdpa) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(C, s.heads, s.ff) for _ in range(layers))
         self.head_dense = nn.Linear(C, C)
         self.head_ln = nn.LayerNorm(C, eps=1e-12)
         self.head_bias = nn.Parameter(torch.zeros(s.vocab))
@@ -114,7 +107,7 @@ class MaskedLM(nn.Module):
 
 # ---------------------------------------------------------------------------- the two steps
 
-def _batch(s: TorchShapes, seed: int):
+def _batch(s: BenchShapes, seed: int):
     """Random ids, a padding mask with a few short rows, and 15% masked labels (as minidistil's)."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, s.vocab, size=(s.batch, s.seq))  # (B, T)
@@ -128,10 +121,10 @@ def _batch(s: TorchShapes, seed: int):
             torch.from_numpy(labels).long())
 
 
-def make_teacher_step(s: TorchShapes, seed: int = 0, sdpa: bool = False):
+def make_teacher_step(s: BenchShapes, seed: int = 0):
     """A closure running one BertForMaskedLM training step; returns the loss as a float."""
     torch.manual_seed(seed)
-    model = MaskedLM(s, s.teacher_layers, token_types=True, sdpa=sdpa)
+    model = MaskedLM(s, s.teacher_layers, token_types=True)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
     ids, mask, labels = _batch(s, seed)
 
@@ -147,16 +140,16 @@ def make_teacher_step(s: TorchShapes, seed: int = 0, sdpa: bool = False):
     return step
 
 
-def make_distill_step(s: TorchShapes, seed: int = 0, temperature: float = 2.0, sdpa: bool = False):
+def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0):
     """A closure running one ``Distiller.step``: teacher no-grad forward, student step, AdamW."""
     torch.manual_seed(seed)
-    teacher = MaskedLM(s, s.teacher_layers, token_types=True, sdpa=sdpa).eval()
+    teacher = MaskedLM(s, s.teacher_layers, token_types=True).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = MaskedLM(s, s.student_layers, token_types=False, sdpa=sdpa)
+    student = MaskedLM(s, s.student_layers, token_types=False)
     opt = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
     ids, mask, labels = _batch(s, seed)
-    T = temperature
+    tau = temperature
 
     def step() -> float:
         with torch.no_grad():
@@ -165,8 +158,8 @@ def make_distill_step(s: TorchShapes, seed: int = 0, temperature: float = 2.0, s
         sel = mask.bool()  # (B, T) every real token (restrict_ce_to_mask=False)
         s_sel = s_logits[sel]  # (P, V)
         t_sel = t_logits[sel]  # (P, V)
-        loss_ce = F.kl_div(F.log_softmax(s_sel / T, dim=-1), F.softmax(t_sel / T, dim=-1),
-                           reduction="batchmean") * T ** 2
+        loss_ce = F.kl_div(F.log_softmax(s_sel / tau, dim=-1), F.softmax(t_sel / tau, dim=-1),
+                           reduction="batchmean") * tau ** 2
         loss_mlm = F.cross_entropy(s_logits.view(-1, s.vocab), labels.view(-1), ignore_index=-100)
         s_h, t_h = s_hidden[sel], t_hidden[sel]  # (P, C)
         loss_cos = F.cosine_embedding_loss(s_h, t_h, torch.ones(s_h.shape[0]), reduction="mean")
@@ -180,14 +173,12 @@ def make_distill_step(s: TorchShapes, seed: int = 0, temperature: float = 2.0, s
     return step
 
 
-def time_steps(s: TorchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2,
-               sdpa: bool = False) -> dict:
+def time_steps(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2) -> dict:
     """Median seconds of each step (after ``warmup`` untimed steps); also the per-step times."""
     torch.set_num_threads(threads)
-    out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(),
-           "attention": "sdpa" if sdpa else "eager"}
+    out = {"torch_version": torch.__version__, "threads": torch.get_num_threads()}
     for name, maker in (("teacher_mlm_step", make_teacher_step), ("distill_step", make_distill_step)):
-        step = maker(s, sdpa=sdpa)
+        step = maker(s)
         for _ in range(warmup):
             step()
         times = []

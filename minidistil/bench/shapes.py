@@ -1,0 +1,56 @@
+"""The sizes a benchmark run uses: ``--shapes demo`` (the demo model), ``wide``, ``quick``.
+
+Legend: B batch, T sequence, C hidden, NH heads, F feed-forward, V vocabulary, L layers.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class BenchShapes:
+    """One run's sizes; the default is the demo model (``minidistil demo``) at T = 128."""
+    batch: int = 32
+    seq: int = 128
+    hidden: int = 128
+    heads: int = 4
+    ff: int = 512
+    vocab: int = 4096
+    teacher_layers: int = 6
+    student_layers: int = 3
+
+    @classmethod
+    def quick(cls) -> "BenchShapes":
+        return PRESETS["quick"]
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+    def replace(self, **changes) -> "BenchShapes":
+        return replace(self, **changes)
+
+    def __post_init__(self):
+        for name, v in asdict(self).items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"BenchShapes.{name} must be a positive int, got {v!r}")
+        if self.hidden % self.heads:
+            raise ValueError(f"BenchShapes.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.student_layers > self.teacher_layers:
+            raise ValueError("BenchShapes.student_layers must not exceed teacher_layers")
+
+
+PRESETS = {
+    "demo": BenchShapes(),
+    # twice the width (hidden 256 as BERT-mini), half the batch: the activations stay the demo's size
+    "wide": BenchShapes(batch=16, hidden=256, heads=4, ff=1024, vocab=8192),
+    "quick": BenchShapes(batch=2, seq=16, hidden=16, heads=2, ff=32, vocab=64, teacher_layers=2,
+                         student_layers=1),
+}
+
+
+def preset(name: str) -> BenchShapes:
+    """The shapes called ``name``; a ValueError lists the names otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown shapes {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,150 @@
+"""The opt-in speed layer: ``minidistil.fast.enable()``, ``disable()``, ``info()``.
+
+Nothing in minidistil outside this package touches threads, BLAS or the allocator, and importing
+this package changes nothing either. :func:`enable` (the command line calls it; ``--no-fast``
+skips it) switches on, for this process:
+
+* **threads** (fast/threads.py): BLAS held to one thread (threadpoolctl), and the layers' matrix
+  products cut over a small pool of Python threads, or given to BLAS's own threads, whichever a
+  short calibration of each shape measured faster;
+* **attention** (fast/attention.py, fast/gemm.py): the per-head attention kernel that calls BLAS's
+  gemm from Numba, with OpenBLAS's AVX-512 small-matrix kernels where OpenBLAS itself picked
+  kernels without AVX-512 on an AVX-512 CPU; each shape calibrated against the plain kernel;
+* **idle threads sleep**: ``OMP_WAIT_POLICY=PASSIVE`` when Numba's OpenMP pool has not started
+  yet and the user has not chosen a policy, so Numba's idle workers stop spinning while BLAS works;
+* **malloc** (fast/malloc.py): glibc keeps freed memory for the next step.
+
+Every route is checked before it is used (a self-test of the gemm kernels against NumPy) and is
+off, with the reason in :func:`info`, where it cannot help. :func:`disable` removes the routes and
+gives BLAS its thread counts back (the environment variable and malloc settings stay: they cannot
+be undone in a running process).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from ..kernels import backend
+from ..kernels.attention import attention_backward_numba, attention_forward_numba
+from . import calibrate
+
+_state: dict = {"enabled": False, "on": {}, "off": {}, "warnings": []}
+
+
+def _numba_pool_started() -> bool:
+    try:
+        from numba.np.ufunc import parallel
+        return bool(parallel._is_initialized)
+    except Exception:  # numba internals moved: assume the worst, set nothing
+        return True
+
+
+def _attention_routes():
+    from .attention import attention_backward_tiles, attention_forward_tiles
+
+    def forward(q, k, v, mask):
+        key = ("attention",) + calibrate.shape_key(q)
+        return calibrate.choose(key, {"tiles": lambda: attention_forward_tiles(q, k, v, mask),
+                                      "plain": lambda: attention_forward_numba(q, k, v, mask)},
+                                default="tiles")
+
+    def backward(dout, q, k, v, probs, out=None):
+        plain = calibrate.route_for(("attention",) + calibrate.shape_key(q)) == "plain"
+        fn = attention_backward_numba if plain else attention_backward_tiles
+        return fn(dout, q, k, v, probs, out)
+
+    return forward, backward
+
+
+def torch_warning():
+    """A warning text when PyTorch shares this process, else None (see docs/performance.md)."""
+    if "torch" not in sys.modules:
+        return None
+    return ("PyTorch is imported in this process: its OpenMP threads and minidistil's compete for "
+            "the cores and a training step can take about twice as long. Run minidistil in a "
+            "process without torch, or call torch.set_num_threads(1) before training.")
+
+
+def enable(malloc: bool = True) -> dict:
+    """Switch the speed layer on (idempotent); returns :func:`info`."""
+    if _state["enabled"]:
+        return info()
+    from . import gemm, threads
+    on, off, notes = {}, {}, []
+    if "OMP_WAIT_POLICY" in os.environ:
+        off["idle_threads_sleep"] = f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} was set by the user"
+    elif _numba_pool_started():
+        off["idle_threads_sleep"] = ("Numba's thread pool started before enable(); call "
+                                     "minidistil.fast.enable() before any kernel runs")
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        on["idle_threads_sleep"] = "OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool"
+    if not malloc:
+        off["malloc"] = "enable(malloc=False)"
+    else:
+        from .malloc import tune_malloc
+        if tune_malloc():
+            on["malloc"] = "glibc keeps freed memory (no mmap, 256 MB trim threshold)"
+        else:
+            off["malloc"] = "not glibc, or MINIDISTIL_MALLOC=system"
+    routes = {}
+    if threads.blas_controller().lib_controllers:
+        threads.hold_blas()
+        routes["matmul"] = threads.matmul_calibrated
+        routes["matmul_pair"] = threads.matmul_pair_calibrated
+        on["threads"] = (f"BLAS held to 1 thread (had {threads._blas_threads}); each product shape "
+                         "calibrated: the pool or BLAS's own threads")
+    else:
+        off["threads"] = "threadpoolctl finds no BLAS library to control"
+    g = gemm.gemm_functions() if threads.blas_held() else None
+    if g is None:
+        off["attention"] = "NumPy's BLAS is not OpenBLAS: gemm cannot be called from Numba"
+    else:
+        routes["attention_forward"], routes["attention_backward"] = _attention_routes()
+        on["attention"] = f"per-head kernel on BLAS's gemm ({g.route} route), calibrated per shape"
+        if g.route != "avx512":
+            off["avx512"] = g.why_not_avx512
+    backend.set_fast_routes(routes)
+    warn = torch_warning()
+    if warn:
+        notes.append(warn)
+        warnings.warn(warn, RuntimeWarning, stacklevel=2)
+    _state.update(enabled=True, on=on, off=off, warnings=notes)
+    return info()
+
+
+def disable() -> None:
+    """Remove the fast routes and give BLAS its thread counts back."""
+    from . import threads
+    backend.set_fast_routes({})
+    threads.release_blas()
+    calibrate.forget()
+    _state.update(enabled=False, on={}, off={}, warnings=[])
+
+
+def enabled() -> bool:
+    return bool(_state["enabled"])
+
+
+def info() -> dict:
+    """``{"enabled", "on": {what: how}, "off": {what: why}, "blas": [...], "decisions": {...},
+    "warnings": [...]}``: what the layer switched on, why anything is off, the BLAS libraries
+    threadpoolctl found and the routes each calibrated shape took."""
+    from . import threads
+    return {"enabled": enabled(), "on": dict(_state["on"]), "off": dict(_state["off"]),
+            "blas": threads.blas_info(), "decisions": calibrate.decisions(),
+            "warnings": list(_state["warnings"])}
+
+
+def describe() -> str:
+    """:func:`info` as a few lines of text."""
+    i = info()
+    if not i["enabled"]:
+        return "fast layer: off (minidistil.fast.enable() switches it on)"
+    lines = ["fast layer: on"]
+    lines += [f"  on:  {k}: {v}" for k, v in i["on"].items()]
+    lines += [f"  off: {k}: {v}" for k, v in i["off"].items()]
+    for b in i["blas"]:
+        lines.append(f"  BLAS: {b['library']} {b['version']} ({b['architecture'] or 'core unknown'} kernels)")
+    return "\n".join(lines)

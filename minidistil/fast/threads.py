@@ -1,0 +1,219 @@
+"""Who owns the cores: BLAS held to one thread, and matrix products cut over a small thread pool.
+
+The plain code this replaces is ``a @ b`` in :mod:`minidistil.kernels.matmul`, where BLAS
+(OpenBLAS in NumPy's wheels) splits each product over its own threads. That works well for big
+2-D products, but OpenBLAS's idle workers busy-wait after every call and take the cores from the
+Numba kernel that runs next, and it splits the many small batched products badly. So, while
+:func:`minidistil.fast.enable` is in effect:
+
+* BLAS runs single-threaded (:func:`hold_blas`, through threadpoolctl, which finds OpenBLAS, MKL
+  or BLIS and restores the old limits on :func:`release_blas`);
+* :func:`matmul_threaded` cuts a product along its leading axis (rows of a 2-D product, the batch
+  of a batched one) into one piece per thread and runs the pieces at once on a pool of Python
+  threads (NumPy releases the GIL inside BLAS), each piece a single-threaded BLAS call;
+* Numba's threads run the fused kernels in between, so at any moment one pool computes.
+
+Whether the pool beats BLAS's own threads depends on the CPU and the shape, so
+:func:`matmul_calibrated` times both on the first product of each shape and keeps the faster
+(fast/calibrate.py). docs/performance.md has the figures.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..kernels import backend
+from ..kernels.matmul import matmul_numpy
+from .calibrate import choose, shape_key
+
+# Products smaller than this many multiply-adds run as one call: below it the pool's hand-off
+# (~20 us) costs more than the second core saves.
+MIN_SPLIT_MACS = 1 << 20
+
+_lock = threading.Lock()
+_blas = None  # the threadpoolctl controller of the BLAS libraries, found once
+_limits = None  # the threadpool_limits object while BLAS is held to one thread
+_blas_threads = 1  # BLAS's thread count before hold_blas (what "BLAS's own threads" means)
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_key = (0, 0)  # (pid, workers): a forked child or a new thread count gets a new pool
+
+
+def blas_controller():
+    """threadpoolctl's controller of the BLAS libraries in this process (found once)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def blas_info() -> list:
+    """One dict per BLAS library loaded: name, version, threads, and (OpenBLAS) the CPU core
+    kernels it picked at load time, e.g. ``"Haswell"`` or ``"SkylakeX"``."""
+    return [{"library": c.internal_api, "version": c.version, "threads": c.num_threads,
+             "architecture": getattr(c, "architecture", None), "path": c.filepath}
+            for c in blas_controller().lib_controllers]
+
+
+def openblas():
+    """threadpoolctl's controller of the OpenBLAS NumPy loaded, or None."""
+    for c in blas_controller().lib_controllers:
+        if c.internal_api == "openblas":
+            return c
+    return None
+
+
+def hold_blas() -> None:
+    """BLAS single-threaded from now on (until :func:`release_blas`)."""
+    global _limits, _blas_threads
+    with _lock:
+        if _limits is None:
+            from threadpoolctl import threadpool_limits
+            counts = [c.num_threads for c in blas_controller().lib_controllers]
+            _blas_threads = max(counts) if counts else 1
+            _limits = threadpool_limits(limits=1, user_api="blas")
+
+
+def release_blas() -> None:
+    """Give BLAS back the thread counts it had before :func:`hold_blas`."""
+    global _limits
+    with _lock:
+        if _limits is not None:
+            _limits.restore_original_limits()
+            _limits = None
+
+
+def blas_held() -> bool:
+    return _limits is not None
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), workers)
+    with _lock:
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[0] == key[0]:
+                _pool.shutdown(wait=False)  # a new thread count; a forked child's copy has no threads
+            _pool, _pool_key = ThreadPoolExecutor(workers, thread_name_prefix="minidistil-matmul"), key
+        return _pool
+
+
+def _batch_and_macs(a: np.ndarray, b: np.ndarray) -> tuple:
+    """The broadcast batch shape of ``a @ b`` (2-D operands or more) and its multiply-adds."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
+    return batch, int(np.prod(batch, dtype=np.int64)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
+
+
+def _pieces(n: int, parts: int) -> list:
+    """``parts`` near-equal ``(lo, hi)`` ranges covering ``range(n)`` (empty ones dropped)."""
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def splittable(a: np.ndarray, b: np.ndarray, threads: int) -> bool:
+    """Whether :func:`matmul_threaded` would cut ``a @ b`` at all."""
+    if a.ndim < 2 or b.ndim < 2 or threads < 2:
+        return False
+    batch, macs = _batch_and_macs(a, b)
+    if macs < MIN_SPLIT_MACS:
+        return False
+    if batch and ((a.ndim > 2 and a.shape[0] != batch[0]) or (b.ndim > 2 and b.shape[0] != batch[0])):
+        return False  # broadcasting along the leading axis: not worth a special case
+    return len(_pieces(batch[0] if batch else a.shape[-2], threads)) >= 2
+
+
+def matmul_threaded(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None,
+                    bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """``a @ b (+ bias)`` cut along the output's leading axis into one piece per thread.
+
+    2-D (M, K) @ (K, N): rows of ``a``. Batched (S, ..., M, K) @ (S, ..., K, N): the leading batch
+    axis of every operand that has it (a 2-D operand is shared by all pieces). Anything else, or
+    a product too small to be worth it, is one plain call. Each piece writes straight into its
+    slice of the output (``np.matmul(..., out=)``) and adds ``bias`` while the slice is in cache.
+    """
+    threads = backend.num_threads() if threads is None else int(threads)
+    if not splittable(a, b, threads):
+        return matmul_numpy(a, b, bias)
+    batch, _ = _batch_and_macs(a, b)
+    M, N = a.shape[-2], b.shape[-1]
+    cuts = _pieces(batch[0] if batch else M, threads)
+    out = np.empty(batch + (M, N), dtype=np.result_type(a, b))  # (..., M, N)
+
+    def piece(lo, hi):
+        if batch:
+            np.matmul(a[lo:hi] if a.ndim > 2 else a, b[lo:hi] if b.ndim > 2 else b, out=out[lo:hi])
+        else:
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+        if bias is not None:
+            out[lo:hi] += bias
+
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(piece, lo, hi) for lo, hi in cuts[1:]]
+    try:
+        piece(*cuts[0])  # the calling thread takes the first piece
+    finally:
+        wait(futures)  # never return (or raise) while a worker still writes into `out`
+    for f in futures:
+        f.result()  # re-raise a worker's exception here
+    return out
+
+
+def matmul_pair_threaded(a1, b1, a2, b2, threads: Optional[int] = None) -> tuple:
+    """``(a1 @ b1, a2 @ b2)`` for two products of about the same size, as backward passes have
+    them (``dy @ W`` and ``dy^T @ x``): with two threads each product runs whole on its own
+    thread (one hand-off instead of two, and larger single-threaded BLAS calls). Otherwise each
+    is cut as :func:`matmul_threaded` does."""
+    threads = backend.num_threads() if threads is None else int(threads)
+    if (threads != 2 or min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2
+            or _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1] < MIN_SPLIT_MACS):
+        return matmul_threaded(a1, b1, threads), matmul_threaded(a2, b2, threads)
+    future = _get_pool(1).submit(np.matmul, a2, b2)
+    try:
+        first = np.matmul(a1, b1)
+    finally:
+        wait([future])
+    return first, future.result()
+
+
+def _with_blas_threads(fn: Callable):
+    """``fn()`` with BLAS given back its own thread count for the call (then held again)."""
+    if _limits is None or _blas_threads <= 1:
+        return fn()
+    libs = blas_controller().lib_controllers
+    for c in libs:
+        c.set_num_threads(_blas_threads)
+    try:
+        return fn()
+    finally:
+        for c in libs:
+            c.set_num_threads(1)
+
+
+def matmul_calibrated(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """The fast layer's ``matmul``: the pool or BLAS's own threads, whichever measured faster for
+    this shape (small products are one plain call either way)."""
+    threads = backend.num_threads()
+    if not splittable(a, b, threads):
+        return matmul_numpy(a, b, bias)  # one call, BLAS single-threaded
+    if _blas_threads <= 1:
+        return matmul_threaded(a, b, threads, bias)  # BLAS had one thread anyway: the pool it is
+    return choose(("matmul", bias is None) + shape_key(a, b), {
+        "pool": lambda: matmul_threaded(a, b, threads, bias),
+        "blas": lambda: _with_blas_threads(lambda: matmul_numpy(a, b, bias))}, default="pool")
+
+
+def matmul_pair_calibrated(a1, b1, a2, b2) -> tuple:
+    """The fast layer's ``matmul_pair``, chosen per shape as :func:`matmul_calibrated` is."""
+    threads = backend.num_threads()
+    if min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2 or \
+            _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1] < MIN_SPLIT_MACS:
+        return a1 @ b1, a2 @ b2  # small: two plain calls, BLAS single-threaded
+    if _blas_threads <= 1:
+        return matmul_pair_threaded(a1, b1, a2, b2, threads)
+    return choose(("pair",) + shape_key(a1, b1, a2, b2), {
+        "pool": lambda: matmul_pair_threaded(a1, b1, a2, b2, threads),
+        "blas": lambda: _with_blas_threads(lambda: (a1 @ b1, a2 @ b2))}, default="pool")
