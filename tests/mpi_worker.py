@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from minidistil.losses import DistillLossConfig
 from minidistil.models import Bert, BertConfig, DistilBert
 from minidistil.parallel import SingleProcess, mpi_comm
 from minidistil.parallel.launch import abort_on_error
@@ -69,7 +70,7 @@ def case_grads64(comm, out):
     for name, make in (("mlm", lambda sh: make_mlm_step(teacher, Tok, StageConfig(), shard=sh)),
                        ("distill", lambda sh: make_distill_step(student, teacher, Tok, DistillStageConfig(), shard=sh)),
                        ("distill_ce_masked", lambda sh: make_distill_step(
-                           student, teacher, Tok, DistillStageConfig(ce_positions="masked"), shard=sh))):
+                           student, teacher, Tok, DistillStageConfig(loss=DistillLossConfig(ce_positions="masked")), shard=sh))):
         params = (teacher if name == "mlm" else student).params
         rank_fn, full_fn = make(comm.shard), make(None)
         acc, sums = comm.grad_buffer(params), {}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from minidistil.data.batches import pad_batch
+from minidistil.losses import DistillLossConfig
 from minidistil.models import Bert, BertConfig, DistilBert
 from minidistil.parallel import SingleProcess, Shard, launched_by_mpiexec, params_hash, share
 from minidistil.train.distill import make_distill_step
@@ -45,7 +46,7 @@ def steps(models, kind):
     if kind == "mlm":
         return lambda shard: make_mlm_step(teacher, Tok, StageConfig(), shard=shard)
     ce = "masked" if kind == "distill_ce_masked" else "all"
-    return lambda shard: make_distill_step(student, teacher, Tok, DistillStageConfig(ce_positions=ce), shard=shard)
+    return lambda shard: make_distill_step(student, teacher, Tok, DistillStageConfig(loss=DistillLossConfig(ce_positions=ce)), shard=shard)
 
 
 def summed_over_shards(make, n_ranks, ids, attn, seed=3):

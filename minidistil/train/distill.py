@@ -54,7 +54,7 @@ def _term_counts(cfg: DistillStageConfig, attention_mask, labels) -> dict:
     """How many positions each loss term averages over: its mean's denominator."""
     from ..masking import IGNORE_INDEX
     n_real, n_masked = int(attention_mask.sum()), int((labels != IGNORE_INDEX).sum())
-    return {"ce": n_real if cfg.ce_positions == "all" else n_masked, "mlm": n_masked, "cos": n_real}
+    return {"ce": n_real if cfg.loss.ce_positions == "all" else n_masked, "mlm": n_masked, "cos": n_real}
 
 
 def _shard_loss_config(lcfg, cfg: DistillStageConfig, shard, attention_mask, labels):
