@@ -12,6 +12,8 @@
     minidistil export DIR --to HF   a trained stage (student, or DIR/pretrain: the teacher) as a
                                     Hugging Face folder; distill and demo write DIR/distill/hf
     minidistil bench ...            kernel and model benchmarks
+    minidistil bench-ranks          2 MPI ranks x 1 thread against 1 rank x 2 threads
+    mpiexec -n N minidistil pretrain|distill ...   data-parallel (docs/distributed.md)
 
 Bad input (a missing file, a bad number, an unwritable --out, an unusable corpus) gives one line
 on stderr and exit code 2, before anything is written; so does a file-system error later (a full
@@ -102,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--accum-steps", type=POS_INT, help="micro-batches per optimizer step")
         sp.add_argument("--max-steps", type=POS_INT, help="stop after this many steps (as if killed; "
                         "continue with --resume)")
+        sp.add_argument("--mpi", action="store_true", help="data-parallel over MPI ranks (automatic "
+                        "under mpiexec; needs pip install 'minidistil[mpi]'; docs/distributed.md)")
 
     d = sub.add_parser("demo", help="the whole pipeline on the embedded corpus")
     common(d, "runs/demo")
@@ -316,7 +320,25 @@ def _teacher(args, cfg):
 # ---------------------------------------------------------------- commands
 
 def _say(args, msg):
-    print(msg, flush=True)
+    if getattr(getattr(args, "comm", None), "is_root", True):  # under MPI, rank 0 alone speaks
+        print(msg, flush=True)
+
+
+def _fail(args, message, code):
+    """One line on stderr, exit ``code``; on several MPI ranks every rank is stopped."""
+    comm = getattr(args, "comm", None)
+    if getattr(comm, "size", 1) > 1:
+        comm.abort(message, code)
+    sys.stderr.write(message + "\n")
+    return code
+
+
+def _communicator(args):
+    from .parallel.launch import communicator
+    try:
+        return communicator(args.command, getattr(args, "mpi", False))
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(str(e)) from None
 
 
 def _run_pretrain(args, cfg, data):
@@ -326,7 +348,7 @@ def _run_pretrain(args, cfg, data):
         _say(args, "teacher already trained: reusing " + os.path.join(args.out, "pretrain", MODEL_FILE))
         return load_model(os.path.join(args.out, "pretrain", MODEL_FILE))[0], True
     t0 = time.perf_counter()
-    teacher, res = pretrain(cfg, args.out, data, resume=args.resume,
+    teacher, res = pretrain(cfg, args.out, data, resume=args.resume, comm=getattr(args, "comm", None),
                             max_steps=getattr(args, "max_steps", None), progress=not args.no_progress)
     last = f", last loss {res.last_losses['loss']:.3f}" if "loss" in res.last_losses else ""
     _say(args, f"pretrain: {res.step}/{cfg.pretrain.steps} steps in {time.perf_counter() - t0:.1f} s{last}")
@@ -358,7 +380,7 @@ def _run_distill(args, cfg, data, teacher):
         _finish_stage(args, "distill", True, student, data.tokenizer)
         return student, True
     t0 = time.perf_counter()
-    student, res = distill(cfg, args.out, data, teacher, resume=args.resume,
+    student, res = distill(cfg, args.out, data, teacher, resume=args.resume, comm=getattr(args, "comm", None),
                            max_steps=getattr(args, "max_steps", None), progress=not args.no_progress)
     parts = " (" + ", ".join(f"{k} {v:.3f}" for k, v in res.last_losses.items()) + ")" if res.last_losses else ""
     _say(args, f"distill: {res.step}/{cfg.distill.steps} steps in {time.perf_counter() - t0:.1f} s{parts}")
@@ -445,6 +467,8 @@ def _cmd(args) -> int:
         from . import fast
         fast.enable()
     _check_inputs(args)
+    if not getattr(getattr(args, "comm", None), "is_root", True):
+        return _cmd_locked(args)  # under MPI rank 0 holds the lock and alone writes the run's files
     from .train.lock import RunLock, RunLocked  # one writer per run directory (train/lock.py)
     try:
         lock = RunLock(args.out, command=f"minidistil {args.command}")
@@ -497,8 +521,13 @@ def _cmd_locked(args) -> int:
     data = _prepare(args, cfg, tokenizer=tok)
     _say(args, f"data: {len(data.train)} training / {len(data.val)} validation sequences, "
                f"vocabulary {data.tokenizer.vocab_size} ({time.perf_counter() - t0:.1f} s)")
-    # -------- from here on the run directory is written
-    _start_run_dir(args, cfg, data)
+    # -------- from here on the run directory is written (under MPI: by rank 0, once all checked it)
+    comm = getattr(args, "comm", None)
+    if comm is not None:
+        comm.barrier()
+        comm.check_same("the training data (number of sequences)", len(data.train))
+    if getattr(comm, "is_root", True):
+        _start_run_dir(args, cfg, data)
     if cmd == "pretrain":
         _run_pretrain(args, cfg, data)
         return 0
@@ -526,6 +555,9 @@ def main(argv=None) -> int:
     if argv and argv[0] == "bench":  # owned by minidistil.bench; imported only when asked for
         from .bench import main as bench_main
         return int(bench_main(argv[1:]) or 0)
+    if argv and argv[0] == "bench-ranks":  # ranks against threads (minidistil/parallel/bench.py)
+        from .parallel.bench import main as bench_ranks
+        return int(bench_ranks(argv[1:]) or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -547,6 +579,7 @@ def _dispatch(args) -> int:
     from .train.checkpoint import RunFileError
     from .train.loop import TrainingDiverged
     try:
+        args.comm = _communicator(args)
         if args.command == "glue":
             from .train.glue_cli import run_glue_command
             return run_glue_command(args, UsageError)
@@ -555,20 +588,20 @@ def _dispatch(args) -> int:
             return run(args)
         return _cmd(args)
     except (UsageError, ExportError, RunFileError) as e:
-        sys.stderr.write(f"minidistil {args.command}: error: {' '.join(str(e).split())}\n")
-        return 2
+        return _fail(args, f"minidistil {args.command}: error: {' '.join(str(e).split())}", 2)
     except TrainingDiverged as e:
-        sys.stderr.write(f"minidistil {args.command}: {' '.join(str(e).split())}\n")
-        return 1
+        return _fail(args, f"minidistil {args.command}: {' '.join(str(e).split())}", 1)
     except OSError as e:  # permissions, a read-only or full disk, a vanished folder: one line
         what = e.strerror or str(e)
         where = f" ({e.filename})" if e.filename else ""
-        sys.stderr.write(f"minidistil {args.command}: error: {what}{where}; files already "
-                         "written are intact (each is written to a temporary file, then renamed)\n")
-        return 2
+        return _fail(args, f"minidistil {args.command}: error: {what}{where}; files already "
+                     "written are intact (each is written to a temporary file, then renamed)", 2)
     except KeyboardInterrupt:
-        sys.stderr.write(f"minidistil {args.command}: interrupted; continue with --resume\n")
-        return 130
+        return _fail(args, f"minidistil {args.command}: interrupted; continue with --resume", 130)
+    except Exception as e:
+        from .parallel.launch import abort_on_error
+        abort_on_error(getattr(args, "comm", None), args.command, e)  # several ranks: stop them all
+        raise
 
 
 if __name__ == "__main__":

@@ -50,9 +50,39 @@ def logit_positions(cfg: DistillStageConfig, attention_mask, labels):
     return masked
 
 
-def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, token_probs=None):
+def _term_counts(cfg: DistillStageConfig, attention_mask, labels) -> dict:
+    """How many positions each loss term averages over: its mean's denominator."""
+    from ..masking import IGNORE_INDEX
+    n_real, n_masked = int(attention_mask.sum()), int((labels != IGNORE_INDEX).sum())
+    return {"ce": n_real if cfg.loss.ce_positions == "all" else n_masked, "mlm": n_masked, "cos": n_real}
+
+
+def _shard_loss_config(lcfg, cfg: DistillStageConfig, shard, attention_mask, labels):
+    """A shard's rows and the triple loss with each alpha times the shard's share of its term.
+
+    Returns ``(attention_mask, labels, rows, lcfg_r, shares)``; ``lcfg_r`` is None when the shard
+    has nothing to contribute (minidistil/parallel/shard.py explains the weights).
+    """
+    import dataclasses as dc
+    from ..parallel.shard import share
+    n_batch = _term_counts(cfg, attention_mask, labels)
+    rows = shard.rows(attention_mask.shape[0])
+    attention_mask, labels = shard.take(attention_mask, labels)
+    n_rank = _term_counts(cfg, attention_mask, labels)
+    w = {k: share(n_rank[k], n_batch[k]) for k in n_batch}
+    alphas = {"alpha_ce": lcfg.alpha_ce * w["ce"], "alpha_mlm": lcfg.alpha_mlm * w["mlm"],
+              "alpha_cos": lcfg.alpha_cos * w["cos"]}
+    lcfg_r = dc.replace(lcfg, **alphas) if any(alphas.values()) else None
+    return attention_mask, labels, rows, lcfg_r, w
+
+
+def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, token_probs=None,
+                      shard=None):
+    """The ``step_fn`` of the student; with a ``shard`` it computes only that shard's rows, each
+    loss term weighted by the shard's share of that term's positions (as ``make_mlm_step``)."""
     from ..losses import distill_loss_backward, distill_loss_forward
     from ..masking import IGNORE_INDEX, mask_tokens
+    from ..parallel.shard import zero_grads
     lcfg = loss_config(cfg)
     L = student.config.num_hidden_layers
     needs_teacher = lcfg.alpha_ce > 0 or lcfg.alpha_cos > 0  # Lmlm alone (a control) needs none
@@ -63,15 +93,26 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
                                          mlm_prob=cfg.mlm_prob, token_probs=token_probs)
         if not (labels != IGNORE_INDEX).any():
             return None
+        lcfg_r, w = lcfg, None
+        if shard is not None:
+            attention_mask, labels, rows, lcfg_r, w = _shard_loss_config(
+                lcfg, cfg, shard, attention_mask, labels)
+            masked_ids = masked_ids[rows, :attention_mask.shape[1]]  # (B_r, T_r)
+            if lcfg_r is None:
+                return {"loss": 0.0, "loss_ce": 0.0, "loss_mlm": 0.0, "loss_cos": 0.0}, \
+                    zero_grads(student.params)
         positions = logit_positions(cfg, attention_mask, labels)  # (B, T)
         s_out = student.forward(masked_ids, attention_mask, mlm_positions=positions)
         t_out = teacher.forward(masked_ids, attention_mask, mlm_positions=positions,
                                 keep_cache=False) if needs_teacher else s_out  # s_out: unused stand-in
         total, parts, cache = distill_loss_forward(
             s_out.logits, t_out.logits, labels, s_out.hidden_states[-1], t_out.hidden_states[-1],
-            attention_mask, lcfg, positions)
+            attention_mask, lcfg_r, positions)
         ds_logits, ds_hidden = distill_loss_backward(1.0, cache)
         grads = student.backward(ds_logits, s_out.cache, dhidden={L: ds_hidden})
+        if w is not None:  # each part as this shard's share of the batch's mean ("loss" already is)
+            parts = dict(parts, loss_ce=parts["loss_ce"] * w["ce"], loss_mlm=parts["loss_mlm"] * w["mlm"],
+                         loss_cos=parts["loss_cos"] * w["cos"])
         return {k: float(v) for k, v in parts.items()}, grads
 
     return step_fn
@@ -79,18 +120,20 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
 
 def distill(cfg: RunConfig, out: str, data: Data, teacher, resume: bool = False,
             max_steps: int | None = None, progress: bool = True, folder: str | None = None,
-            on_step=None):
+            on_step=None, comm=None):
     """Distil a student from ``teacher``; returns ``(student, LoopResult)``.
 
-    The finished student is saved to ``<folder>/model.npz`` (default ``out/distill``).
+    The finished student is saved to ``<folder>/model.npz`` (default ``out/distill``), by rank 0
+    when ``comm`` spreads the run over MPI ranks (:mod:`minidistil.parallel`).
     """
     student = make_student(teacher, cfg)
     folder = folder or stage_dir(out, "distill")
     probs = token_probs_for(cfg.distill, data.counts, data.tokenizer.special_ids)
-    step_fn = make_distill_step(student, teacher, data.tokenizer, cfg.distill, probs)
+    step_fn = make_distill_step(student, teacher, data.tokenizer, cfg.distill, probs,
+                                shard=getattr(comm, "shard", None))
     result = train_loop("distill", student, step_fn, data.train, data.tokenizer.pad_id,
                         cfg.distill, cfg.seed, folder, resume=resume, max_steps=max_steps,
-                        progress=progress, on_step=on_step)
-    if result.finished:
+                        progress=progress, on_step=on_step, comm=comm)
+    if result.finished and getattr(comm, "is_root", True):
         save_model(os.path.join(folder, MODEL_FILE), student, {"steps": result.step})
     return student, result

@@ -31,6 +31,7 @@ from .checkpoint import (RunFileError, load_checkpoint, prefixed, rng_from_state
 from ..losses import NonFiniteLoss
 from .optim import AdamW, accumulate_grads, clip_grad_norm, linear_schedule
 from .runs import StageConfig
+from ..parallel.comm import SingleProcess
 
 CKPT_FILE = "checkpoint.npz"
 METRICS_FILE = "metrics.jsonl"
@@ -104,7 +105,7 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                seed: int, folder: str, resume: bool = False, max_steps: int | None = None,
                progress: bool = True, extra_meta: dict | None = None,
                evaluate: Callable[[], dict] | None = None,
-               on_step: Callable | None = None) -> LoopResult:
+               on_step: Callable | None = None, comm=None) -> LoopResult:
     """Train ``model.params`` for ``cfg.steps`` optimizer steps.
 
     ``step_fn(input_ids (B,T), attention_mask (B,T), rng) -> (losses: dict, grads: dict)`` or
@@ -114,7 +115,11 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     step; its figures (e.g. ``val_loss``) join that step's metrics line, so a resumed run keeps them.
     ``on_step(step, model)``, if given, is called before the first update and after every update
     (e.g. a validation curve); it must not touch the parameters or the loop's randomness.
+    ``comm`` spreads the run over ranks (:mod:`minidistil.parallel`; default one process): its
+    ``step_fn`` computes the rows of ``comm.shard``, and rank 0 alone writes the files (and
+    runs ``evaluate``).
     """
+    comm = SingleProcess() if comm is None else comm
     os.makedirs(folder, exist_ok=True)
     ckpt_path = os.path.join(folder, CKPT_FILE)
     metrics_path = os.path.join(folder, METRICS_FILE)
@@ -125,8 +130,9 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     remove_stale_temp_files(folder)  # left by a kill inside an atomic write
     if resume and os.path.isfile(ckpt_path):
         step, epoch, pos, rng = _resume_state(ckpt_path, model, opt, stage)
-        _truncate_metrics(metrics_path, step)
-    elif os.path.isfile(metrics_path):
+        if comm.is_root:
+            _truncate_metrics(metrics_path, step)
+    elif comm.is_root and os.path.isfile(metrics_path):
         os.unlink(metrics_path)  # a fresh run starts a fresh log
 
     def save(step_now):
@@ -143,7 +149,7 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
 
     batches = _epoch_batches(seqs, cfg.batch_size, seed, stage_id, epoch, pad_id)
     bar = None
-    if progress:
+    if progress and comm.is_root:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, initial=step, desc=stage, unit="step", leave=True)
     t0 = time.perf_counter()
@@ -152,9 +158,11 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
     if on_step is not None:
         on_step(step, model)
     try:
-        with open(metrics_path, "a", encoding="utf-8") as log:
+        log_path = metrics_path if comm.is_root else os.devnull
+        with open(log_path, "a", encoding="utf-8") as log:
+            comm.check_params(model.params, step)  # same start on every rank (e.g. same checkpoint)
             while step < stop_at:
-                acc, sums, n = None, {}, 0
+                acc, sums, n = comm.grad_buffer(model.params), {}, 0
                 while n < cfg.accum_steps:
                     if pos >= len(batches):
                         epoch, pos = epoch + 1, 0
@@ -175,6 +183,7 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                         sums[k] = sums.get(k, 0.0) + float(v)
                     acc = accumulate_grads(acc, grads, 1.0 / cfg.accum_steps)
                     n += 1
+                acc, sums = comm.allreduce(acc, sums)  # summed over ranks (no-op in one process)
                 gnorm = clip_grad_norm(acc, cfg.clip_norm)
                 if not math.isfinite(gnorm):
                     raise TrainingDiverged(_diverged_msg(stage, "gradient norm", gnorm, step, ckpt_path,
@@ -185,11 +194,12 @@ def train_loop(stage: str, model, step_fn: Callable, seqs: list, pad_id: int, cf
                 last = {k: v / n for k, v in sums.items()}
                 row = {"step": step, "lr": lr, "grad_norm": gnorm, **last,
                        "time_s": round(time.perf_counter() - t0, 3)}
-                if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                if comm.is_root and evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
                     row.update(evaluate())
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                if step % cfg.ckpt_every == 0 or step == stop_at:
+                comm.check_params(model.params, step)
+                if comm.is_root and (step % cfg.ckpt_every == 0 or step == stop_at):
                     save(step)
                 if on_step is not None:
                     on_step(step, model)

@@ -23,10 +23,16 @@ def token_probs_for(cfg: StageConfig, counts: np.ndarray, special_ids) -> np.nda
     return smoothing_weights(counts, power=cfg.mlm_smoothing, special_ids=special_ids)
 
 
-def make_mlm_step(model, tokenizer, cfg: StageConfig, token_probs=None):
-    """The ``step_fn`` of the teacher: one MLM forward/backward on a micro-batch."""
+def make_mlm_step(model, tokenizer, cfg: StageConfig, token_probs=None, shard=None):
+    """The ``step_fn`` of the teacher: one MLM forward/backward on a micro-batch.
+
+    With a ``shard`` (data parallelism) the mask is drawn over the whole micro-batch, then only
+    the shard's rows are computed, their mean loss weighted by their share of the masked tokens
+    (minidistil/parallel/shard.py), so the ranks' losses and gradients add up to the batch's.
+    """
     from ..losses import mlm_backward, mlm_forward
     from ..masking import IGNORE_INDEX, mask_tokens
+    from ..parallel.shard import share, zero_grads
 
     def step_fn(input_ids, attention_mask, rng):
         masked_ids, labels = mask_tokens(input_ids, attention_mask, rng, tokenizer.vocab_size,
@@ -35,11 +41,19 @@ def make_mlm_step(model, tokenizer, cfg: StageConfig, token_probs=None):
         positions = labels != IGNORE_INDEX  # (B, T) the masked tokens
         if not positions.any():
             return None
+        weight = 1.0
+        if shard is not None:
+            n_batch = int(positions.sum())
+            attention_mask, masked_ids, labels = shard.take(attention_mask, masked_ids, labels)
+            positions = labels != IGNORE_INDEX  # (B_r, T_r)
+            weight = share(int(positions.sum()), n_batch)
+            if weight == 0.0:
+                return {"loss": 0.0}, zero_grads(model.params)
         out = model.forward(masked_ids, attention_mask, mlm_positions=positions)  # logits (P, V)
         loss, cache = mlm_forward(out.logits, labels[positions])
-        dlogits = mlm_backward(1.0, cache)  # (P, V)
+        dlogits = mlm_backward(weight, cache)  # (P, V)
         grads = model.backward(dlogits, out.cache)
-        return {"loss": float(loss)}, grads
+        return {"loss": weight * float(loss)}, grads
 
     return step_fn
 
@@ -62,21 +76,23 @@ def make_val_evaluator(model, data: Data, cfg: RunConfig):
 
 
 def pretrain(cfg: RunConfig, out: str, data: Data, resume: bool = False,
-             max_steps: int | None = None, progress: bool = True):
+             max_steps: int | None = None, progress: bool = True, comm=None):
     """Train a teacher from scratch; returns ``(teacher, LoopResult)``.
 
-    The finished teacher is saved to ``out/pretrain/model.npz``.
+    The finished teacher is saved to ``out/pretrain/model.npz`` (by rank 0 when ``comm`` spreads
+    the run over MPI ranks, :mod:`minidistil.parallel`).
     """
     from ..models import Bert
     bcfg = bert_config(cfg.model, data.tokenizer.vocab_size, cfg.data.max_len)
     teacher = Bert(bcfg, dtype=np.float32, seed=cfg.seed)
     folder = stage_dir(out, "pretrain")
     probs = token_probs_for(cfg.pretrain, data.counts, data.tokenizer.special_ids)
-    step_fn = make_mlm_step(teacher, data.tokenizer, cfg.pretrain, probs)
+    step_fn = make_mlm_step(teacher, data.tokenizer, cfg.pretrain, probs,
+                            shard=getattr(comm, "shard", None))
     result = train_loop("pretrain", teacher, step_fn, data.train, data.tokenizer.pad_id,
                         cfg.pretrain, cfg.seed, folder, resume=resume, max_steps=max_steps,
-                        progress=progress,
+                        progress=progress, comm=comm,
                         evaluate=make_val_evaluator(teacher, data, cfg) if cfg.pretrain.eval_every else None)
-    if result.finished:
+    if result.finished and getattr(comm, "is_root", True):
         save_model(os.path.join(folder, MODEL_FILE), teacher, {"steps": result.step})
     return teacher, result
