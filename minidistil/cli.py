@@ -463,9 +463,6 @@ def _demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
 def _cmd(args) -> int:
     if args.out is None:  # --quick runs get their own folder: runs/demo-quick beside runs/demo
         args.out = args.default_out + ("-quick" if args.quick else "")
-    if not args.no_fast:
-        from . import fast
-        fast.enable()
     _check_inputs(args)
     if not getattr(getattr(args, "comm", None), "is_root", True):
         return _cmd_locked(args)  # under MPI rank 0 holds the lock and alone writes the run's files
@@ -483,6 +480,9 @@ def _cmd(args) -> int:
 
 
 def _cmd_locked(args) -> int:
+    if not args.no_fast:  # after the lock: a refused second writer prints its one line only
+        from . import fast
+        fast.enable()
     if args.command == "demo" and not (args.pretrain or args.quick):
         return _from_teacher(args)
     if args.command == "ablate" and not (args.pretrain or args.quick) and \

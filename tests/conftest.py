@@ -10,3 +10,14 @@ def _fast_layer_off_after_each_test():
     from minidistil import fast
     if fast.enabled():
         fast.disable()
+
+
+@pytest.fixture(autouse=True)
+def _no_torch_warning_from_the_cli():
+    """CI installs torch for the interop tests, which import it into the test process; from then
+    on every in-process CLI call would print the fast layer's one-line "PyTorch is imported"
+    warning (minidistil.fast.torch_warning, tested on its own) before the line a test checks."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTorch is imported in this process")
+        yield
