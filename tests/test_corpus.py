@@ -71,6 +71,35 @@ def test_harvest_is_deterministic_across_processes():
     assert digests[0] == digests[1] and len(digests[0]) == 64
 
 
+_COMPILED = """
+import json, sys
+from minidistil.data import corpus as c
+sys.stdout.write(json.dumps({n: c._compiled_documents(n) for n in ("sys", "builtins")}))
+"""
+
+
+def test_compiled_harvest_ignores_what_the_host_process_swapped(monkeypatch):
+    # pytest swaps sys.unraisablehook and IPython sys.displayhook; a notebook adds Python
+    # functions to builtins. None of it may reach the corpus, or the vocabulary a test or a
+    # notebook builds would differ from the CLI's.
+    import builtins
+    import json
+
+    def host_hook(*args):
+        """A hook the host process installed: this sentence must not reach the corpus."""
+
+    for name in ("excepthook", "displayhook", "unraisablehook", "breakpointhook"):
+        monkeypatch.setattr(sys, name, host_hook)
+    monkeypatch.setattr(builtins, "get_ipython", host_hook, raising=False)
+    here = {n: corpus_mod._compiled_documents(n) for n in ("sys", "builtins")}
+    r = subprocess.run([sys.executable, "-c", _COMPILED], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert here == json.loads(r.stdout)
+    assert not any("host process installed" in d for docs in here.values() for d in docs)
+    assert any("unraisable" in d for d in here["sys"])  # the original hook's docstring
+
+
 def test_prose_filter_for_comments():
     src = ("x = 1\n# Walk the list once and remember the largest value seen so far\n"
            "# so that the caller never sorts.\ny = 2\n# x = foo(y)  # commented-out code here ok\n"

@@ -195,9 +195,18 @@ def _compiled_documents(name: str) -> list[str]:
     except Exception:  # noqa: BLE001 - a module missing on this platform is skipped
         return []
     parts = [module.__doc__]
+    namespace = vars(module)
     try:
-        for attr, obj in list(vars(module).items()):
+        for attr, obj in list(namespace.items()):
             if attr.startswith("__"):
+                continue
+            # The host process may have swapped a hook for its own (pytest replaces
+            # sys.unraisablehook, IPython sys.displayhook); the original stays in
+            # sys.__unraisablehook__, so read that one and the corpus does not depend on
+            # who imported what.
+            if attr.endswith("hook") and inspect.isroutine(namespace.get(f"__{attr}__")):
+                obj = namespace[f"__{attr}__"]
+            if inspect.isfunction(obj):  # written in Python, so added by the host process
                 continue
             if inspect.isroutine(obj):
                 parts.append(obj.__doc__)
