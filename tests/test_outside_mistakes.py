@@ -179,8 +179,46 @@ SET2 = {
     "enc_attn_no_scale": ("generic", set()),  # block_first_failure + scale_other (1.414 = sqrt(HS), not named)
 }
 # entries whose judgement changed after the hints were improved (not blind): id -> (judgement, keys)
-AFTER_SET1: dict = {}
-AFTER_SET2: dict = {}
+AFTER_SET1 = {
+    "gelu_erf_chain": ("specific", {"gelu_erf_chain"}),
+    "ln_stats_constant": ("specific", {"layernorm_stats_constant"}),
+    "ln_var_term_sum": ("specific", {"layernorm_variance_sum"}),
+    "sm_sum_dp": ("specific", {"softmax_weighted_sum"}),
+    "lsm_p_without_T": ("specific", {"softmax_p_without_T"}),
+    "lsm_softmax_formula": ("specific", {"log_softmax_used_softmax"}),
+    "att_softmax_sum_wrong_axis": ("specific", {"attention_softmax_axis"}),
+    "emb_dh_wrong_weight": ("specific", {"embedding_dh_weight"}),
+    "kl_reversed": ("specific", {"kl_reversed"}),
+    "cos_norm_power": ("specific", {"cosine_norm_power"}),
+    "tri_mlm_count_all": ("specific", {"triple_mlm_count"}),
+    "tri_cos_label_mask": ("specific", {"triple_cos_labels"}),
+    "blk_gelu_phi": ("specific", {"block_gelu"}),
+    "blk_no_mask": ("specific", {"block_mask"}),
+    "blk_v_only": ("specific", {"block_qkv_paths"}),
+    "blk_ln2_at_h": ("specific", {"block_ln_input"}),
+}
+AFTER_SET2 = {
+    "gelu_pdf_no_norm": ("specific", {"gelu_pdf_norm"}),
+    "gelu_pdf_exp_x2": ("specific", {"gelu_pdf_exponent"}),
+    "ln_stats_constant": ("specific", {"layernorm_stats_constant"}),
+    "ln_dgamma_no_xhat": ("specific", {"layernorm_dgamma_xhat"}),
+    "sm_recompute_no_T": ("specific", {"softmax_p_without_T"}),
+    "lsm_softmax_formula": ("specific", {"log_softmax_used_softmax"}),
+    "lsm_exp_x": ("specific", {"log_softmax_unnormalised"}),
+    "att_einsum_swapped": ("specific", {"attention_dprobs_transposed"}),
+    "emb_dbias_mean": ("specific", {"embedding_bias_mean"}),
+    "kl_student_no_T": ("specific", {"kl_softmax_without_T"}),
+    "cos_norm_power": ("specific", {"cosine_norm_power"}),
+    "tri_alpha_swap": ("specific", {"triple_alpha_order"}),
+    "tri_ce_ignore": ("specific", {"triple_mlm_ignore"}),
+    "tri_cos_no_mean": ("specific", {"triple_cos_mean"}),
+    "mse_divide_student_size": ("specific", {"mse_count_student"}),
+    "mse_dw_batch_mean": ("specific", {"mse_dweight_mean"}),
+    "enc_heads_reshape": ("specific", {"block_heads_reshaped"}),
+    "enc_forgot_v_path": ("specific", {"block_qkv_paths"}),
+    "enc_gelu_only_cdf": ("specific", {"block_gelu"}),
+    "enc_attn_no_scale": ("specific", {"block_attention_scale"}),
+}
 
 
 def _load(name):
