@@ -42,7 +42,7 @@ _CPU_PROBE = ("import resource as _r\n"
 def _execute_and_write(nb, out: Path, timeout: int | None) -> tuple[float, float]:
     nb.cells.append(nbformat.v4.new_code_cell(_CPU_PROBE))
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    NotebookClient(nb, timeout=timeout, startup_timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(HERE)}}).execute()
     seconds = time.perf_counter() - t0
     probe = nb.cells.pop()
