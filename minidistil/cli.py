@@ -436,7 +436,8 @@ def _ablate(args, cfg, data, teacher, t0, cpu0) -> int:
     from .train.plots_claims import plot_ablation_ci
     seeds = list(range(cfg.seed, cfg.seed + args.seeds))
     steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
-    report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress)
+    report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress,
+                    keep_checkpoints=args.keep_checkpoints)
     os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
     path = os.path.join(args.out, "plots", "ablation.png")
     plot_ablation_ci(plot_rows(report), path)

@@ -225,3 +225,22 @@ def test_quick_ablation_table_and_plot(quick_run, tmp_path, capsys):
         assert r["mean_delta"] == pytest.approx(np.mean(r["per_seed_delta"]))
     assert (out / "plots" / "ablation.png").stat().st_size > 1000
     assert (out / "ablate" / "control-mlm-teacher-init" / "seed1" / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_ablation_runs_drop_their_checkpoint_unless_kept(tmp_path, keep, numpy_twins_without_jit):
+    """A finished ablation run keeps model.npz; its checkpoint.npz only with --keep-checkpoints
+    (issue 16). Two 2-step runs of a tiny teacher: seconds."""
+    from minidistil.train.ablate import ablate
+    from minidistil.train.runs import MODEL_FILE, Data, DistillStageConfig, EvalConfig, quick_config
+    import dataclasses
+    cfg = dataclasses.replace(quick_config(), distill=DistillStageConfig(steps=2, batch_size=8, ckpt_every=1),
+                              eval=EvalConfig(batch_size=8, n_masks=1, timing_repeats=1))
+    seqs = synthetic_sequences(16)
+    data = Data(TOK, seqs, seqs[:4], np.ones(V))
+    ablate(cfg, str(tmp_path), data, tiny_teacher(), [0, 1], steps=2, progress=False, log=lambda m: None,
+           variants=["triple"], keep_checkpoints=keep)
+    for seed in (0, 1):
+        folder = tmp_path / "ablate" / "triple" / f"seed{seed}"
+        assert (folder / MODEL_FILE).is_file()
+        assert (folder / CKPT_FILE).is_file() == keep, sorted(p.name for p in folder.iterdir())
