@@ -226,6 +226,12 @@ def _merge_saved_config(args, cfg):
         saved = load_config(args.out)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise UsageError(f"--out {args.out}: unreadable {CONFIG_FILE} ({e})") from None
+    if args.resume and args.command == "demo":  # the stored run, its student settings included
+        from .cli_config import ConfigError, resume_teacher_run
+        try:
+            return resume_teacher_run(args, saved, _stored_teacher_source(args.out)), True
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
     if saved.data != cfg.data or saved.model != cfg.model or saved.seed != cfg.seed:
         if args.command in ("pretrain", "demo", "ablate") or args.corpus or args.quick or args.seed:
             raise UsageError(f"--out {args.out} holds a run with another corpus/model/seed "
@@ -403,12 +409,21 @@ def _run_evaluate(args, cfg, data, teacher, students: dict):
     return report
 
 
+def _stored_teacher_source(out):
+    """The teacher folder a demo run started from (recorded in its pretrain/model.npz), or None."""
+    from .train.checkpoint import load_checkpoint
+    path = os.path.join(out, "pretrain", "model.npz")
+    return load_checkpoint(path)[1].get("source") if os.path.isfile(path) else None
+
+
 def _from_teacher(args) -> int:
     """``demo``/``ablate`` without --pretrain/--quick: the shipped teacher (or --teacher)."""
     from .train import demo
     from .train.controls import STUDENTS
     t0, cpu0 = time.perf_counter(), time.process_time()
     _check_inputs(args)
+    if args.resume and not args.teacher and args.command == "demo":
+        args.teacher = _stored_teacher_source(args.out)  # the run's own teacher: no flag to repeat
     try:
         folder = args.teacher or demo.shipped_teacher_folder()
         teacher, tok = demo.load_teacher_folder(folder)
@@ -425,7 +440,7 @@ def _from_teacher(args) -> int:
                f"{teacher.config.hidden_size}, {teacher.num_parameters() / 1e6:.2f}M parameters); data: "
                f"{len(data.train)} training / {len(data.val)} validation sequences of at most "
                f"{cfg.data.max_len} tokens ({time.perf_counter() - t0:.1f} s)")
-    demo.write_teacher_run(args.out, cfg, data, teacher, source=str(folder))
+    demo.write_teacher_run(args.out, cfg, data, teacher, source=os.path.abspath(folder))
     if args.command == "ablate":
         return _ablate(args, cfg, data, teacher, t0, cpu0)
     return _demo_students(args, cfg, data, teacher, t0, cpu0)
