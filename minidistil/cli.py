@@ -297,6 +297,9 @@ def _load_hf_teacher(folder):
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UsageError(f"--teacher {folder}: {e}") from None
     model, tokenizer = loaded
+    if tokenizer.vocab_size <= len(set(tokenizer.special_ids)):  # nothing could be masked or scored
+        raise UsageError(f"--teacher {folder}: its tokenizer holds only the {tokenizer.vocab_size} "
+                         "special tokens; a folder needs its full vocabulary (tokenizer.json or vocab.txt)")
     from .models import Bert
     if not isinstance(model, Bert):
         raise UsageError(f"--teacher {folder}: the teacher must be a BERT checkpoint, "
@@ -400,9 +403,11 @@ def _run_evaluate(args, cfg, data, teacher, students: dict):
     from .train.evaluate import format_table, format_targets
     report = evaluate_run(args.out, cfg, data, teacher, students)
     paths = write_plots(args.out, report, data, cfg, teacher)
-    print("Table 1 in miniature:")
-    print(format_claims(report))
-    print("\nTable 3 in miniature:")
+    if report.get("teacher_has_mlm_head", True):  # Table 1 compares masked-token accuracies
+        print("Table 1 in miniature:")
+        print(format_claims(report))
+        print()
+    print("Table 3 in miniature:")
     print(format_table(report))
     print(format_targets(report))
     _say(args, "plots: " + ", ".join(paths))

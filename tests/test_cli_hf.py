@@ -286,3 +286,15 @@ def test_demo_resume_from_a_teacher_takes_the_stored_student_settings(tmp_path, 
     assert merged == load_config(str(out)) and merged.distill.steps == 7 != default.distill.steps
     assert merged.seed == 2
     assert dataclasses.replace(merged, seed=0) != default  # not the fresh defaults
+
+
+def test_evaluate_without_training_writes_no_empty_loss_panel(tmp_path):
+    """evaluate --teacher on a fresh --out (a BertModel checkpoint, say): comparison.png only."""
+    from minidistil.train.plots import plot_run
+    report = {"teacher_has_mlm_head": False, "n_val_sequences": 6, "batch_size": 32,
+              "teacher": {"layers": 6, "parameters": 22_890_000, "time_per_batch_s": 0.5},
+              "student": None}
+    paths = plot_run(str(tmp_path), report)
+    assert [os.path.basename(p) for p in paths] == ["comparison.png"]
+    assert not (tmp_path / "plots" / "losses.png").exists()
+    assert (tmp_path / "plots" / "comparison.png").stat().st_size > 1000
