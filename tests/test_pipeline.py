@@ -244,3 +244,19 @@ def test_ablation_runs_drop_their_checkpoint_unless_kept(tmp_path, keep, numpy_t
         folder = tmp_path / "ablate" / "triple" / f"seed{seed}"
         assert (folder / MODEL_FILE).is_file()
         assert (folder / CKPT_FILE).is_file() == keep, sorted(p.name for p in folder.iterdir())
+
+
+def test_demo_draws_no_accuracy_curves_beside_a_teacher_without_mlm_head(tmp_path, monkeypatch):
+    # a BertModel teacher (no MLM head) has no accuracy line: controls.png would show the students'
+    # untrained heads against a 0% teacher, so it is not drawn at all
+    from minidistil.train import controls, demo, plots, plots_claims
+    drawn = []
+    monkeypatch.setattr(plots, "plot_run", lambda out, report: [])
+    monkeypatch.setattr(controls, "read_curve", lambda folder: {"rows": [{"step": 0, "acc": 0.1}], "n_masked": 5})
+    monkeypatch.setattr(plots_claims, "plot_controls", lambda *a, **k: drawn.append(a))
+    assert demo.write_plots(str(tmp_path), {"teacher_has_mlm_head": False}, None, None, None) == []
+    assert drawn == []
+    monkeypatch.setattr("minidistil.train.evaluate.predict", lambda model, ev: {"accuracy": 0.5})
+    monkeypatch.setattr(demo, "curve_set", lambda data, cfg: None)
+    paths = demo.write_plots(str(tmp_path), {"teacher_has_mlm_head": True}, None, None, None)
+    assert len(drawn) == 1 and paths[-1].endswith("controls.png")
