@@ -110,9 +110,12 @@ def plot_run(out: str, report: dict) -> list[str]:
     from .loop import METRICS_FILE, read_metrics
     folder = os.path.join(out, "plots")
     os.makedirs(folder, exist_ok=True)
-    p1 = os.path.join(folder, "losses.png")
-    plot_losses(read_metrics(os.path.join(out, "pretrain", METRICS_FILE)),
-                read_metrics(os.path.join(out, "distill", METRICS_FILE)), p1)
-    p2 = os.path.join(folder, "comparison.png")
-    plot_comparison(report, p2)
-    return [p1, p2]
+    paths = []
+    pre = read_metrics(os.path.join(out, "pretrain", METRICS_FILE))
+    dist = read_metrics(os.path.join(out, "distill", METRICS_FILE))
+    if pre or dist:  # nothing trained in this run directory (evaluate --teacher alone): no empty panel
+        paths.append(os.path.join(folder, "losses.png"))
+        plot_losses(pre, dist, paths[-1])
+    paths.append(os.path.join(folder, "comparison.png"))
+    plot_comparison(report, paths[-1])
+    return paths
