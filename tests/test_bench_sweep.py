@@ -68,3 +68,17 @@ def test_sweep_bad_options(capsys):
         assert bench.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("minidistil bench: error:") and what in err and len(err.splitlines()) == 1
+
+
+def test_head_memory_and_timing_helpers():
+    from minidistil.bench.head_memory import head_memory
+    from minidistil.bench.head_timing import head_timing
+    s = PRESETS["quick"].replace(batch=4, seq=64, vocab=2048)  # P = 256 rows of V = 2048
+    m = head_memory(s, chunks=(16,))
+    assert m["P"] == 256 and m["reference_mb"] > 4 * m["one_PxV_array_mb"]  # several (P, V) arrays
+    assert m["gradients_mb"] < m["fused_16_mb"] < m["reference_mb"] / 4
+    t = head_timing("quick", chunk=4, pairs=2, backend="numpy")
+    lo, hi = t["ratio_95ci"]
+    assert len(t["times_s"]["fused"]) == 2 and lo <= t["ratio_fused_over_reference"] <= hi
+    with pytest.raises(ValueError, match="pairs must be >= 2"):
+        head_timing("quick", pairs=1)
