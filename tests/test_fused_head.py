@@ -148,3 +148,15 @@ def test_peak_memory_is_bounded_by_the_chunk():
     assert fused <= outputs + V * C * item + 12 * chunk_arrays, (fused, outputs, chunk_arrays)
     assert unfused >= 4 * P * V * item  # the reference holds several (P, V) arrays
     assert fused < unfused / 5
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, TOL64), (np.float32, TOL32)])
+def test_dW_accumulated_in_vocabulary_blocks(monkeypatch, dtype, tol):
+    """dW is summed a block of vocabulary rows at a time; blocks that do not divide V."""
+    import minidistil.kernels.fused_head as FH
+    monkeypatch.setattr(FH, "VOCAB_BLOCK", 8)
+    h, W, b, th, Wt, bt, labels, ce = _case(P=19, C=5, V=37, dtype=dtype, seed=9)
+    ref = _unfused(h, W, b, th, Wt, bt, labels, ce, 2.0, 5.0, 2.0, 1.0)
+    _, _, cache = FH.fused_head_forward(h, W, b, labels, th, Wt, bt, ce, 2.0, 5.0, 2.0, 4)
+    dh, g = FH.fused_head_backward(1.0, cache)
+    assert _max_rel(g["weight"], ref[3]) <= tol and _max_rel(dh, ref[2]) <= tol

@@ -34,11 +34,12 @@ import numpy as np
 
 from .backend import check_float_array, check_same_dtype, check_shape, check_temperature
 from .kl import soft_target_rows
-from .matmul import matmul, matmul_pair
+from .matmul import matmul
 from .softmax_t import log_softmax
 
 IGNORE_INDEX = -100  # as masking.IGNORE_INDEX (kernels import nothing above them)
 DEFAULT_CHUNK = 256
+VOCAB_BLOCK = 4096  # vocabulary rows of dW per accumulation (a (4096, C) temporary)
 
 
 class FusedHeadCache(NamedTuple):
@@ -149,11 +150,15 @@ def fused_head_forward(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, labe
                 g_c[rows] += g
                 del log_p, g
         del s_c
-        dh_c, dw_c = matmul_pair(g_c, weight, g_c.T, h_c)  # (K, C), (V, C)
-        dh[lo:hi] = dh_c
-        dweight += dw_c
+        dh[lo:hi] = matmul(g_c, weight)  # (K, C)
+        # dW += g_c^T h_c, a block of vocabulary rows at a time: NumPy cannot accumulate into
+        # dW in place (BLAS's beta = 1), and a whole (V, C) product per chunk would be the
+        # head's largest temporary (94 MB at BERT-base width)
+        for vlo in range(0, V, VOCAB_BLOCK):
+            vhi = min(vlo + VOCAB_BLOCK, V)
+            dweight[vlo:vhi] += matmul(g_c[:, vlo:vhi].T, h_c)  # (Vb, C)
         dbias += g_c.sum(axis=0)  # (V,)
-        del g_c, dw_c
+        del g_c
     loss_ce = tau * tau * kl_sum / n_ce if n_ce else 0.0
     loss_mlm = nll_sum / n_mlm if n_mlm else 0.0
     for v, what in ((loss_ce, "the soft-target loss"), (loss_mlm, "the MLM loss")):
