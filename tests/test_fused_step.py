@@ -83,3 +83,12 @@ def test_head_chunk_config():
     old = cfg.to_dict()
     del old["distill"]["head_chunk"]  # a run directory written before the field existed
     assert RunConfig.from_dict(old).distill.head_chunk == 0
+
+
+def test_head_chunk_flag():
+    from argparse import Namespace
+    from minidistil.cli_config import ConfigError, apply_flags
+    cfg = apply_flags(RunConfig(), Namespace(command="distill", corpus=None, head_chunk=128))
+    assert cfg.distill.head_chunk == 128
+    with pytest.raises(ConfigError, match="--head-chunk -1: head_chunk must be an int >= 0"):
+        apply_flags(RunConfig(), Namespace(command="distill", corpus=None, head_chunk=-1))
