@@ -92,3 +92,31 @@ def test_head_chunk_flag():
     assert cfg.distill.head_chunk == 128
     with pytest.raises(ConfigError, match="--head-chunk -1: head_chunk must be an int >= 0"):
         apply_flags(RunConfig(), Namespace(command="distill", corpus=None, head_chunk=-1))
+
+
+def test_resume_with_the_fused_head_reproduces_the_uninterrupted_run(tmp_path):
+    """Variable-length batches (padding), accumulation, a kill at step 3: the same metrics."""
+    import os
+    from types import SimpleNamespace
+    from minidistil.models import Bert, BertConfig, DistilBert
+    from minidistil.train.loop import METRICS_FILE, read_metrics, train_loop
+    V = 40
+    tok = SimpleNamespace(vocab_size=V, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4, special_ids=[0, 1, 2, 3, 4])
+    rng = np.random.default_rng(0)
+    seqs = [np.array([2] + list(rng.integers(5, V, size=int(rng.integers(8, 14)))) + [3], dtype=np.int64)
+            for _ in range(24)]
+    stage = DistillStageConfig(steps=5, batch_size=6, accum_steps=2, lr=3e-3, ckpt_every=3, head_chunk=5)
+
+    def run(folder, resume=False, max_steps=None):
+        teacher = Bert(BertConfig.tiny(vocab_size=V), dtype=np.float32, seed=0)
+        student = DistilBert.from_teacher(teacher, layers=[0])
+        step_fn = make_distill_step(student, teacher, tok, stage)
+        return train_loop("distill", student, step_fn, seqs, tok.pad_id, stage, seed=5, folder=str(folder),
+                          resume=resume, max_steps=max_steps, progress=False)
+
+    def metrics(folder):
+        return [(r["step"], r["loss"], r["grad_norm"]) for r in read_metrics(os.path.join(folder, METRICS_FILE))]
+    assert not run(tmp_path / "a", max_steps=3).finished
+    assert run(tmp_path / "a", resume=True).finished
+    run(tmp_path / "b")
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b") and len(metrics(tmp_path / "b")) == 5

@@ -63,7 +63,14 @@ def matmul_roofline(n: int = DEFAULT_PEAK_N, repeats: int = 5, threads: int | No
 
 
 def child(payload: dict, out_path: str) -> None:
-    """One step at one shape, in a fresh interpreter (see ``_CHILD``)."""
+    """One step at one shape, in a fresh interpreter (see ``_CHILD``); ``step == "torch"``: both
+    steps in PyTorch eager (bench/torch_peer.py), no minidistil speed layer."""
+    if payload["step"] == "torch":
+        from .torch_peer import time_steps
+        res = time_steps(preset(payload["shape"]), payload["repeats"], max(1, payload["warmup"]), payload["threads"])
+        res["memory"] = rss_mb()
+        atomic_write(out_path, json.dumps(res))
+        return
     from .. import fast
     from ..kernels.backend import set_num_threads
     from .steps import make_distill_step, make_teacher_step
@@ -104,7 +111,6 @@ def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, 
               timeout: float = 3600) -> dict:
     """Every shape's rows (a JSON-ready dict); see the module docstring."""
     import importlib.util
-    from .run import run_child
     has_torch = importlib.util.find_spec("torch") is not None and "torch" not in skip
     out = {"conditions": {**machine(), "threads": threads, "repeats": repeats, "warmup": warmup,
                           "peak_n": peak_n, "fast": use_fast, "head_chunk": head_chunk, "dtype": "float32"},
@@ -117,8 +123,8 @@ def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, 
         tor = None
         if has_torch:
             log(f"[sweep] {name}: PyTorch eager ...")
-            tor = run_child("torch", {"shapes": s.__dict__.copy(), "repeats": repeats, "warmup": max(1, warmup),
-                                      "threads": threads}, {}, threads, timeout)
+            tor = _run_child(_CHILD, [json.dumps({"shape": name, "step": "torch", "repeats": repeats,
+                                                  "warmup": warmup, "threads": threads})], threads, timeout)
         for step, chunk in variants:
             log(f"[sweep] {name}: {step}{f' (fused head, chunk {chunk})' if chunk else ''} ...")
             t0 = time.perf_counter()
