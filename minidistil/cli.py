@@ -228,6 +228,12 @@ def _merge_saved_config(args, cfg):
         saved = load_config(args.out)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise UsageError(f"--out {args.out}: unreadable {CONFIG_FILE} ({e})") from None
+    if args.resume and args.command == "demo":  # the stored run, its student settings included
+        from .cli_config import ConfigError, resume_teacher_run
+        try:
+            return resume_teacher_run(args, saved, _stored_teacher_source(args.out)), True
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
     if saved.data != cfg.data or saved.model != cfg.model or saved.seed != cfg.seed:
         if args.command in ("pretrain", "demo", "ablate") or args.corpus or args.quick or args.seed:
             raise UsageError(f"--out {args.out} holds a run with another corpus/model/seed "
@@ -293,6 +299,9 @@ def _load_hf_teacher(folder):
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UsageError(f"--teacher {folder}: {e}") from None
     model, tokenizer = loaded
+    if tokenizer.vocab_size <= len(set(tokenizer.special_ids)):  # nothing could be masked or scored
+        raise UsageError(f"--teacher {folder}: its tokenizer holds only the {tokenizer.vocab_size} "
+                         "special tokens; a folder needs its full vocabulary (tokenizer.json or vocab.txt)")
     from .models import Bert
     if not isinstance(model, Bert):
         raise UsageError(f"--teacher {folder}: the teacher must be a BERT checkpoint, "
@@ -396,13 +405,22 @@ def _run_evaluate(args, cfg, data, teacher, students: dict):
     from .train.evaluate import format_table, format_targets
     report = evaluate_run(args.out, cfg, data, teacher, students)
     paths = write_plots(args.out, report, data, cfg, teacher)
-    print("Table 1 in miniature:")
-    print(format_claims(report))
-    print("\nTable 3 in miniature:")
+    if report.get("teacher_has_mlm_head", True):  # Table 1 compares masked-token accuracies
+        print("Table 1 in miniature:")
+        print(format_claims(report))
+        print()
+    print("Table 3 in miniature:")
     print(format_table(report))
     print(format_targets(report))
     _say(args, "plots: " + ", ".join(paths))
     return report
+
+
+def _stored_teacher_source(out):
+    """The teacher folder a demo run started from (recorded in its pretrain/model.npz), or None."""
+    from .train.checkpoint import load_checkpoint
+    path = os.path.join(out, "pretrain", "model.npz")
+    return load_checkpoint(path)[1].get("source") if os.path.isfile(path) else None
 
 
 def _from_teacher(args) -> int:
@@ -411,6 +429,8 @@ def _from_teacher(args) -> int:
     from .train.controls import STUDENTS
     t0, cpu0 = time.perf_counter(), time.process_time()
     _check_inputs(args)
+    if args.resume and not args.teacher and args.command == "demo":
+        args.teacher = _stored_teacher_source(args.out)  # the run's own teacher: no flag to repeat
     try:
         folder = args.teacher or demo.shipped_teacher_folder()
         teacher, tok = demo.load_teacher_folder(folder)
@@ -427,7 +447,7 @@ def _from_teacher(args) -> int:
                f"{teacher.config.hidden_size}, {teacher.num_parameters() / 1e6:.2f}M parameters); data: "
                f"{len(data.train)} training / {len(data.val)} validation sequences of at most "
                f"{cfg.data.max_len} tokens ({time.perf_counter() - t0:.1f} s)")
-    demo.write_teacher_run(args.out, cfg, data, teacher, source=str(folder))
+    demo.write_teacher_run(args.out, cfg, data, teacher, source=os.path.abspath(folder))
     if args.command == "ablate":
         return _ablate(args, cfg, data, teacher, t0, cpu0)
     return _demo_students(args, cfg, data, teacher, t0, cpu0)
@@ -438,7 +458,8 @@ def _ablate(args, cfg, data, teacher, t0, cpu0) -> int:
     from .train.plots_claims import plot_ablation_ci
     seeds = list(range(cfg.seed, cfg.seed + args.seeds))
     steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
-    report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress)
+    report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress,
+                    keep_checkpoints=args.keep_checkpoints)
     os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
     path = os.path.join(args.out, "plots", "ablation.png")
     plot_ablation_ci(plot_rows(report), path)

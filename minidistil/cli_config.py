@@ -80,6 +80,25 @@ def read_saved(out: str):
         raise ConfigError(f"--out {out}: unreadable {CONFIG_FILE} ({e})") from None
 
 
+# stage fields a flag can set: they tell nothing about the preset a run was made with
+_FLAG_FIELDS = {f for f, _, _ in STAGE_FLAGS + DISTILL_FLAGS} | {"loss"}
+
+
+def preset_contradiction(saved, recipe) -> str | None:
+    """``"model hidden_size 32; the preset has 128"``: the first setting that no flag sets
+    (data but the corpus, model, the stages' checkpoint and schedule settings) in which the run
+    ``saved`` differs from the preset ``recipe``; None when the run may have come from it."""
+    for part in ("data", "model", "pretrain", "distill"):
+        mine, theirs = getattr(saved, part), getattr(recipe, part)
+        for f in dataclasses.fields(mine):
+            if f.name in _FLAG_FIELDS or f.name == "corpus":
+                continue
+            a, b = getattr(mine, f.name), getattr(theirs, f.name)
+            if a != b:
+                return f"{part} {f.name} {a}; the preset has {b}"
+    return None
+
+
 def _show(v):
     return "the built-in corpus" if v is None else repr(v) if isinstance(v, str) else str(v)
 
@@ -100,6 +119,10 @@ def resolve(args):
             problems.append(f"--seed {args.seed} contradicts {where} (seed {saved.seed})")
         if args.quick and saved.data.max_docs != quick_config().data.max_docs:
             problems.append(f"--quick contradicts {where} (the run was not made with --quick)")
+        recipe = getattr(args, "preset", None)
+        differs = recipe and preset_contradiction(saved, preset(args))
+        if differs:
+            problems.append(f"--preset {recipe} contradicts {where} ({differs})")
         if args.corpus and os.path.abspath(args.corpus) != saved.data.corpus:
             problems.append(f"--corpus {args.corpus} contradicts {where} (corpus {_show(saved.data.corpus)})")
         for section, field, value, flag in flag_changes(args):
@@ -122,6 +145,30 @@ def resolve(args):
                           "configuration; use another --out (or the same options)")
     # data, model and seed come from the run directory; stage settings from it too, unless given
     return apply_flags(dataclasses.replace(saved, eval=cfg.eval), args), saved
+
+
+def resume_teacher_run(args, saved, source: str | None):
+    """``demo --resume`` from a teacher folder: the stored run (its distillation settings
+    included), with every contradicting flag refused on one line naming both values.
+    ``source`` is the teacher folder recorded in the run's ``pretrain/model.npz``."""
+    from .train.runs import CONFIG_FILE
+    where = os.path.join(args.out, CONFIG_FILE)
+    problems = []
+    if args.seed is not None and args.seed != saved.seed:
+        problems.append(f"--seed {args.seed} contradicts {where} (seed {saved.seed})")
+    if args.corpus and os.path.abspath(args.corpus) != saved.data.corpus:
+        problems.append(f"--corpus {args.corpus} contradicts {where} (corpus {_show(saved.data.corpus)})")
+    steps = getattr(args, "distill_steps", None)
+    if steps is not None and steps != saved.distill.steps:
+        problems.append(f"--distill-steps {steps} contradicts {where} (distill steps {saved.distill.steps})")
+    teacher = getattr(args, "teacher", None)
+    if teacher and source and os.path.abspath(teacher) != os.path.abspath(source):
+        problems.append(f"--teacher {teacher} contradicts {os.path.join(args.out, 'pretrain')} "
+                        f"(teacher {source})")
+    if problems:
+        raise ConfigError(problems[0] + "; --resume continues with the run's own settings: drop the "
+                          "flag, or start a new run in another --out")
+    return saved
 
 
 def check_after_teacher(args, cfg, saved) -> None:

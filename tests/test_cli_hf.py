@@ -103,7 +103,7 @@ def test_every_flag_has_plain_help():
             if action.dest in ("help",):
                 continue
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
-            assert not re.search(r"``|:func:|:class:|:mod:", action.help), action.help
+            assert not re.search(r"``|:[a-z]+:`|\.\. [a-z]+::", action.help), action.help  # no reST
         assert "``" not in (sp.description or "") + (sp.epilog or "")
     assert "``" not in (parser.description or "") + (parser.epilog or "")
 
@@ -236,3 +236,65 @@ def test_results_table_fits_80_columns():
         assert max(len(line) for line in text.splitlines()) <= 80, text
     assert "acc" not in format_table(headless).split("(")[0] and "retention" not in format_table(headless)
     assert "hidden-state cosine" in format_table(headless)
+
+
+def test_resume_refuses_a_contradicting_preset(tmp_path, capsys):
+    from minidistil.train.runs import PRESETS
+    out, _ = _run_dir(tmp_path, ())
+    (out / "pretrain").mkdir()
+    (out / "pretrain" / "checkpoint.npz").write_bytes(b"")  # a partial stage (contents not read here)
+    code, _, err = run(["pretrain", "--out", str(out), "--resume", "--preset", "teacher"], capsys)
+    one_line_error(code, err, "--preset teacher", "config.json", "max_docs 300", "the preset has None")
+    other = tmp_path / "teacher-run"  # made with --preset teacher: demo differs only in its stages
+    (other / "pretrain").mkdir(parents=True)
+    (other / "pretrain" / "checkpoint.npz").write_bytes(b"")
+    save_config(str(other), PRESETS["teacher"](0))
+    code, _, err = run(["pretrain", "--out", str(other), "--resume", "--preset", "demo"], capsys)
+    demo, teacher = PRESETS["demo"](0).pretrain, PRESETS["teacher"](0).pretrain
+    one_line_error(code, err, "--preset demo", f"pretrain ckpt_every {teacher.ckpt_every}",
+                   f"the preset has {demo.ckpt_every}")
+    from minidistil.cli import _config
+    args = build_parser().parse_args(["pretrain", "--out", str(other), "--resume", "--preset", "teacher"])
+    assert _config(args)[0] == PRESETS["teacher"](0)  # the run's own preset is fine
+
+
+def test_demo_resume_from_a_teacher_takes_the_stored_student_settings(tmp_path, capsys):
+    """demo (from a teacher folder) --resume: the stored --distill-steps, not the default, and
+    one line naming both values for a contradicting flag."""
+    import dataclasses
+    from minidistil.cli import _merge_saved_config
+    from minidistil.train import demo
+    from minidistil.train.runs import load_config
+    folder = _teacher_folder(tmp_path)
+    teacher, tok = demo.load_teacher_folder(folder)
+    out = tmp_path / "run"
+    cfg = demo.teacher_run_config(folder, teacher, tok, seed=2, steps=7)
+    demo.write_teacher_run(str(out), cfg, type("D", (), {"tokenizer": tok})(), teacher,
+                           source=str(folder.resolve()))
+    import shutil
+    twin = shutil.copytree(folder, tmp_path / "same-architecture")  # another teacher folder
+    for flags, words in ((["--distill-steps", "9"], ["--distill-steps 9", "distill steps 7"]),
+                         (["--seed", "4"], ["--seed 4", "seed 2"]),
+                         (["--teacher", str(twin)], [f"--teacher {twin}", str(folder.resolve())])):
+        code, _, err = run(["demo", "--out", str(out), "--resume", "--no-fast", *flags], capsys)
+        one_line_error(code, "\n".join(x for x in err.splitlines() if ": warning: " not in x),
+                       *words, "--resume continues")
+    args = build_parser().parse_args(["demo", "--out", str(out), "--resume"])
+    args.teacher = None
+    default = demo.teacher_run_config(folder, teacher, tok)  # what a demo without flags would use
+    merged, _ = _merge_saved_config(args, default)
+    assert merged == load_config(str(out)) and merged.distill.steps == 7 != default.distill.steps
+    assert merged.seed == 2
+    assert dataclasses.replace(merged, seed=0) != default  # not the fresh defaults
+
+
+def test_evaluate_without_training_writes_no_empty_loss_panel(tmp_path):
+    """evaluate --teacher on a fresh --out (a BertModel checkpoint, say): comparison.png only."""
+    from minidistil.train.plots import plot_run
+    report = {"teacher_has_mlm_head": False, "n_val_sequences": 6, "batch_size": 32,
+              "teacher": {"layers": 6, "parameters": 22_890_000, "time_per_batch_s": 0.5},
+              "student": None}
+    paths = plot_run(str(tmp_path), report)
+    assert [os.path.basename(p) for p in paths] == ["comparison.png"]
+    assert not (tmp_path / "plots" / "losses.png").exists()
+    assert (tmp_path / "plots" / "comparison.png").stat().st_size > 1000

@@ -15,6 +15,8 @@ from minidistil.exercises import hints as H
 from minidistil.exercises import problems_attention as PA
 from minidistil.exercises import solutions as S
 
+from hint_cases_outside import MORE_KEY_CASES
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
 
 
@@ -249,6 +251,7 @@ KEY_CASES.update({
     "cosine_norm_term": ("cosine", _cos_no_norm),
     "mutates_input": ("gelu", _gelu_inplace),
 })
+KEY_CASES.update(MORE_KEY_CASES)  # the keys added after the outside sets were measured
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))
@@ -272,6 +275,11 @@ def test_every_documented_key_has_a_test_and_every_tested_key_is_documented():
     doc = _documented_keys()
     assert "scale_<k>" in doc
     assert doc - {"scale_<k>"} == set(KEY_CASES), (doc ^ set(KEY_CASES))
+
+
+def test_every_mistake_key_of_every_exercise_is_documented():
+    keys = {m.key for ex in EXERCISES.values() for m in ex.mistakes}
+    assert keys - _documented_keys() == set()
 
 
 # the arguments a learner's function sees -> the case's constants (for the scale factors)

@@ -225,3 +225,38 @@ def test_quick_ablation_table_and_plot(quick_run, tmp_path, capsys):
         assert r["mean_delta"] == pytest.approx(np.mean(r["per_seed_delta"]))
     assert (out / "plots" / "ablation.png").stat().st_size > 1000
     assert (out / "ablate" / "control-mlm-teacher-init" / "seed1" / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_ablation_runs_drop_their_checkpoint_unless_kept(tmp_path, keep, numpy_twins_without_jit):
+    """A finished ablation run keeps model.npz; its checkpoint.npz only with --keep-checkpoints
+    (issue 16). Two 2-step runs of a tiny teacher: seconds."""
+    from minidistil.train.ablate import ablate
+    from minidistil.train.runs import MODEL_FILE, Data, DistillStageConfig, EvalConfig, quick_config
+    import dataclasses
+    cfg = dataclasses.replace(quick_config(), distill=DistillStageConfig(steps=2, batch_size=8, ckpt_every=1),
+                              eval=EvalConfig(batch_size=8, n_masks=1, timing_repeats=1))
+    seqs = synthetic_sequences(16)
+    data = Data(TOK, seqs, seqs[:4], np.ones(V))
+    ablate(cfg, str(tmp_path), data, tiny_teacher(), [0, 1], steps=2, progress=False, log=lambda m: None,
+           variants=["triple"], keep_checkpoints=keep)
+    for seed in (0, 1):
+        folder = tmp_path / "ablate" / "triple" / f"seed{seed}"
+        assert (folder / MODEL_FILE).is_file()
+        assert (folder / CKPT_FILE).is_file() == keep, sorted(p.name for p in folder.iterdir())
+
+
+def test_demo_draws_no_accuracy_curves_beside_a_teacher_without_mlm_head(tmp_path, monkeypatch):
+    # a BertModel teacher (no MLM head) has no accuracy line: controls.png would show the students'
+    # untrained heads against a 0% teacher, so it is not drawn at all
+    from minidistil.train import controls, demo, plots, plots_claims
+    drawn = []
+    monkeypatch.setattr(plots, "plot_run", lambda out, report: [])
+    monkeypatch.setattr(controls, "read_curve", lambda folder: {"rows": [{"step": 0, "acc": 0.1}], "n_masked": 5})
+    monkeypatch.setattr(plots_claims, "plot_controls", lambda *a, **k: drawn.append(a))
+    assert demo.write_plots(str(tmp_path), {"teacher_has_mlm_head": False}, None, None, None) == []
+    assert drawn == []
+    monkeypatch.setattr("minidistil.train.evaluate.predict", lambda model, ev: {"accuracy": 0.5})
+    monkeypatch.setattr(demo, "curve_set", lambda data, cfg: None)
+    paths = demo.write_plots(str(tmp_path), {"teacher_has_mlm_head": True}, None, None, None)
+    assert len(drawn) == 1 and paths[-1].endswith("controls.png")

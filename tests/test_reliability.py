@@ -220,3 +220,24 @@ def test_cli_unusable_corpus_paths_are_precise_errors(tmp_path, capsys, corpus, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_reliability_doc_names_tests_that_exist():
+    """docs/reliability.md: every promise names a test, and every test id it names exists."""
+    import fnmatch
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "reliability.md"), encoding="utf-8") as f:
+        rows = [r for r in f.read().splitlines() if r.startswith("| ") and not r.startswith("| Promise")
+                and not set(r) <= set("|- ")]
+    assert len(rows) >= 6  # atomic writes, the lock, exact resume, no pickle, strict loading, NaN guard
+    for row in rows:
+        held_by = row.rstrip(" |").rsplit(" | ", 1)[1]
+        files = re.findall(r"`(tests/\w+\.py)", held_by)
+        assert files, f"no test named for: {row[:60]}"
+        defined = set()
+        for path in files:
+            with open(os.path.join(root, path), encoding="utf-8") as f:
+                defined |= set(re.findall(r"^def (test_\w+)", f.read(), re.M))
+        for name in re.findall(r"(?:::|`)(test_\w+\*?)", held_by):
+            assert fnmatch.filter(defined, name), f"docs/reliability.md names {name}, which no test file it cites defines"

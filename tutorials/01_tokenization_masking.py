@@ -176,7 +176,7 @@ ax.plot(epochs, seen_static, label="static mask")
 ax.plot(epochs, seen_dynamic, label="dynamic: 1 - 0.85^epochs")
 ax.plot(epochs, measured, "k.", label="dynamic, measured")
 ax.set(xlabel="passes over the data (epochs)", ylabel="share of tokens ever predicted",
-       title="static against dynamic masking")
+       title="static against dynamic masking", xticks=[1, 5, 10, 15, 20])
 ax.legend(fontsize=8)
 plt.show()
 

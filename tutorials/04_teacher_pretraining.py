@@ -37,7 +37,7 @@ from minidistil.train.evaluate import make_eval_set, predict
 from minidistil.train.optim import AdamW, clip_grad_norm, linear_schedule
 from minidistil.train.runs import EvalConfig
 
-plt.rcParams.update({"figure.figsize": (5.5, 3.0), "figure.dpi": 72})
+plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 
 # %% [markdown]
 # ## bert-base, counted
@@ -189,11 +189,14 @@ assert after["mlm_loss"] < before["mlm_loss"] - 0.4
 
 # %%
 losses = np.array([h[0] for h in history])
-fig, ax = plt.subplots()
-ax.plot(losses, alpha=0.35, label="per step")
-ax.plot(np.convolve(losses, np.ones(10) / 10, mode="valid"), label="10-step mean")
-ax.axhline(np.log(tok.vocab_size), color="k", ls=":", label="ln V (uniform)")
-ax.set_xlabel("step"), ax.set_ylabel("MLM loss"), ax.legend(fontsize=8)
+fig, ax = plt.subplots(layout="constrained")
+ax.plot(np.arange(1, len(losses) + 1), losses, alpha=0.35, label="per step")
+ax.plot(np.arange(10, len(losses) + 1), np.convolve(losses, np.ones(10) / 10, mode="valid"),
+        label="10-step mean")
+ax.axhline(np.log(tok.vocab_size), color="k", ls=":", label="ln V (uniform guess)")
+ax.set(xlabel="optimizer step", ylabel="MLM loss (nats per masked token)",
+       title=f"a tiny teacher, {STEPS} steps from random")
+ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
@@ -236,12 +239,14 @@ for text in ("return a new [MASK] of the given object.", "the [MASK] statement i
 
 # %%
 rows = read_metrics(str(folder / "metrics.jsonl"))
-fig, ax = plt.subplots()
-ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="training MLM loss")
+fig, ax = plt.subplots(layout="constrained")
+ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], alpha=0.6, label="training MLM loss")
 val = [r for r in rows if "val_loss" in r]
 if val:
     ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", ms=3, label="validation MLM loss")
-ax.set_xlabel("optimizer step"), ax.set_ylabel("MLM loss (nats)"), ax.legend(fontsize=8)
+ax.set(xlabel="optimizer step", ylabel="MLM loss (nats per masked token)",
+       title="the shipped teacher's training curve")
+ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]

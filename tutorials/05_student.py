@@ -35,7 +35,7 @@ from minidistil.train.evaluate import cluster_masked, compare, make_eval_set, pr
 from minidistil.train.loop import METRICS_FILE, read_metrics
 from minidistil.train.runs import prepare_data
 
-plt.rcParams.update({"figure.figsize": (5.5, 3.0), "figure.dpi": 72})
+plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 workdir = tempfile.mkdtemp(prefix="minidistil_nb05_")
 
 # %% [markdown]
@@ -156,10 +156,14 @@ gap = compare(after["teacher"], after["random"], masked)
 print(f"after 30 steps, teacher init minus random init: {100 * gap['diff']:+.2f} points, "
       f"95% CI {intervals.fmt_ci(gap['ci95'])}")
 
-fig, ax = plt.subplots()
+fig, ax = plt.subplots(layout="constrained")
 for init, ys in curves.items():
     ax.plot(range(1, len(ys) + 1), ys, label=f"student init: {init}")
-ax.set_xlabel("distillation step"), ax.set_ylabel("triple loss"), ax.legend(fontsize=8)
+w = cfg.distill.loss
+ax.set(xlabel="distillation step (optimizer step)",
+       ylabel=f"triple loss {w.alpha_ce:g} Lce + {w.alpha_mlm:g} Lmlm + {w.alpha_cos:g} Lcos",
+       title="the same batches and masks, two starting points")
+ax.legend(fontsize=8)
 plt.show()
 assert np.mean(curves["teacher"][-5:]) < np.mean(curves["random"][-5:])
 assert after["teacher"]["mlm_loss"] < after["random"]["mlm_loss"]

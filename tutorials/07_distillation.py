@@ -29,6 +29,7 @@ import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Image, display
 
 from minidistil import gradcheck
 from minidistil.train import intervals
@@ -43,7 +44,7 @@ from minidistil.train.loop import METRICS_FILE, read_metrics
 from minidistil.train.plots_claims import plot_controls
 from minidistil.train.runs import prepare_data
 
-plt.rcParams.update({"figure.figsize": (5.5, 3.0), "figure.dpi": 72})
+plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 workdir = tempfile.mkdtemp(prefix="minidistil_nb07_")
 
 # %% [markdown]
@@ -125,11 +126,16 @@ student = models["distill"][0]
 # %%
 rows = read_metrics(os.path.join(workdir, "distill", METRICS_FILE))
 steps = [r["step"] for r in rows]
-fig, ax = plt.subplots()
-for key, w in (("loss_ce", 5), ("loss_mlm", 2), ("loss_cos", 1)):
-    ax.plot(steps, [w * r[key] for r in rows], label=f"{w} x {key}")
+w = cfg.distill.loss
+fig, ax = plt.subplots(layout="constrained")
+for key, a in (("loss_ce", w.alpha_ce), ("loss_mlm", w.alpha_mlm), ("loss_cos", w.alpha_cos)):
+    ax.plot(steps, [a * r[key] for r in rows], label=f"{a:g} x {key}")
 ax.plot(steps, [r["loss"] for r in rows], "k", lw=1, label="total")
-ax.set_xlabel("distillation step"), ax.set_ylabel("loss"), ax.legend(fontsize=8)
+ax.set_yscale("log")  # the terms differ by more than a decade: on a linear axis Lcos is a flat line
+ax.set(xlabel="distillation step (optimizer step)", ylabel="weighted loss term (log scale)",
+       title="the triple loss and its terms (Lce, Lmlm in nats; Lcos unitless)")
+ax.title.set_size(10)
+ax.legend(fontsize=8)
 plt.show()
 first, last = np.mean([r["loss"] for r in rows[:5]]), np.mean([r["loss"] for r in rows[-5:]])
 print(f"total loss {first:.2f} -> {last:.2f}")
@@ -155,9 +161,7 @@ curves = {name: read_curve(os.path.join(workdir, name))["rows"] for name in ("di
 t_acc = predict(teacher, cs)["accuracy"]
 path = os.path.join(workdir, "controls.png")
 plot_controls(curves, LABELS, t_acc, path, n_masked=read_curve(os.path.join(workdir, "distill"))["n_masked"])
-plt.figure(figsize=(7.5, 4.5), dpi=72)
-plt.imshow(plt.imread(path)), plt.axis("off")
-plt.show()
+display(Image(filename=path))  # the PNG as written (110 dpi), not resampled
 
 # %% [markdown]
 # ## Student against teacher, and against the paper
@@ -173,12 +177,14 @@ ours = [report["student"]["parameters"] / report["teacher"]["parameters"],
         report["retention"]]
 paper = [PAPER["student_params"] / PAPER["teacher_params"], PAPER["teacher_time_s"] / PAPER["student_time_s"],
          PAPER["student_glue"] / PAPER["teacher_glue"]]
-labels_ = ["size (student / teacher)", "speed-up (teacher / student time)", "performance retained"]
-fig, ax = plt.subplots(figsize=(6, 2.8))
+labels_ = ["size\n(student / teacher)", "speed-up\n(teacher / student time)", "performance retained\n(student / teacher)"]
+fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
 xs = np.arange(3)
 ax.bar(xs - 0.2, paper, 0.4, label="paper (bert-base, GLUE)")
 ax.bar(xs + 0.2, ours, 0.4, label="ours (tiny, masked-token acc.)")
-ax.set_xticks(xs), ax.set_xticklabels(labels_, fontsize=8), ax.axhline(1, color="k", lw=0.5)
+ax.set_xticks(xs, labels_, fontsize=8)
+ax.axhline(1, color="k", lw=0.5)
+ax.set(ylabel="ratio (unitless; 1 = same as the teacher)", title="DistilBERT's three claims, as ratios")
 ax.legend(fontsize=8)
 plt.show()
 print(f"agreement of student and teacher predictions at masked tokens: {report['agreement']:.1%}")

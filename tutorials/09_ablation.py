@@ -33,7 +33,7 @@ from minidistil.train.ablate import PAPER_DELTAS, VARIANTS, ablate, format_ablat
 from minidistil.train.demo import load_teacher_folder, shipped_teacher_folder, teacher_run_config
 from minidistil.train.runs import prepare_data
 
-plt.rcParams.update({"figure.figsize": (6.0, 3.0), "figure.dpi": 72})
+plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 workdir = tempfile.mkdtemp(prefix="minidistil_nb09_")
 
 # %% [markdown]
@@ -75,7 +75,7 @@ print(format_ablation(report))
 # %%
 summary = {r["variant"]: r for r in report["summary"]}
 names = [v for v in ROWS if v != "triple"]
-fig, ax = plt.subplots(figsize=(6.5, 3.0))
+fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
 x = range(len(names))
 means = [100 * summary[v]["mean_delta"] for v in names]
 err = [[m - 100 * summary[v]["ci95"][0] for v, m in zip(names, means)],
@@ -83,7 +83,10 @@ err = [[m - 100 * summary[v]["ci95"][0] for v, m in zip(names, means)],
 ax.bar([i - 0.2 for i in x], means, 0.4, yerr=err, capsize=4, label="ours: Δ masked-token accuracy, 95% CI")
 ax.bar([i + 0.2 for i in x], [PAPER_DELTAS[v] for v in names], 0.4, color="tab:gray", label="paper: Δ GLUE macro")
 ax.axhline(0, color="k", lw=0.6)
-ax.set_xticks(list(x), names), ax.set_ylabel("change vs triple (points)"), ax.legend(fontsize=7)
+ax.set_xticks(list(x), names)
+ax.set(xlabel="row of the ablation (one change against the triple loss)",
+       ylabel="change vs triple (points)", title=f"{len(SEEDS)} seeds x {STEPS} steps per row")
+ax.legend(fontsize=8)
 plt.show()
 for v in names:
     print(f"{v:<12} {summary[v]['verdict']}")

@@ -39,6 +39,7 @@ from minidistil.task_losses import task_loss_backward, task_loss_forward
 from minidistil.train.baselines import bow_baseline, majority_baseline
 from minidistil.train.finetune import FinetuneConfig, encode_examples, finetune, predict_logits
 
+plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 T0 = time.perf_counter()
 rng = np.random.default_rng(0)
 
@@ -171,12 +172,12 @@ res_d = finetune(d_model, enc_tr, enc_dv, task.metric, tok.pad_id,
                  FinetuneConfig(epochs=3, lr=2e-3, patience=1, alpha_soft=0.5, temperature=2.0), seed=0,
                  soft_targets=soft)
 scores["student (D)"] = res_d.best_score
-fig, ax = plt.subplots(figsize=(6, 3.5))
+fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
 names = list(scores)
 ax.bar(names, [scores[n] for n in names], color=["tab:blue", "tab:orange", "tab:green"])
 ax.axhline(floors["bag-of-words"], color="k", ls="--", label="bag-of-words baseline")
 ax.axhline(floors["majority"], color="k", ls=":", label="majority baseline")
-ax.set_ylabel("dev accuracy (%)")
+ax.set(xlabel="model", ylabel="dev accuracy (%)")
 ax.set_title("area task, 600 training sentences, encoders not pretrained")
 ax.legend()
 plt.show()

@@ -37,7 +37,7 @@ from minidistil.train.optim import accumulate_grads
 from minidistil.train.pretrain import make_mlm_step
 from minidistil.train.runs import StageConfig
 
-plt.rcParams.update({"figure.figsize": (5.5, 3.0), "figure.dpi": 100})
+plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 V = 40
 
 
@@ -176,7 +176,7 @@ print(f"7 rows / 2 rows: {measured[7] / measured[2]:.2f}x the time for 3.5x the 
 P_models = {"this tiny teacher": total, "DistilBERT (66 M)": 66_362_880}
 bandwidth = 1.25e9  # bytes/s, 10 Gbit/s
 ranks = np.array([1, 2, 4, 8, 16, 32, 64])
-fig, ax = plt.subplots()
+fig, ax = plt.subplots(layout="constrained")
 compute_distil = 2.0  # seconds for one micro-batch of DistilBERT on one worker: an assumed figure
 allreduce = 2 * (ranks - 1) / ranks * 4 * P_models["DistilBERT (66 M)"] / bandwidth  # (len(ranks),)
 ax.plot(ranks, compute_distil / ranks, "o-", label="compute: 2 s / N (assumed)")
@@ -185,7 +185,6 @@ ax.plot(ranks, compute_distil / ranks + allreduce, "k--", label="step")
 ax.set_xscale("log", base=2), ax.set_yscale("log")
 ax.set_xlabel("ranks N"), ax.set_ylabel("time per micro-batch step (s)"), ax.legend(fontsize=8)
 ax.set_title("DistilBERT-sized model, no accumulation")
-plt.tight_layout()
 plt.show()
 cross = ranks[np.argmax(compute_distil / ranks < allreduce)]
 print(f"from about {cross} ranks on, the Allreduce costs more than the compute;"

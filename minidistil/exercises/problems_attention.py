@@ -62,7 +62,35 @@ def _attn_unmasked(m, r, c):
     return not close(probs, a["probs"]) and any(close(m[n], x) for n, x in zip(("dq", "dk", "dv"), g))
 
 
+def _attn_from_dscores(a, ds):
+    """dq, dk of the learner's dscores (the right 1/sqrt(HS) and transposes)."""
+    s = 1.0 / math.sqrt(a["q"].shape[-1])
+    return ds @ a["k"] * s, ds.swapaxes(-1, -2) @ a["q"] * s  # (B, NH, T, HS) each
+
+
+def _attn_softmax_axis(m, r, c):
+    a, probs = c.args, c.args["probs"]
+    dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
+    dq, dk = _attn_from_dscores(a, probs * (dprobs - (dprobs * probs).sum(-2, keepdims=True)))
+    return close(m["dq"], dq) and not close(m["dq"], r["dq"])
+
+
+def _attn_dprobs_transposed(m, r, c):
+    a, probs = c.args, c.args["probs"]
+    dprobs = (a["dout"] @ a["v"].swapaxes(-1, -2)).swapaxes(-1, -2)  # (B, NH, T, T) transposed
+    dq, dk = _attn_from_dscores(a, probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True)))
+    return close(m["dq"], dq) and not close(m["dq"], r["dq"])
+
+
 ATTENTION_MISTAKES = [
+    Mistake("attention_softmax_axis",
+            "The softmax runs over the KEYS (the last axis): in its backward, sum(dprobs * probs) "
+            "is over axis -1, with keepdims, not over the queries (axis -2).",
+            _attn_softmax_axis),
+    Mistake("attention_dprobs_transposed",
+            "dprobs = dout @ v^T is (T queries, T keys), like probs; yours is its transpose "
+            "(check the einsum's output indices: bhqd,bhkd->bhqk).",
+            _attn_dprobs_transposed),
     Mistake("attention_scale",
             "scores = q k^T / sqrt(HS): dq and dk carry the same 1/sqrt(HS) factor.",
             lambda m, r, c: close(m["dq"], r["dq"] * math.sqrt(c.args["q"].shape[-1]))
@@ -144,41 +172,47 @@ def _merge_reshape(x):
 
 
 def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2=True,
-                           heads="transpose", ln_order="post"):
+                           heads="transpose", ln_order="post", gelu="erf", masked=True,
+                           paths=("q", "k", "v"), ln_input="own", attn_scale=True):
     """The reference backward with one classic slip switched on (returns dx only).
 
     ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
-    splits and merges the gradient heads with a bare reshape; ``ln_order="swapped"`` adds the
-    residual branch's gradient BEFORE going back through the LayerNorm.
+    splits and merges the gradient heads with a bare reshape (``"split"``/``"merge"``: only one
+    of the two); ``ln_order="swapped"`` adds the residual branch's gradient BEFORE going back
+    through the LayerNorm; ``gelu="cdf"`` keeps only Phi(u) of GELU's derivative;
+    ``masked=False`` recomputes the forward without the padding mask; ``paths`` are the
+    projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
+    r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk.
     """
-    split = F.split_heads if heads == "transpose" else _split_reshape
-    merge = F.merge_heads if heads == "transpose" else _merge_reshape
-    q = F.split_heads(F.linear(x, p["q.weight"], p["q.bias"]), num_heads)  # (B, NH, T, HS)
-    k = F.split_heads(F.linear(x, p["k.weight"], p["k.bias"]), num_heads)  # (B, NH, T, HS)
-    v = F.split_heads(F.linear(x, p["v.weight"], p["v.bias"]), num_heads)  # (B, NH, T, HS)
-    ctx, probs = F.attention(q, k, v, mask)  # (B, NH, T, HS), (B, NH, T, T)
-    ctx2 = F.merge_heads(ctx)  # (B, T, C)
-    r1 = x + F.linear(ctx2, p["o.weight"], p["o.bias"])  # (B, T, C)
-    h = F.layernorm(r1, p["ln1.weight"], p["ln1.bias"], eps)  # (B, T, C)
-    u = F.linear(h, p["ff1.weight"], p["ff1.bias"])  # (B, T, F)
-    r2 = h + F.linear(F.gelu(u), p["ff2.weight"], p["ff2.bias"])  # (B, T, C)
+    split = _split_reshape if heads in ("reshape", "split") else F.split_heads
+    merge = _merge_reshape if heads in ("reshape", "merge") else F.merge_heads
+    # the forward's intermediates come from the reference solution; the check itself stays
+    # independent of it: the numerical gradient differentiates forwards.encoder_block
+    q, k, v, probs, ctx2, r1, h, u, gu, r2 = S.encoder_block_cache(
+        x, mask if masked else None, p, num_heads, eps)
+    ln2_at = h if ln_input == "h" else r2  # (B, T, C)
+    ln1_at = x if ln_input == "x" else r1  # (B, T, C)
 
     def ffn_back(d):
-        dgu = S.linear_backward(d, F.gelu(u), p["ff2.weight"])[0]  # (B, T, F)
-        return S.linear_backward(S.gelu_backward(dgu, u), h, p["ff1.weight"])[0]  # (B, T, C)
+        dgu = S.linear_backward(d, gu, p["ff2.weight"])[0]  # (B, T, F)
+        cdf = 0.5 * (1.0 + F._erf(u / math.sqrt(2.0)))  # (B, T, F) Phi(u)
+        du = dgu * cdf if gelu == "cdf" else S.gelu_backward(dgu, u)  # (B, T, F)
+        return S.linear_backward(du, h, p["ff1.weight"])[0]  # (B, T, C)
 
     def attn_back(d):
         dctx2 = S.linear_backward(d, ctx2, p["o.weight"])[0]  # (B, T, C)
         dq, dk, dv = S.attention_backward(split(dctx2, num_heads), q, k, v, probs)
-        return sum(S.linear_backward(merge(dp), x, p[f"{n}.weight"])[0]
-                   for n, dp in (("q", dq), ("k", dk), ("v", dv)))  # (B, T, C)
+        if not attn_scale:
+            dq, dk = dq * math.sqrt(q.shape[-1]), dk * math.sqrt(q.shape[-1])
+        grads = {"q": dq, "k": dk, "v": dv}
+        return sum(S.linear_backward(merge(grads[n]), x, p[f"{n}.weight"])[0] for n in paths)  # (B, T, C)
 
     if ln_order == "swapped":
-        dh = S.layernorm_backward(dy + ffn_back(dy), r2, p["ln2.weight"], eps)[0]  # (B, T, C)
-        return S.layernorm_backward(dh + attn_back(dh), r1, p["ln1.weight"], eps)[0]  # (B, T, C)
-    dr2 = S.layernorm_backward(dy, r2, p["ln2.weight"], eps)[0]  # (B, T, C)
+        dh = S.layernorm_backward(dy + ffn_back(dy), ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
+        return S.layernorm_backward(dh + attn_back(dh), ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
+    dr2 = S.layernorm_backward(dy, ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
     dh = (dr2 if res2 else 0.0) + ffn_back(dr2)  # (B, T, C)
-    dr1 = S.layernorm_backward(dh, r1, p["ln1.weight"], eps)[0]  # (B, T, C)
+    dr1 = S.layernorm_backward(dh, ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
     return (dr1 if res1 else 0.0) + attn_back(dr1)  # (B, T, C)
 
 
@@ -208,7 +242,26 @@ BLOCK_MISTAKES = [
             "Heads are split by reshape(B, T, NH, HS) THEN transpose(0, 2, 1, 3); a bare "
             "reshape(B, NH, T, HS) (or its inverse) mixes positions with heads. Use the same "
             "split_heads / merge_heads as the forward.",
-            _variant(heads="reshape")),
+            _any(_variant(heads="reshape"), _variant(heads="split"), _variant(heads="merge"))),
+    Mistake("block_gelu",
+            "The FFN's GELU backward needs both terms: gelu'(u) = Phi(u) + u * phi(u) (the gelu "
+            "exercise); you kept Phi(u) only.",
+            _variant(gelu="cdf")),
+    Mistake("block_mask",
+            "You recomputed the attention without the padding mask: padded keys then get weight "
+            "in the forward you differentiate. Add the mask's bias to the scores (the attention "
+            "exercise).",
+            _variant(masked=False)),
+    Mistake("block_qkv_paths",
+            "x feeds q, k AND v: dx = dr1 + the dx of all three projections; one is missing.",
+            _any(*(_variant(paths=ps) for ps in (("q", "k"), ("q", "v"), ("k", "v"), ("v",), ("q",), ("k",))))),
+    Mistake("block_ln_input",
+            "Each LayerNorm's backward needs its own input: LN2's is r2 = h + FFN(h), LN1's is "
+            "r1 = x + Attn(x) (the sums before the normalisation), not h or x.",
+            _any(_variant(ln_input="h"), _variant(ln_input="x"))),
+    Mistake("block_attention_scale",
+            "scores = q k^T / sqrt(HS): dq and dk carry 1/sqrt(HS) inside the block too.",
+            _variant(attn_scale=False)),
 ]
 
 BLOCK_HINT = ("Work from the top of the block down: the FIRST failing gradient in the order "

@@ -70,6 +70,46 @@ def _triple_kl_scale(m, r, c):
                for f in (1 / T ** 2, T, 1 / T))
 
 
+def _triple_alpha_order(m, r, c):
+    parts, al = triple_parts(c.args), c.args["alphas"]
+    orders = ((1, 0, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1))
+    return any(close(m["dh"], sum(al[o[i]] * parts[i] for i in range(3))) for o in orders)
+
+
+def _mlm_pieces(a):
+    """Pieces of the MLM term's dh: (ignored rows' softmax / n, the scored count n, P)."""
+    logits = a["h"] @ a["weight"].T  # (P, V)
+    ignored = np.asarray(a["labels"]) == -100  # (P,)
+    n = int((~ignored).sum())
+    extra = a["dloss"] * (F.softmax_t(logits) * ignored[:, None] / n) @ a["weight"]  # (P, C)
+    return extra, n, a["h"].shape[0]
+
+
+def _triple_mlm_ignore(m, r, c):
+    extra, n, P = _mlm_pieces(c.args)
+    return close(m["dh"], r["dh"] + c.args["alphas"][1] * extra)
+
+
+def _triple_mlm_count(m, r, c):
+    parts, al = triple_parts(c.args), c.args["alphas"]
+    _, n, P = _mlm_pieces(c.args)
+    return close(m["dh"], r["dh"] + al[1] * parts[1] * (n / P - 1.0))
+
+
+def _triple_cos_mean(m, r, c):
+    parts, al = triple_parts(c.args), c.args["alphas"]
+    P = c.args["h"].shape[0]
+    return close(m["dh"], r["dh"] + al[2] * parts[2] * (P - 1.0))
+
+
+def _triple_cos_labels(m, r, c):
+    a = c.args
+    parts, al = triple_parts(a), a["alphas"]
+    keep = (np.asarray(a["labels"]) != -100).astype(np.int64)[None]  # (1, P)
+    cos_kept = a["dloss"] * S.cosine_backward(1.0, a["h"][None], a["t_h"][None], keep)[0]  # (P, C)
+    return close(m["dh"], r["dh"] + al[2] * (cos_kept - parts[2]))
+
+
 def _triple_projection(e, c):
     P, C = c.args["h"].shape
     V = c.args["weight"].shape[0]
@@ -90,6 +130,23 @@ TRIPLE_MISTAKES = [
             "The Lce part has the wrong scale: T**2 * mean KL at temperature T has gradient "
             "(T / P) * (softmax(s/T) - softmax(t/T)) with respect to the logits.",
             _triple_kl_scale),
+    Mistake("triple_alpha_order",
+            "The alphas are attached to the wrong losses: alphas = (a_ce, a_mlm, a_cos) weigh "
+            "(Lce, Lmlm, Lcos) in that order.",
+            _triple_alpha_order),
+    Mistake("triple_mlm_ignore",
+            "The Lmlm part has gradient at the -100 positions: they are not scored, so their "
+            "row of dlogits_mlm must be 0 (the cross-entropy exercise).",
+            _triple_mlm_ignore),
+    Mistake("triple_mlm_count",
+            "Lmlm is a mean over the SCORED positions (labels != -100), not over all P.",
+            _triple_mlm_count),
+    Mistake("triple_cos_mean",
+            "Lcos is a mean over the P positions: its gradient at h carries 1/P.",
+            _triple_cos_mean),
+    Mistake("triple_cos_labels",
+            "Lcos counts EVERY position: the -100 labels only mask Lmlm, not the cosine term.",
+            _triple_cos_labels),
     Mistake("triple_projection",
             "dlogits is (P, V) and dh is (P, C): take the logits' gradient back through the "
             "decoder first, dh = dlogits @ W, before adding the cosine term.",
@@ -103,7 +160,7 @@ TRIPLE_SCALES = {"−1": "the sign is flipped."}
 
 def mse_cases(rng):
     cases = []
-    for B, T, CS, CT in ((2, 3, 4, 5), (3, 2, 3, 7)):
+    for B, T, CS, CT in ((3, 2, 4, 5), (4, 3, 3, 7)):  # B != 2: dweight / B must not look like a lost 2
         s_h = rng.standard_normal((B, T, CS))  # (B, T, CS)
         t_h = rng.standard_normal((B, T, CT))  # (B, T, CT)
         w = rng.standard_normal((CT, CS)) * 0.5  # (CT, CS)
@@ -129,6 +186,15 @@ MSE_MISTAKES = [
             "positions.",
             lambda m, r, c: close(m["ds_h"], r["ds_h"] * c.args["t_h"].shape[-1])
             or close(m["dweight"], r["dweight"] * c.args["t_h"].shape[-1])),
+    Mistake("mse_dweight_mean",
+            "dweight sums over every position of every sequence; you averaged over the batch "
+            "(divided by B).",
+            lambda m, r, c: close(m["dweight"], r["dweight"] / c.args["s_h"].shape[0])),
+    Mistake("mse_count_student",
+            "Divide by the number of elements of the ERROR e = s_h W^T - t_h, B * T * CT (the "
+            "teacher's width), not by s_h.size (the student's width CS).",
+            lambda m, r, c: close(m["ds_h"], r["ds_h"] * c.args["t_h"].shape[-1] / c.args["s_h"].shape[-1])
+            or close(m["dweight"], r["dweight"] * c.args["t_h"].shape[-1] / c.args["s_h"].shape[-1])),
     Mistake("mse_projection",
             "ds_h must go back through the projection: e = s_h @ W.T - t_h, so ds_h = de @ W, "
             "(B, T, CS) like s_h.",

@@ -78,7 +78,27 @@ def _gelu_sigmoid_grad(x):
     return s + 1.702 * x * s * (1 - s)  # (...)
 
 
+def _gelu_with_pdf(pdf):
+    """The learner's dx when the x * phi(x) term uses ``pdf`` instead of the normal pdf."""
+    def test(m, r, c):
+        x = c.args["x"]
+        return close(m["dx"], c.args["dy"] * (phi_cdf(x) + x * pdf(x)))
+    return test
+
+
+_PDF_FIX = " phi(x) = exp(-x**2 / 2) / sqrt(2 pi), the derivative of Phi(x) = 0.5 (1 + erf(x / sqrt 2))."
+
 GELU_MISTAKES = [
+    Mistake("gelu_erf_chain",
+            "The x * phi(x) term is sqrt(2) too big: d/dx erf(x / sqrt 2) = (2 / sqrt pi) "
+            "exp(-x**2 / 2) * (1 / sqrt 2), and the chain factor 1/sqrt(2) was dropped." + _PDF_FIX,
+            _gelu_with_pdf(lambda x: np.exp(-0.5 * x * x) / math.sqrt(math.pi))),
+    Mistake("gelu_pdf_norm",
+            "The Gaussian pdf in x * phi(x) lacks its normalisation 1/sqrt(2 pi)." + _PDF_FIX,
+            _gelu_with_pdf(lambda x: np.exp(-0.5 * x * x))),
+    Mistake("gelu_pdf_exponent",
+            "The Gaussian pdf in x * phi(x) has exp(-x**2) where it needs exp(-x**2 / 2)." + _PDF_FIX,
+            _gelu_with_pdf(lambda x: np.exp(-x * x) / math.sqrt(2 * math.pi))),
     Mistake("gelu_product_rule",
             "gelu(x) = x * Phi(x) is a product: gelu'(x) = Phi(x) + x * phi(x). You kept only "
             "one of the two terms.",
@@ -136,7 +156,18 @@ def _ln_no_mean(m, r, c):
 def _ln_no_var(m, r, c):
     dy, gamma, rstd, xhat = ln_parts(c)
     g = dy * gamma  # (N, C)
-    return any_close(m, "dx", (rstd * (g - g.mean(-1, keepdims=True)), rstd * g))
+    return close(m["dx"], rstd * (g - g.mean(-1, keepdims=True)))
+
+
+def _ln_stats_constant(m, r, c):
+    dy, gamma, rstd, xhat = ln_parts(c)
+    return close(m["dx"], rstd * dy * gamma)
+
+
+def _ln_var_sum(m, r, c):
+    dy, gamma, rstd, xhat = ln_parts(c)
+    g = dy * gamma  # (N, C)
+    return close(m["dx"], rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).sum(-1, keepdims=True)))
 
 
 def _ln_no_gamma(m, r, c):
@@ -147,7 +178,8 @@ def _ln_no_gamma(m, r, c):
 
 def _ln_dgamma_x(m, r, c):
     lead = tuple(range(c.args["x"].ndim - 1))
-    return close(m["dgamma"], (c.args["dy"] * c.args["x"]).sum(axis=lead))
+    dy = c.args["dy"]
+    return any_close(m, "dgamma", ((dy * c.args["x"]).sum(axis=lead), dy.sum(axis=lead)))
 
 
 def _ln_unbiased(m, r, c):
@@ -168,11 +200,20 @@ LAYERNORM_MISTAKES = [
     Mistake("layernorm_variance_term",
             "The variance depends on x too: dx needs the '- xhat * mean(g * xhat)' term.",
             _ln_no_var),
+    Mistake("layernorm_stats_constant",
+            "The mean and the variance were treated as constants (dx = rstd * g): both depend on "
+            "x, so dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.",
+            _ln_stats_constant),
+    Mistake("layernorm_variance_sum",
+            "The variance term needs a MEAN over the C features, xhat * mean(g * xhat); you summed "
+            "(the 1/C of d var / dx is missing).",
+            _ln_var_sum),
     Mistake("layernorm_gamma",
             "Multiply dy by gamma before normalising back: g = dy * gamma.",
             _ln_no_gamma),
     Mistake("layernorm_dgamma_xhat",
-            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x, not x.",
+            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x (not x; and sum(dy) "
+            "alone is dbeta).",
             _ln_dgamma_x),
     Mistake("layernorm_unbiased_var",
             "LayerNorm uses the biased variance, mean((x - mu)**2) (divide by C, np.var's default "
@@ -220,7 +261,37 @@ def _softmax_diag(m, r, c):
     return any_close(m, "dx", (p * (1 - p) * c.args["dp"] * s for s in (1.0, 1.0 / c.args["T"])))
 
 
+def _p_without_T(m, r, c, grad):
+    """The learner recomputed p as softmax(x), without T, inside an otherwise right formula."""
+    x, T = c.args["x"], c.args["T"]
+    up = c.args["dp"] if "dp" in c.args else c.args["dy"]
+    p = F.softmax_t(x)  # (N, V) at T = 1
+    return any_close(m, "dx", (grad(p, up) / T, grad(p, up)))
+
+
+def _sm_from_p(p, dp):
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True))  # (N, V)
+
+
+def _lsm_from_p(p, dy):
+    return dy - p * dy.sum(axis=-1, keepdims=True)  # (N, V)
+
+
+def _sm_unweighted(m, r, c):
+    p, dp = F.softmax_t(c.args["x"], c.args["T"]), c.args["dp"]  # (N, V)
+    g = p * (dp - dp.sum(-1, keepdims=True))  # (N, V)
+    return any_close(m, "dx", (g / c.args["T"], g))
+
+
+_P_WITHOUT_T = ("You recomputed p as softmax(x), without the temperature: p = softmax(x / T) in the "
+                "backward too.")
+
 SOFTMAX_MISTAKES = [
+    Mistake("softmax_weighted_sum",
+            "The row sum in the softmax backward is weighted by p: dx = p * (dp - sum(dp * p)) / T, "
+            "not p * (dp - sum(dp)) / T.",
+            _sm_unweighted),
+    Mistake("softmax_p_without_T", _P_WITHOUT_T, lambda m, r, c: _p_without_T(m, r, c, _sm_from_p)),
     Mistake("softmax_temperature",
             "Chain rule through x / T: the gradient gets a factor 1/T.",
             lambda m, r, c: close(m["dx"], r["dx"] * c.args["T"])),
@@ -264,7 +335,26 @@ def _lsm_diag(m, r, c):
     return any_close(m, "dx", (dy * (1 - p) / T, dy * (1 - p)))
 
 
+def _lsm_as_softmax(m, r, c):
+    g = _sm_from_p(F.softmax_t(c.args["x"], c.args["T"]), c.args["dy"])  # (N, V)
+    return any_close(m, "dx", (g / c.args["T"], g))
+
+
+def _lsm_unnormalised(m, r, c):
+    g = _lsm_from_p(np.exp(c.args["x"] / c.args["T"]), c.args["dy"])  # (N, V)
+    return any_close(m, "dx", (g / c.args["T"], g))
+
+
 LOG_SOFTMAX_MISTAKES = [
+    Mistake("log_softmax_used_softmax",
+            "That is the SOFTMAX backward, p * (dy - sum(dy * p)) / T. For log-softmax, "
+            "d log p_i / d z_j = delta_ij - p_j, so dx = (dy - p * sum(dy)) / T.",
+            _lsm_as_softmax),
+    Mistake("softmax_p_without_T", _P_WITHOUT_T, lambda m, r, c: _p_without_T(m, r, c, _lsm_from_p)),
+    Mistake("log_softmax_unnormalised",
+            "The correction term needs the normalised p = softmax(x / T) = exp(x / T) / "
+            "sum(exp(x / T)), not exp(x / T) alone.",
+            _lsm_unnormalised),
     Mistake("log_softmax_sum",
             "log p_i = z_i - log sum_k exp(z_k): the normaliser depends on every z_j, and it "
             "weighs p_j by the SUM of the upstream row: dx = (dy - p * sum(dy, -1)) / T "

@@ -44,7 +44,24 @@ def _emb_parts(c):
     return out_use, emb_add, emb_assign
 
 
+def _emb_dh_transposed(e, c):
+    """The learner's exception is the one ``dlogits @ weight.T`` raises (dh with the wrong side)."""
+    try:
+        c.args["dlogits"] @ c.args["weight"].T
+    except ValueError as mine:
+        return isinstance(e, ValueError) and str(e) == str(mine)
+    return False
+
+
 EMBEDDING_MISTAKES = [
+    Mistake("embedding_dh_weight",
+            "dh = dlogits @ weight: logits = h @ W.T with W (V, C), so (..., V) @ (V, C) gives "
+            "(..., C); dlogits @ W.T does not fit.",
+            on_error=_emb_dh_transposed),
+    Mistake("embedding_bias_mean",
+            "dbias sums dlogits over every position (the bias is added at each of the B*T "
+            "positions); you averaged.",
+            lambda m, r, c: close(m["dbias"], r["dbias"] / c.args["ids"].size)),
     Mistake("tied_two_gradients",
             "The matrix is TIED: it is used twice (lookup h = W[ids] and projection h @ W.T), so "
             "dW is the SUM of both gradients.",
@@ -79,7 +96,31 @@ def _kl_times_T(m, r, c):
     return any_close(m, "ds_logits", [g * f for f in (1.0, T * T, T ** 4, 1 / T ** 2)])
 
 
+def _kl_reversed(m, r, c):
+    a = c.args
+    T, P = a["T"], a["s_logits"].shape[0]
+    ls, lt = np.log(F.softmax_t(a["s_logits"], T)), np.log(F.softmax_t(a["t_logits"], T))  # (P, V)
+    p, d = np.exp(ls), ls - lt  # (P, V)
+    g = p * (d - (p * d).sum(-1, keepdims=True))  # (P, V): d KL(p_s || p_t) / d(s / T)
+    return close(m["ds_logits"], a["dloss"] * T * g / P)
+
+
+def _kl_one_without_T(m, r, c):
+    a = c.args
+    T, P, s, t = a["T"], a["s_logits"].shape[0], a["s_logits"], a["t_logits"]
+    diffs = (F.softmax_t(s) - F.softmax_t(t, T), F.softmax_t(s, T) - F.softmax_t(t))  # (P, V) each
+    return any_close(m, "ds_logits", tuple(a["dloss"] * k * d / P for d in diffs for k in (T, 1.0)))
+
+
 KL_MISTAKES = [
+    Mistake("kl_reversed",
+            "That is the gradient of KL(student || teacher). Lce is KL(teacher || student) = "
+            "sum p_t log(p_t / p_s): its gradient is simply (T / P) (p_s - p_t), p = softmax(logits / T).",
+            _kl_reversed),
+    Mistake("kl_softmax_without_T",
+            "One of the two softmaxes lacks the temperature: both are softmax(logits / T), "
+            "student's and teacher's.",
+            _kl_one_without_T),
     Mistake("kl_T_squared",
             "The loss is multiplied by T**2 (so that its gradient keeps the same scale as T "
             "changes): your gradient is T**2 too small.",
@@ -217,7 +258,21 @@ def _cos_per_sequence(m, r, c):
     return not np.allclose(per_seq, 1.0) and close(m["ds_h"], r["ds_h"] * per_seq[..., None])
 
 
+def _cos_norm_power(m, r, c):
+    a = c.args
+    s, t, mask = a["s_h"], a["t_h"], np.asarray(a["mask"], dtype=bool)
+    ns = np.sqrt((s * s).sum(-1, keepdims=True))  # (B, T, 1)
+    nt = np.sqrt((t * t).sum(-1, keepdims=True))  # (B, T, 1)
+    cos = (s * t).sum(-1, keepdims=True) / (ns * nt)  # (B, T, 1)
+    w = mask[..., None] / mask.sum()  # (B, T, 1)
+    return any_close(m, "ds_h", tuple(-a["dloss"] * (t / (ns * nt) - cos * s / ns ** k) * w for k in (1, 3)))
+
+
 COSINE_MISTAKES = [
+    Mistake("cosine_norm_power",
+            "The norm term is cos * s / |s|**2 (d|s|/ds = s / |s|, and cos has |s| in its "
+            "denominator): the power of |s| is wrong.",
+            _cos_norm_power),
     Mistake("cosine_padding",
             "Padded positions are not in the loss: their gradient must be exactly 0 (multiply by the mask).",
             _cos_padding),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import forwards as F
@@ -133,10 +135,22 @@ def cosine_backward(dloss, s_h, t_h, mask):
 
 # ------------------------------------------------------------------- bonus: the encoder block
 
-def encoder_block_backward(dy, x, mask, p, num_heads, eps=1e-12):
-    """Backward of :func:`minidistil.exercises.forwards.encoder_block`: returns (dx, grads)."""
-    g = {}
-    # ---- forward again, keeping what the backward needs
+class BlockCache(NamedTuple):
+    """What the encoder block's backward needs from its forward."""
+    q: np.ndarray  # (B, NH, T, HS)
+    k: np.ndarray  # (B, NH, T, HS)
+    v: np.ndarray  # (B, NH, T, HS)
+    probs: np.ndarray  # (B, NH, T, T)
+    ctx2: np.ndarray  # (B, T, C) merged attention context
+    r1: np.ndarray  # (B, T, C) x + attention output, before LN1
+    h: np.ndarray  # (B, T, C) LN1 output
+    u: np.ndarray  # (B, T, F) FFN pre-activation
+    gu: np.ndarray  # (B, T, F) gelu(u)
+    r2: np.ndarray  # (B, T, C) h + FFN output, before LN2
+
+
+def encoder_block_cache(x, mask, p, num_heads, eps=1e-12) -> BlockCache:
+    """The block's forward again, keeping every intermediate the backward needs."""
     q = F.split_heads(F.linear(x, p["q.weight"], p["q.bias"]), num_heads)  # (B, NH, T, HS)
     k = F.split_heads(F.linear(x, p["k.weight"], p["k.bias"]), num_heads)  # (B, NH, T, HS)
     v = F.split_heads(F.linear(x, p["v.weight"], p["v.bias"]), num_heads)  # (B, NH, T, HS)
@@ -147,6 +161,13 @@ def encoder_block_backward(dy, x, mask, p, num_heads, eps=1e-12):
     u = F.linear(h, p["ff1.weight"], p["ff1.bias"])  # (B, T, F)
     gu = F.gelu(u)  # (B, T, F)
     r2 = h + F.linear(gu, p["ff2.weight"], p["ff2.bias"])  # (B, T, C)
+    return BlockCache(q, k, v, probs, ctx2, r1, h, u, gu, r2)
+
+
+def encoder_block_backward(dy, x, mask, p, num_heads, eps=1e-12):
+    """Backward of :func:`minidistil.exercises.forwards.encoder_block`: returns (dx, grads)."""
+    g = {}
+    q, k, v, probs, ctx2, r1, h, u, gu, r2 = encoder_block_cache(x, mask, p, num_heads, eps)
     # ---- backward, last operation first
     dr2, g["ln2.weight"], g["ln2.bias"] = layernorm_backward(dy, r2, p["ln2.weight"], eps)
     dgu, g["ff2.weight"], g["ff2.bias"] = linear_backward(dr2, gu, p["ff2.weight"])

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..atomic import atomic_write_json
 from . import intervals
+from .loop import CKPT_FILE
 from .runs import MODEL_FILE, Data, RunConfig, distill_with, load_model
 
 VARIANTS = {
@@ -62,9 +63,11 @@ def variant_config(cfg: RunConfig, variant: str, seed: int, steps: int | None = 
 
 def ablate(cfg: RunConfig, out: str, data: Data, teacher, seeds: list[int],
            steps: int | None = None, progress: bool = True, log=print,
-           variants: list[str] | None = None) -> dict:
+           variants: list[str] | None = None, keep_checkpoints: bool = False) -> dict:
     """Distil every row (or only ``variants``; "triple" is always included) with every seed;
-    finished runs are reused. Returns the report (also written to ``out/ablation.json``)."""
+    finished runs are reused. A finished run keeps its ``model.npz`` and drops its resume
+    checkpoint unless ``keep_checkpoints`` (the CLI's ``--keep-checkpoints``). Returns the
+    report (also written to ``out/ablation.json``)."""
     import time
 
     from .distill import distill
@@ -86,8 +89,11 @@ def ablate(cfg: RunConfig, out: str, data: Data, teacher, seeds: list[int],
                 student, _ = load_model(model_path)
             else:
                 vcfg = variant_config(cfg, variant, seed, steps)
-                student, _ = distill(vcfg, out, data, teacher, resume=True, progress=progress,
-                                     folder=folder)
+                student, res = distill(vcfg, out, data, teacher, resume=True, progress=progress,
+                                       folder=folder)
+                ckpt = os.path.join(folder, CKPT_FILE)
+                if res.finished and not keep_checkpoints and os.path.isfile(ckpt):
+                    os.unlink(ckpt)  # model.npz is written: the resume state is no longer needed
             res = predict(student, evalset)
             correct[(variant, seed)] = res["cluster_correct"]
             runs.append({"variant": variant, "seed": seed, "accuracy": res["accuracy"], "se": res["se"],

@@ -197,7 +197,8 @@ def write_plots(out: str, report: dict, data, cfg: RunConfig, teacher) -> list[s
         c = read_curve(os.path.join(out, name))
         if c:
             curves[name], n = c["rows"], c["n_masked"]
-    if curves:
+    if curves and report.get("teacher_has_mlm_head", True):
+        # masked-token accuracy curves; a teacher without an MLM head has none to draw beside them
         t_acc = predict(teacher, curve_set(data, cfg))["accuracy"]
         path = os.path.join(out, "plots", "controls.png")
         plot_controls(curves, LABELS, t_acc, path, n_masked=n)

@@ -91,6 +91,7 @@ def plot_glue(report: dict, path: str) -> str:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     from ..atomic import atomic_write
+    from .plots import DPI
     names = list(report["tasks"])
     models = list(report["models"].items())
     fig, ax = plt.subplots(figsize=(2.2 * len(names) + 3, 4.5))
@@ -107,11 +108,12 @@ def plot_glue(report: dict, path: str) -> str:
                     label=({"bow": "bag-of-words baseline", "majority": "majority baseline"}[base] if i == 0 else None))
     ax.set_xticks(x)
     ax.set_xticklabels([f"{n}\n({_metric(report['tasks'][n]['metric'])})" for n in names])
+    ax.set_xlabel("task (metric)")
     ax.set_ylabel("dev score (0-100; accuracy %, MCC x100, correlation x100)")
     ax.set_title(f"Miniature GLUE: median of {len(report['config']['seeds'])} seeds (whiskers: min-max)")
     ax.axhline(0, color="grey", lw=0.5)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight"))
     plt.close(fig)
     return path

@@ -3,8 +3,10 @@
 * ``losses.png``: the teacher's MLM loss, and the student's total loss with each of its terms
   (Lce, Lmlm, Lcos) against the optimizer step;
 * ``comparison.png``: size, inference time and validation accuracy of teacher and student
-  (with the unigram baseline), the paper's Table 3 in miniature;
-* ``ablation.png``: mean +/- std of the change in accuracy for each ablation, beside the paper's.
+  (with the unigram baseline and 95% intervals), the paper's Table 3 in miniature.
+
+Every figure is written at 110 dpi (``DPI``). The ablation and control figures are in
+``plots_claims.py``.
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ def _plt():
     return plt
 
 
+DPI = 110  # every PNG minidistil writes; tests/test_figures.py reads it back from the file
+
+
 def _save(fig, path):
     from ..atomic import atomic_write
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight"))
 
 
 def _smooth(y, k):
@@ -70,11 +75,11 @@ def plot_comparison(report: dict, path: str) -> None:
     names = ["teacher", "student"] if s else ["teacher"]
     models = [t, s] if s else [t]
     axes[0].bar(names, [m["parameters"] / 1e6 for m in models], color=["C0", "C1"][: len(names)])
-    axes[0].set(title="parameters", ylabel="parameters (millions)")
+    axes[0].set(title="parameters", xlabel="model", ylabel="parameters (millions)")
     if "time_per_batch_s" in t:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
         title = "inference per batch" + (f"\n(speed-up {report['speedup']:.2f}x)" if s else "")
-        axes[1].set(title=title, ylabel="inference time per batch (ms)")
+        axes[1].set(title=title, xlabel="model", ylabel="inference time per batch (ms)")
     if u is None:  # a teacher without an MLM head: agreement of the hidden states, not accuracy
         if s:
             keys = [("hidden_cosine", "per token"), ("embedding_cosine", "sentence\nembedding")]
@@ -83,35 +88,19 @@ def plot_comparison(report: dict, path: str) -> None:
                         capsize=4, color="C1")
             axes[2].axhline(1.0, color="C0", lw=1, ls="--", label="teacher itself")
             axes[2].set(title="student vs teacher: cosine of\nthe last hidden states",
-                        ylabel="cosine (mean +/- s.e.)", ylim=(min(0.0, min(means) - 0.1), 1.1))
+                        xlabel="what is compared", ylabel="cosine (mean +/- s.e.)", ylim=(min(0.0, min(means) - 0.1), 1.1))
             axes[2].legend(fontsize=8, loc="upper right")
         else:
             axes[2].remove()  # nothing to compare yet: no empty panel
     else:
-        axes[2].bar(["unigram"] + names, [100 * u["accuracy"]] + [100 * m["accuracy"] for m in models],
+        bars = [u] + models
+        err = [100 * 1.959964 * m["se"] if m.get("se") is not None else np.nan for m in bars]  # nan: no whisker
+        axes[2].bar(["unigram"] + names, [100 * m["accuracy"] for m in bars], yerr=err, capsize=4,
                     color=["0.6", "C0", "C1"][: len(names) + 1])
         title = "val masked-token accuracy"
         if s:
             title += f"\n(retention {100 * report['retention']:.1f}%)"
-        axes[2].set(title=title, ylabel="masked-token accuracy (%)")
-    _save(fig, path)
-    plt.close(fig)
-
-
-def plot_ablation(summary: list[dict], path: str) -> None:
-    """``summary`` rows: {"variant", "mean_delta", "std_delta", "paper_delta"} (points)."""
-    plt = _plt()
-    rows = [r for r in summary if r["variant"] != "triple"]
-    x = np.arange(len(rows))  # (n,)
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-    ax.bar(x - 0.2, [r["mean_delta"] for r in rows], 0.4, yerr=[r["std_delta"] for r in rows],
-           capsize=4, label="minidistil: delta val masked-token accuracy (points)")
-    ax.bar(x + 0.2, [r["paper_delta"] for r in rows], 0.4, label="paper: delta GLUE macro-score")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, [r["variant"] for r in rows], rotation=20, ha="right")
-    ax.set(title="ablation against the triple loss (Table 4)", xlabel="variant",
-           ylabel="change against the triple loss (points)")
-    ax.legend(fontsize=8)
+        axes[2].set(title=title, xlabel="model (whiskers: 95% CI)", ylabel="masked-token accuracy (%)")
     _save(fig, path)
     plt.close(fig)
 
@@ -121,9 +110,12 @@ def plot_run(out: str, report: dict) -> list[str]:
     from .loop import METRICS_FILE, read_metrics
     folder = os.path.join(out, "plots")
     os.makedirs(folder, exist_ok=True)
-    p1 = os.path.join(folder, "losses.png")
-    plot_losses(read_metrics(os.path.join(out, "pretrain", METRICS_FILE)),
-                read_metrics(os.path.join(out, "distill", METRICS_FILE)), p1)
-    p2 = os.path.join(folder, "comparison.png")
-    plot_comparison(report, p2)
-    return [p1, p2]
+    paths = []
+    pre = read_metrics(os.path.join(out, "pretrain", METRICS_FILE))
+    dist = read_metrics(os.path.join(out, "distill", METRICS_FILE))
+    if pre or dist:  # nothing trained in this run directory (evaluate --teacher alone): no empty panel
+        paths.append(os.path.join(folder, "losses.png"))
+        plot_losses(pre, dist, paths[-1])
+    paths.append(os.path.join(folder, "comparison.png"))
+    plot_comparison(report, paths[-1])
+    return paths

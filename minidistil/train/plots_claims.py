@@ -3,7 +3,7 @@
 * ``controls.png``: validation masked-token accuracy (a fixed subset of the evaluation tokens)
   against the optimizer step for the distilled student and each control, with the teacher's
   accuracy on the same tokens as a reference line; the shaded band is +/- 1.96 se.
-* ``ablation_ci.png``: the change of accuracy of each ablation row against the triple loss
+* ``ablation.png`` (``minidistil ablate``): the change of accuracy of each ablation row against the triple loss
   (mean over seeds, 95% interval), beside the paper's change of GLUE macro-score.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def plot_ablation_ci(rows: list[dict], path: str) -> None:
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x, [r["variant"].replace(", ", ",\n") for r in rows], fontsize=8)
     ax.set(title="ablation against the triple loss (Table 4), paired by seed and token",
-           ylabel="change against the triple loss (points)")
+           xlabel="row of the ablation", ylabel="change against the triple loss (points)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
     _save(fig, path)
