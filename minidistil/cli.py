@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alpha-mlm", type=NONNEG_FLOAT, help="weight of the masked-LM loss Lmlm (default 2.0)")
     s.add_argument("--alpha-cos", type=NONNEG_FLOAT, help="weight of the hidden-state cosine loss Lcos (default 1.0)")
     s.add_argument("--temperature", type=TEMPERATURE, help="softmax temperature of Lce (default 2.0)")
+    s.add_argument("--head-chunk", type=int, metavar="K", help="fused vocabulary head, K positions per "
+                   "chunk: the same losses without (positions x V) arrays (default 0: off; docs/flops.md)")
 
     s = sub.add_parser("evaluate", help="evaluate teacher and student, print the comparison")
     common(s, "runs/demo")

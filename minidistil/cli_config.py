@@ -23,7 +23,7 @@ STAGE_FLAGS = (("steps", "steps", "--steps"), ("lr", "lr", "--lr"), ("batch_size
                ("accum_steps", "accum_steps", "--accum-steps"))
 DISTILL_FLAGS = (("student_init", "init", "--init"), ("alpha_ce", "alpha_ce", "--alpha-ce"),
                  ("alpha_mlm", "alpha_mlm", "--alpha-mlm"), ("alpha_cos", "alpha_cos", "--alpha-cos"),
-                 ("temperature", "temperature", "--temperature"))
+                 ("temperature", "temperature", "--temperature"), ("head_chunk", "head_chunk", "--head-chunk"))
 
 
 class ConfigError(ValueError):

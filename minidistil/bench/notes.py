@@ -22,7 +22,9 @@ matmul units. With N = B*T tokens, hidden C, feed-forward F, heads of size HS, v
 
 Achieved GFLOP/s = counted FLOP / median step time; the fraction is taken against the NumPy
 float32 matmul peak (square products of 512, 1024 and 2048, the best median of two measurements
-in the same run, one before and one after the steps)."""
+in the same run, one before and one after the steps). [flops.md](flops.md) writes the model out
+product by product with its figures at the demo, small, minilm and base widths; `minidistil
+bench --shapes demo,small,minilm,base` measures each width against the peak."""
 
 METHOD = """\
 - Timings are wall-clock medians of `--repeats` runs after `--warmup` untimed runs (the first

@@ -283,7 +283,11 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv=None) -> int:
     p = _Parser(prog="minidistil bench", description="How fast the kernels and the two training steps run.")
-    p.add_argument("--shapes", default="demo", help=f"model sizes: {', '.join(PRESETS)} (default demo)")
+    p.add_argument("--shapes", default="demo", help=f"model sizes: {', '.join(PRESETS)} (default demo); a "
+                   "comma list (demo,small,minilm,base) runs the roofline sweep (bench/sweep.py)")
+    p.add_argument("--head-chunk", type=int, default=256, metavar="K",
+                   help="sweep: also time the fused vocabulary head, K positions per chunk (0: off)")
+    p.add_argument("--peak-n", type=int, default=2048, metavar="N", help="sweep: size of the matmul peak's products")
     p.add_argument("--quick", action="store_true", help="same as --shapes quick (seconds; for tests)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 5, quick 2)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2, quick 1)")
@@ -299,6 +303,22 @@ def main(argv=None) -> int:
         a = p.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
+    if "," in a.shapes and not a.quick:  # the roofline sweep over several widths
+        from .shapes import preset_list
+        from .sweep import main_sweep
+        problem = None
+        try:
+            names = preset_list(a.shapes)
+        except ValueError as e:
+            problem = f"--shapes: {e}"
+        if a.head_chunk < 0 or a.peak_n < 1 or (a.repeats is not None and a.repeats < 1) or a.threads < 1:
+            problem = "--head-chunk must be >= 0; --peak-n, --repeats and --threads >= 1"
+        if problem:
+            sys.stderr.write(f"minidistil bench: error: {problem}\n")
+            return 2
+        skip = tuple(x.strip() for x in a.skip.split(",") if x.strip())
+        return main_sweep(names, a.repeats or 3, 1 if a.warmup is None else a.warmup, a.threads, a.head_chunk,
+                          a.peak_n, not a.no_fast, skip, a.json)
     name = "quick" if a.quick else a.shapes
     quick = name == "quick"
     repeats = a.repeats if a.repeats is not None else (2 if quick else 5)

@@ -1,4 +1,6 @@
-"""The sizes a benchmark run uses: ``--shapes demo`` (the demo model), ``wide``, ``quick``.
+"""The sizes a benchmark run uses: ``--shapes demo`` (the demo model), ``small``, ``minilm``,
+``base`` (the widths of issue 18's table), ``wide`` (= ``small``), ``quick``. A comma list
+(``--shapes demo,small,minilm,base``) runs the roofline sweep of bench/sweep.py.
 
 Legend: B batch, T sequence, C hidden, NH heads, F feed-forward, V vocabulary, L layers.
 """
@@ -44,6 +46,12 @@ PRESETS = {
     "demo": BenchShapes(),
     # twice the width (hidden 256 as BERT-mini), half the batch: the activations stay the demo's size
     "wide": BenchShapes(batch=16, hidden=256, heads=4, ff=1024, vocab=8192),
+    # the widths people distil at T = 128: BERT-mini-like, all-MiniLM-L6 (12 heads of 32, the
+    # BERT WordPiece vocabulary) and BERT-base (2 -> 1 layers, so that a step fits in seconds)
+    "small": BenchShapes(batch=16, hidden=256, heads=4, ff=1024, vocab=8192),
+    "minilm": BenchShapes(batch=16, hidden=384, heads=12, ff=1536, vocab=30522),
+    "base": BenchShapes(batch=8, hidden=768, heads=12, ff=3072, vocab=30522, teacher_layers=2,
+                        student_layers=1),
     "quick": BenchShapes(batch=2, seq=16, hidden=16, heads=2, ff=32, vocab=64, teacher_layers=2,
                          student_layers=1),
 }
@@ -54,3 +62,15 @@ def preset(name: str) -> BenchShapes:
     if name not in PRESETS:
         raise ValueError(f"unknown shapes {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def preset_list(text: str) -> list:
+    """``"demo,small"`` -> ``["demo", "small"]`` (each checked by :func:`preset`; no repeats)."""
+    names = [x.strip() for x in str(text).split(",") if x.strip()]
+    if not names:
+        raise ValueError(f"no shapes named in {text!r}; choose from {', '.join(PRESETS)}")
+    for n in names:
+        preset(n)
+    if len(set(names)) != len(names):
+        raise ValueError(f"shapes named twice in {text!r}")
+    return names

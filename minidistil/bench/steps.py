@@ -87,13 +87,14 @@ def make_teacher_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
     return _training_step(teacher, step_fn, cfg, s, seed, ph)
 
 
-def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = None, models=None):
+def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = None, models=None,
+                      head_chunk: int = 0):
     """One distillation step: ``train.distill.make_distill_step`` (teacher forward without a
     cache, student forward, ``5 Lce + 2 Lmlm + 1 Lcos`` with Lce on every real token, student
-    backward) + clip + AdamW."""
+    backward) + clip + AdamW. ``head_chunk > 0``: the fused vocabulary head (train/fused_step.py)."""
     ph = phases or Phases()
     teacher, student = models if models is not None else build_models(s, seed=seed)
-    cfg = DistillStageConfig()
+    cfg = DistillStageConfig(head_chunk=head_chunk)
     step_fn = train_distill_step(_timed_model(student, ph, "student_"), _timed_model(teacher, ph, "teacher_"),
                                  BenchVocab(s.vocab), cfg)
     return _training_step(student, step_fn, cfg, s, seed, ph)

@@ -102,6 +102,11 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
                 return {"loss": 0.0, "loss_ce": 0.0, "loss_mlm": 0.0, "loss_cos": 0.0}, \
                     zero_grads(student.params)
         positions = logit_positions(cfg, attention_mask, labels)  # (B, T)
+        if cfg.head_chunk:  # the fused vocabulary head: the same losses, no (P, V) array
+            from .fused_step import fused_distill_losses
+            _, parts, grads = fused_distill_losses(student, teacher if needs_teacher else None, masked_ids,
+                                                   attention_mask, labels, positions, lcfg_r, cfg.head_chunk)
+            return _shard_parts(parts, w), grads
         s_out = student.forward(masked_ids, attention_mask, mlm_positions=positions)
         t_out = teacher.forward(masked_ids, attention_mask, mlm_positions=positions,
                                 keep_cache=False) if needs_teacher else s_out  # s_out: unused stand-in
@@ -110,12 +115,17 @@ def make_distill_step(student, teacher, tokenizer, cfg: DistillStageConfig, toke
             attention_mask, lcfg_r, positions)
         ds_logits, ds_hidden = distill_loss_backward(1.0, cache)
         grads = student.backward(ds_logits, s_out.cache, dhidden={L: ds_hidden})
-        if w is not None:  # each part as this shard's share of the batch's mean ("loss" already is)
-            parts = dict(parts, loss_ce=parts["loss_ce"] * w["ce"], loss_mlm=parts["loss_mlm"] * w["mlm"],
-                         loss_cos=parts["loss_cos"] * w["cos"])
-        return {k: float(v) for k, v in parts.items()}, grads
+        return _shard_parts(parts, w), grads
 
     return step_fn
+
+
+def _shard_parts(parts: dict, w) -> dict:
+    """Each part as this shard's share of the batch's mean ("loss" already is); floats."""
+    if w is not None:
+        parts = dict(parts, loss_ce=parts["loss_ce"] * w["ce"], loss_mlm=parts["loss_mlm"] * w["mlm"],
+                     loss_cos=parts["loss_cos"] * w["cos"])
+    return {k: float(v) for k, v in parts.items()}
 
 
 def distill(cfg: RunConfig, out: str, data: Data, teacher, resume: bool = False,

@@ -69,6 +69,15 @@ class DistillStageConfig(StageConfig):
     # the triple loss (weights, temperature, which positions Lce covers): declared once, in losses.py
     loss: DistillLossConfig = field(default_factory=DistillLossConfig)
     student_init: str = "teacher"    # "teacher" (models.student_layers) or "random"
+    # > 0: the fused vocabulary head, this many positions per chunk (train/fused_step.py, no
+    # (P, V) array); 0: the reference path (logits, then losses.py)
+    head_chunk: int = 0
+
+    def __post_init__(self):
+        k = self.head_chunk
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"head_chunk must be an int >= 0 (0: the unfused head), got {k!r}")
+        self.head_chunk = int(k)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DistillStageConfig":
