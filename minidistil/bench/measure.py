@@ -46,6 +46,7 @@ def measure(fn: Callable[[], object], repeats: int, warmup: int, min_warmup_s: f
         cpu.append(time.process_time() - c0)
     med = float(np.median(wall))
     return {"median_s": med, "min_s": float(min(wall)), "times_s": [float(t) for t in wall],
+            "cpu_s": [float(c) for c in cpu],
             "cpu_over_wall": float(np.median(cpu)) / med if med > 0 else None}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .format import fmt as _fmt, fmt_s as _fmt_s, met as _met, probes as _probes, table as _table, turns as _turns
+from .coexist import coexist_lines
 from .notes import FLOP_MODEL, LEVERS, METHOD, limit_text as _limit_text
 
 def summary_lines(r: dict, targets: bool = True) -> list:
@@ -145,14 +146,7 @@ def fast_lines(r: dict) -> list:
             out.append(f"- calibrated shapes: {len(routes)}, " + ", ".join(
                 f"{n} {routes.count(n)}" for n in sorted(set(routes))) + " (`minidistil.fast.info()` lists them)")
         out.append("")
-    co = r.get("coexist")
-    if co:
-        base = co["without_torch"]["median_s"]
-        out += ["With PyTorch imported in the same process (fresh processes, distillation step): "
-                f"{_fmt_s(base)} without torch, {_fmt_s(co['with_torch']['median_s'])} with torch "
-                f"({co['with_torch']['median_s'] / base:.2f}x), "
-                f"{_fmt_s(co['with_torch_1_thread']['median_s'])} with torch and `torch.set_num_threads(1)` "
-                f"({co['with_torch_1_thread']['median_s'] / base:.2f}x).", ""]
+    out += coexist_lines(r.get("coexist"), r["conditions"].get("loadavg_start")) + [""]
     return out
 
 
