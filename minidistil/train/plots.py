@@ -98,24 +98,6 @@ def plot_comparison(report: dict, path: str) -> None:
     plt.close(fig)
 
 
-def plot_ablation(summary: list[dict], path: str) -> None:
-    """``summary`` rows: {"variant", "mean_delta", "std_delta", "paper_delta"} (points)."""
-    plt = _plt()
-    rows = [r for r in summary if r["variant"] != "triple"]
-    x = np.arange(len(rows))  # (n,)
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-    ax.bar(x - 0.2, [r["mean_delta"] for r in rows], 0.4, yerr=[r["std_delta"] for r in rows],
-           capsize=4, label="minidistil: delta val masked-token accuracy (points)")
-    ax.bar(x + 0.2, [r["paper_delta"] for r in rows], 0.4, label="paper: delta GLUE macro-score")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, [r["variant"] for r in rows], rotation=20, ha="right")
-    ax.set(title="ablation against the triple loss (Table 4)", xlabel="variant",
-           ylabel="change against the triple loss (points)")
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    plt.close(fig)
-
-
 def plot_run(out: str, report: dict) -> list[str]:
     """Write losses.png and comparison.png into ``out/plots``; returns the paths."""
     from .loop import METRICS_FILE, read_metrics
