@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from .format import fmt as _fmt, fmt_s as _fmt_s, met as _met, probes as _probes, table as _table, turns as _turns
-from .coexist import coexist_lines
 from .notes import FLOP_MODEL, LEVERS, METHOD, limit_text as _limit_text
 
 def summary_lines(r: dict, targets: bool = True) -> list:
@@ -146,6 +145,7 @@ def fast_lines(r: dict) -> list:
             out.append(f"- calibrated shapes: {len(routes)}, " + ", ".join(
                 f"{n} {routes.count(n)}" for n in sorted(set(routes))) + " (`minidistil.fast.info()` lists them)")
         out.append("")
+    from .coexist import coexist_lines  # here: python -m minidistil.bench.coexist imports this package first
     out += coexist_lines(r.get("coexist"), r["conditions"].get("loadavg_start")) + [""]
     return out
 

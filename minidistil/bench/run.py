@@ -22,7 +22,6 @@ import numpy as np
 
 from .kernel_times import attention_route_text, bench_kernels, kernel_cases, step_matmul_shapes
 from .measure import atomic_write, gflops, machine, matmul_peak, rss_mb
-from .coexist import measure_coexist
 from .report import render_doc, summary_lines
 from .shapes import PRESETS, BenchShapes, preset
 from .steps import bench_steps, distill_loss_agreement, make_distill_step, make_teacher_step, profile_distill_step, step_flops
@@ -234,6 +233,7 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
     part("subprocess", subprocesses)
     no_torch = None if has_torch else "torch is not installed (optional: pip install torch==2.13.0)"
     part("torch", lambda: run_child("torch", {**payload, "threads": threads}, {}, threads), no_torch)
+    from .coexist import measure_coexist  # here, so that python -m minidistil.bench.coexist runs clean
     part("coexist", lambda: measure_coexist(s, repeats, warmup, threads, log=log),
          no_torch or (None if use_fast else "--no-fast (the fix lives in minidistil.fast)"))
     if r["torch"] is not None and r["steps"] is not None:
