@@ -98,6 +98,28 @@ def test_eval_set_masks_are_fixed_and_tokens_know_their_sequence():
     assert m.sum() == sum(len(b.labels) for b in three) and m.shape == (len(seqs),)
 
 
+def test_eval_set_masks_do_not_depend_on_the_batch_size():
+    # the demo (batches of 64) and the teacher's build (batches of 32) must score the same tokens
+    seqs = _seqs(n=13)
+    sets = [make_eval_set(seqs, TOK, EvalConfig(batch_size=bs, n_masks=2)) for bs in (1, 4, 64)]
+
+    def per_sequence(ev):  # (mask, sequence) -> (masked labels, their positions' inputs)
+        got = {}
+        for b in ev:
+            rows = np.nonzero(b.positions)[0]
+            for j in np.unique(b.seq):
+                r = rows[b.seq == j][0]
+                n = len(seqs[j])
+                got[(b.mask_index, int(j))] = (b.input_ids[r, :n].tolist(), b.labels[b.seq == j].tolist())
+        return got
+
+    first = per_sequence(sets[0])
+    assert len(first) > len(seqs)  # both masks, most sequences
+    for ev in sets[1:]:
+        assert per_sequence(ev) == first
+        assert sum(len(b.labels) for b in ev) == sum(len(b.labels) for b in sets[0])
+
+
 class _Oracle:
     """Predicts the right token at the first masked position of every batch row-major, else 5."""
 

@@ -54,14 +54,23 @@ class EvalSet(list):
     n_masks: int = 1
 
 
-def mask_rng(eval_seed: int, k: int) -> np.random.Generator:
-    """The generator of evaluation mask ``k`` (mask 0 is the historical one-mask evaluation)."""
-    return np.random.default_rng(eval_seed if k == 0 else [eval_seed, k])
+MASK_GROUP = 32  # sequences (in length order) that share one draw of an evaluation mask
+
+
+def mask_rng(eval_seed: int, k: int, group: int) -> np.random.Generator:
+    """The generator of evaluation mask ``k`` of mask group ``group``.
+
+    Masks are drawn for fixed groups of ``MASK_GROUP`` sequences, whatever the batch size, so
+    every command that evaluates the same validation split scores the same tokens. A group
+    (rather than one sequence) keeps the masked share at ``mlm_prob``: ``mask_tokens`` masks
+    round(mlm_prob * n) tokens per draw, which on one short sequence rounds away a few percent."""
+    return np.random.default_rng([eval_seed, k, group])
 
 
 def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15,
                   n_masks: int | None = None) -> EvalSet:
-    """The validation batches under ``cfg.n_masks`` fixed masks (the same for every model)."""
+    """The validation batches under ``cfg.n_masks`` fixed masks (the same for every model, and
+    for every batch size: see ``mask_rng``)."""
     from ..data.batches import pad_batch
     from ..masking import IGNORE_INDEX, mask_tokens
     n_masks = cfg.n_masks if n_masks is None else n_masks
@@ -71,16 +80,24 @@ def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15,
     out = EvalSet()
     out.n_seqs, out.n_masks = len(val_seqs), n_masks
     for k in range(n_masks):
-        rng = mask_rng(cfg.eval_seed, k)
+        masked, labels = {}, {}  # sequence index -> its masked ids, its labels (unpadded)
+        for g, start in enumerate(range(0, len(order), MASK_GROUP)):
+            idx = order[start:start + MASK_GROUP]  # (G,)
+            ids, attn = pad_batch([val_seqs[i] for i in idx], tokenizer.pad_id)  # (G, T) each
+            m, lab = mask_tokens(ids, attn, mask_rng(cfg.eval_seed, k, g), tokenizer.vocab_size,
+                                 tokenizer.mask_id, tokenizer.special_ids, mlm_prob=mlm_prob)
+            for row, i in enumerate(idx):
+                masked[i], labels[i] = m[row, :len(val_seqs[i])], lab[row, :len(val_seqs[i])]
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]  # (B,)
-            ids, attn = pad_batch([val_seqs[i] for i in idx], tokenizer.pad_id)
-            masked, labels = mask_tokens(ids, attn, rng, tokenizer.vocab_size, tokenizer.mask_id,
-                                         tokenizer.special_ids, mlm_prob=mlm_prob)
-            pos = labels != IGNORE_INDEX  # (B, T)
+            ids, attn = pad_batch([masked[i] for i in idx], tokenizer.pad_id)  # (B, T) each
+            lab = np.full(ids.shape, IGNORE_INDEX, dtype=np.int64)  # (B, T)
+            for row, i in enumerate(idx):
+                lab[row, :len(labels[i])] = labels[i]
+            pos = lab != IGNORE_INDEX  # (B, T)
             if pos.any():
                 seq = np.broadcast_to(idx[:, None], pos.shape)[pos]  # (P,)
-                out.append(EvalBatch(masked, attn, pos, labels[pos], seq, k))
+                out.append(EvalBatch(ids, attn, pos, lab[pos], seq, k))
     if not out:
         raise ValueError("the validation split has no maskable tokens")
     return out
