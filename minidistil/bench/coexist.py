@@ -90,7 +90,8 @@ def coexist_lines(co: dict, load: tuple | None = None) -> list:
                     + ("1 (the reference)" if r is None else f"{r:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in spread)})")
                     + " |")
     out += ["The distillation step, fast layer on, in fresh processes without and with `import torch` "
-            f"before `minidistil.fast.enable()` ({co['rounds']} alternating rounds, shapes "
+            f"before `minidistil.fast.enable()` ({co['rounds']} round{'s' if co['rounds'] != 1 else ''} "
+            "of the three, alternating; shapes "
             f"B={shapes.get('batch')} T={shapes.get('seq')} C={shapes.get('hidden')}, {co['threads']} threads; "
             "`python -m minidistil.bench.coexist` measures it alone). `with_torch_unfixed` keeps Numba "
             "on OpenMP (`NUMBA_THREADING_LAYER=omp`), as enable() did before the fix: torch's runtime "
