@@ -40,14 +40,17 @@ DEFAULT_DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 
 def measure_coexist(s: BenchShapes, repeats: int, warmup: int, threads: int, rounds: int = 2, log=print) -> dict:
     """``{"runs": {variant: [child result per round]}, "ratios": {...}, "rounds": rounds}``."""
+    from .measure import machine
     from .run import run_child
+    m = machine()
+    when = f"{m['date_utc']}, {m['cpu']}, {m['cpu_count']} cores"
     base = {"shapes": asdict(s), "repeats": repeats, "warmup": max(1, warmup), "fast": True}
     runs: dict = {name: [] for name in VARIANTS}
     for i in range(rounds):
         for name, (payload, env) in VARIANTS.items():
             log(f"[bench] coexist round {i + 1}/{rounds}: {name} ...")
             runs[name].append(run_child("coexist", {**base, **payload}, env, threads))
-    return {"runs": runs, "rounds": rounds, "threads": threads, "shapes": asdict(s),
+    return {"runs": runs, "rounds": rounds, "threads": threads, "shapes": asdict(s), "when": when,
             **summarise(runs)}
 
 
@@ -99,6 +102,8 @@ def coexist_lines(co: dict, load: tuple | None = None) -> list:
             "which the CPU seconds per step show even when the machine is shared.", "",
             "| variant | Numba threading layer | median step (wall) | CPU per step | step / without_torch |",
             "|---|---|---|---|---|"] + rows
+    if co.get("when"):
+        out += ["", f"Measured {co['when']}."]
     if load is not None:
         out += ["", f"1-minute load average {load[0]:.1f} at the start on this machine: wall-time ratios "
                 "from a loaded machine are noisy (see the per-round ratios)."]
