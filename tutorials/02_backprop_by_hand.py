@@ -358,5 +358,5 @@ print("softmax_backward, NumPy twin vs Numba: max |diff| =", float(np.max(np.abs
 # **Exercises.** `from minidistil.exercises import check; check("layernorm", fn)` (also
 # `linear`, `gelu`, `softmax_t`, `log_softmax_t`); the checker names the classic mistakes. Then:
 # (1) derive the tanh-GELU derivative and check it against
-# `gelu_backward(dy, x, approximate="tanh")`; (2) show numerically that the softmax gradient
+# `gelu_backward(dy, gelu_forward(x, approximate="tanh")[1])`; (2) show numerically that the softmax gradient
 # sums to zero along each row, and explain why.
