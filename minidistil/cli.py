@@ -56,7 +56,7 @@ def _number(kind, low=None, name="value", strict=False):
 
 
 # the ablation's budget: 7 rows x 5 seeds x ABLATE_STEPS steps, <= 30 minutes on 2 cores
-ABLATE_STEPS = 200
+ABLATE_STEPS = 120
 ABLATE_STEPS_QUICK = 20
 ABLATE_SEEDS = 5
 POS_INT = _number(int, 1)

@@ -36,7 +36,8 @@ def build(run_dir: str, command: str, out=TEACHER_DIR) -> dict:
     teacher, _ = load_model(os.path.join(run_dir, "pretrain", "model.npz"))
     tok = WordPieceTokenizer.from_file(os.path.join(run_dir, "vocab.txt"))
     data = prepare_data(cfg.data, tokenizer=tok)
-    evalset = make_eval_set(data.val, tok, cfg.eval)
+    from ..train.demo import SHIPPED_EVAL  # the demo's evaluation, so both report one figure
+    evalset = make_eval_set(data.val, tok, cfg.eval, n_masks=SHIPPED_EVAL.n_masks)
     full = predict(teacher, evalset)
     save_pretrained(teacher, tok, out, dtype=np.float16)
     with warnings.catch_warnings():  # a BertForMaskedLM folder has no pooler: expected here
@@ -53,7 +54,7 @@ def build(run_dir: str, command: str, out=TEACHER_DIR) -> dict:
         "config": cfg.to_dict(),
         "steps": rows[-1]["step"],
         "train_time_s": rows[-1]["time_s"],
-        "n_val_sequences": len(data.val), "n_masked": full["n_masked"],
+        "n_val_sequences": len(data.val), "n_masks": SHIPPED_EVAL.n_masks, "n_masked": full["n_masked"],
         "val_accuracy_float32": full["accuracy"], "val_mlm_loss_float32": full["mlm_loss"],
         "val_accuracy": stored["accuracy"], "val_mlm_loss": stored["mlm_loss"],
         "parameters": int(teacher.num_parameters()),

@@ -40,6 +40,14 @@ def _worker(args) -> None:
     from ..train.pretrain import make_mlm_step
     from ..train.runs import DistillStageConfig, StageConfig
     from . import SingleProcess, mpi_comm
+    if args.no_fast:
+        # BLAS gets the same thread count: left alone, OpenBLAS starts one thread per core in
+        # every rank, and 2 ranks x 1 thread (or Numba's 2 threads beside BLAS's 2) oversubscribe
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=args.threads, user_api="blas")
+    else:  # as the CLI runs: the speed layer holds BLAS to one thread and splits products itself
+        from .. import fast
+        fast.enable()
     set_num_threads(args.threads)
     comm = mpi_comm() if args.ranks > 1 else SingleProcess()
     spent = {"allreduce_s": 0.0, "calls": 0}
@@ -96,7 +104,8 @@ def _run_config(args, ranks, threads, timeout):
     env = dict(os.environ, NUMBA_NUM_THREADS=str(max(2, threads)))
     cmd = [sys.executable, "-m", "minidistil.parallel.bench", "--worker", "--stage", args.stage,
            "--ranks", str(ranks), "--threads", str(threads), "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+           "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)] + \
+        (["--no-fast"] if args.no_fast else [])
     if ranks > 1:
         from ..parallel.comm import MPI_EXTRA_HINT
         mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -129,7 +138,7 @@ def measure(args) -> dict:
             extra[name].append(res)
             print(f"round {r + 1}: {name}: {1e3 * per[name][-1]:.0f} ms/step", file=sys.stderr, flush=True)
     base = np.asarray(per[CONFIGS[0][0]])
-    report = {"stage": args.stage, "batch_size": args.batch_size, "rounds": args.rounds,
+    report = {"stage": args.stage, "no_fast": bool(args.no_fast), "batch_size": args.batch_size, "rounds": args.rounds,
               "steps": args.steps, "configs": []}
     for name, ranks, threads in CONFIGS:
         t = np.asarray(per[name])
@@ -148,7 +157,8 @@ def measure(args) -> dict:
 
 def format_report(rep) -> str:
     lines = [f"{rep['stage']} step, global micro-batch {rep['batch_size']} x 64 tokens, "
-             f"{rep['rounds']} rounds x {rep['steps']} steps (95% intervals over rounds)",
+             f"{rep['rounds']} rounds x {rep['steps']} steps (95% intervals over rounds), "
+             f"{'plain code (--no-fast)' if rep.get('no_fast') else 'speed layer on, as the CLI runs'}",
              f"{'configuration':<22}{'step (ms)':>18}{'speed-up':>10}{'efficiency':>18}"]
     for r in rep["configs"]:
         eff = "-" if r["ranks"] * r["threads"] == 1 else f"{r['efficiency']:.2f} +- {r['efficiency_ci95']:.2f}"
@@ -165,10 +175,14 @@ def format_report(rep) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="minidistil bench-ranks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", choices=["distill", "pretrain"], default="distill")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--stage", choices=["distill", "pretrain"], default="distill",
+                   help="which training step to time (default distill)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the three configurations, "
+                   "interleaved (default 3)")
     p.add_argument("--steps", type=int, default=8, help="timed optimizer steps per run")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--no-fast", action="store_true", help="time the plain reference code: no "
+                   "speed layer, BLAS limited to each configuration's thread count")
     p.add_argument("--batch-size", type=int, default=32, help="global micro-batch (sequences)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per run before it is killed")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
