@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import COEXIST_BEGIN as BEGIN, COEXIST_END as END, coexist_lines
 from .shapes import PRESETS, BenchShapes, preset
 
 VARIANTS = {  # name -> (child payload, extra environment)
@@ -34,14 +35,13 @@ VARIANTS = {  # name -> (child payload, extra environment)
     "with_torch": ({"torch": True}, {}),
     "with_torch_unfixed": ({"torch": True}, {"NUMBA_THREADING_LAYER": "omp"}),
 }
-BEGIN, END = "<!-- coexist: begin (minidistil/bench/coexist.py) -->", "<!-- coexist: end -->"
 DEFAULT_DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 
 
 def measure_coexist(s: BenchShapes, repeats: int, warmup: int, threads: int, rounds: int = 2, log=print) -> dict:
     """``{"runs": {variant: [child result per round]}, "ratios": {...}, "rounds": rounds}``."""
     from .measure import machine
-    from .run import run_child
+    from .measure import run_child
     m = machine()
     when = f"{m['date_utc']}, {m['cpu']}, {m['cpu_count']} cores"
     base = {"shapes": asdict(s), "repeats": repeats, "warmup": max(1, warmup), "fast": True}
@@ -75,39 +75,6 @@ def summarise(runs: dict) -> dict:
     layers = {n: sorted({r.get("threading_layer") for r in rs}) for n, rs in runs.items()}
     return {"median_s": med, "cpu_median_s": cpu_med, "ratios": ratios,
             "ratios_per_round": per_round, "threading_layers": layers}
-
-
-def coexist_lines(co: dict, load: tuple | None = None) -> list:
-    """The section of docs/performance.md, markers included."""
-    out = [BEGIN, "### PyTorch in the same process", ""]
-    if not co or "ratios" not in co:
-        return out + ["Not measured in this run.", END]
-    shapes = co.get("shapes") or {}
-    rows = []
-    for n in VARIANTS:
-        r = co["ratios"].get(n)
-        spread = co["ratios_per_round"].get(n, [])
-        cpu = co["cpu_median_s"].get(n)
-        rows.append(f"| {n} | {', '.join(co['threading_layers'][n])} | {co['median_s'][n]:.3f} s | "
-                    + (f"{cpu:.3f} s" if cpu is not None else "-") + " | "
-                    + ("1 (the reference)" if r is None else f"{r:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in spread)})")
-                    + " |")
-    out += ["The distillation step, fast layer on, in fresh processes without and with `import torch` "
-            f"before `minidistil.fast.enable()` ({co['rounds']} round{'s' if co['rounds'] != 1 else ''} "
-            "of the three, alternating; shapes "
-            f"B={shapes.get('batch')} T={shapes.get('seq')} C={shapes.get('hidden')}, {co['threads']} threads; "
-            "`python -m minidistil.bench.coexist` measures it alone). `with_torch_unfixed` keeps Numba "
-            "on OpenMP (`NUMBA_THREADING_LAYER=omp`), as enable() did before the fix: torch's runtime "
-            "read the environment before enable() set `OMP_WAIT_POLICY`, so its idle workers spin, "
-            "which the CPU seconds per step show even when the machine is shared.", "",
-            "| variant | Numba threading layer | median step (wall) | CPU per step | step / without_torch |",
-            "|---|---|---|---|---|"] + rows
-    if co.get("when"):
-        out += ["", f"Measured {co['when']}."]
-    if load is not None:
-        out += ["", f"1-minute load average {load[0]:.1f} at the start on this machine: wall-time ratios "
-                "from a loaded machine are noisy (see the per-round ratios)."]
-    return out + [END]
 
 
 def update_doc(path: str, lines: list, begin: str = BEGIN, end: str = END) -> None:
