@@ -22,7 +22,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .kernels import log_softmax
+from .kernels import log_softmax_forward
 from .kernels.kl import soft_target_rows
 from .kernels.backend import (check_float_array, check_ids, check_mask, check_same_dtype, check_shape,
                               check_temperature)
@@ -149,7 +149,7 @@ def mlm_forward(logits: np.ndarray, labels: np.ndarray):
         return 0.0, MlmCache(rows, targets, empty, (P, V), logits.dtype)
     # all rows labelled: skip the copy that fancy indexing would make
     picked = logits if n == P else logits[rows]  # (N, V)
-    log_p = log_softmax(picked)  # (N, V)
+    log_p, _ = log_softmax_forward(picked)  # (N, V); the backward below needs only log_p
     nll = -log_p[np.arange(n), targets]  # (N,)
     loss = float(nll.sum(dtype=np.float64) / n)
     _check_finite_loss(loss, "the MLM loss", logits=picked)

@@ -229,13 +229,6 @@ def test_info_explains_what_is_off():
     assert "fast layer" in fast.describe()
 
 
-def test_torch_in_the_process_is_detected(monkeypatch):
-    monkeypatch.delitem(sys.modules, "torch", raising=False)
-    assert fast.torch_warning() is None
-    monkeypatch.setitem(sys.modules, "torch", object())
-    assert "set_num_threads(1)" in fast.torch_warning()
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the malloc tuning is glibc-only")
 def test_malloc_tuning_is_opt_in_and_can_be_turned_off():
     code = "import minidistil.models; from minidistil.fast import malloc; a = malloc.malloc_tuned(); " \

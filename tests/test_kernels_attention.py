@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidistil import gradcheck
-from minidistil.kernels import attention_backward, attention_forward, use_backend
+from minidistil.kernels import AttentionCache, attention_backward, attention_forward, use_backend
 from minidistil.kernels import attention
 from minidistil.kernels import backend as kb
 from minidistil.fast import attention as fast_attention
@@ -45,14 +45,28 @@ def numba_path(request, monkeypatch):
 
 
 def fwd(q, k, v, mask):
-    """The Numba backend's forward, through whatever route the numba_path fixture installed."""
+    """``(out, probs)`` from the Numba backend's forward, through whatever route the numba_path
+    fixture installed; its cache must hold the very q, k, v it was given."""
     with use_backend("numba"):
-        return attention_forward(q, k, v, mask)
+        out, cache = attention_forward(q, k, v, mask)
+    assert type(cache) is AttentionCache and cache.q is q and cache.k is k and cache.v is v
+    return out, cache.probs
 
 
 def bwd(dout, q, k, v, probs, out=None):
     with use_backend("numba"):
-        return attention_backward(dout, q, k, v, probs, out)
+        return attention_backward(dout, AttentionCache(q, k, v, probs), out)
+
+
+def twin_fwd(q, k, v, mask):
+    """``(out, probs)`` from the NumPy twin."""
+    out, cache = attention.attention_forward_numpy(q, k, v, mask)
+    assert type(cache) is AttentionCache and cache.q is q and cache.k is k and cache.v is v
+    return out, cache.probs
+
+
+def twin_bwd(dout, q, k, v, probs):
+    return attention.attention_backward_numpy(dout, AttentionCache(q, k, v, probs))
 
 
 FD_TOL = 1e-7
@@ -81,10 +95,10 @@ def test_backward_matches_finite_differences(backend, masked):
     mask = padding_mask() if masked else None
 
     def forward(q, k, v):
-        return attention_forward(q, k, v, mask)  # (out, probs): probs is the "cache"
+        return attention_forward(q, k, v, mask)  # (out, AttentionCache)
 
-    def backward(dout, probs):
-        dq, dk, dv = attention_backward(dout, q, k, v, probs)
+    def backward(dout, cache):
+        dq, dk, dv = attention_backward(dout, cache)
         return {"q": dq, "k": dk, "v": dv}
 
     # h = 3e-5, not the default 1e-5: sum(out * dout) is of order 10 here, so the rounding error of
@@ -102,13 +116,13 @@ def test_numba_matches_numpy_twin(numba_path, dtype, masked):
     q, k, v = qkv((3, 2, 5, 8), dtype, 2)
     dout = qkv((3, 2, 5, 8), dtype, 3)[0]
     mask = padding_mask().astype(bool) if masked else None
-    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    out_ref, probs_ref = twin_fwd(q, k, v, mask)
     out, probs = fwd(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert out.dtype == dtype and probs.dtype == dtype
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
     for a, b in zip(bwd(dout, q, k, v, probs_ref),
-                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+                    twin_bwd(dout, q, k, v, probs_ref)):
         assert a.shape == q.shape and a.dtype == dtype
         assert nrel(a, b) <= tol
 
@@ -122,17 +136,17 @@ def test_numba_matches_numpy_twin_on_longer_rows(numba_path, dtype, T):
     mask = np.ones((2, T), dtype=bool)
     mask[0, T // 2:] = False  # padded keys in the lanes and in the tail
     mask[1, ::3] = False
-    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    out_ref, probs_ref = twin_fwd(q, k, v, mask)
     out, probs = fwd(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
     assert np.all(probs[0, :, :, T // 2:] == 0) and np.all(probs[1, :, :, ::3] == 0)
     for a, b in zip(bwd(dout, q, k, v, probs_ref),
-                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+                    twin_bwd(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
     # the backward on the forward's own probs (the tile version's transposed view)
     for a, b in zip(bwd(dout, q, k, v, probs),
-                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+                    twin_bwd(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
 
 
@@ -147,14 +161,14 @@ def test_tiles_skip_trailing_padding_exactly(numba_path, dtype):
     mask[1, 3:9] = False
     mask[3] = False
     out, probs = fwd(q, k, v, mask)
-    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    out_ref, probs_ref = twin_fwd(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert probs.shape == (B, NH, T, T) and out.shape == (B, NH, T, HS)
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
     assert np.all(probs[0, ..., 11:] == 0) and np.all(probs[1, ..., 3:9] == 0)
     np.testing.assert_allclose(probs[3], 1.0 / T, rtol=1e-6)
     grads = bwd(dout, q, k, v, probs)
-    for a, b in zip(grads, attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+    for a, b in zip(grads, twin_bwd(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= tol
     assert np.all(grads[1][0, :, 11:] == 0) and np.all(grads[2][0, :, 11:] == 0)  # dk, dv of skipped keys
 
@@ -177,11 +191,11 @@ def test_numba_accepts_head_split_views(numba_path):
     q, k, v = (x[i].transpose(0, 2, 1, 3) for i in range(3))  # (B, NH, T, HS) views
     mask = padding_mask()[:, :5]
     out, probs = fwd(q, k, v, mask.astype(bool))
-    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask.astype(bool))
+    out_ref, probs_ref = twin_fwd(q, k, v, mask.astype(bool))
     assert nrel(out, out_ref) <= 1e-12 and nrel(probs, probs_ref) <= 1e-12
     dout = x[0].transpose(0, 2, 1, 3)[..., ::-1]  # a view with a reversed last axis: copied first
     for a, b in zip(bwd(dout, q, k, v, probs),
-                    attention.attention_backward_numpy(dout, q, k, v, probs_ref)):
+                    twin_bwd(dout, q, k, v, probs_ref)):
         assert nrel(a, b) <= 1e-12
 
 
@@ -198,8 +212,9 @@ def test_padded_keys_get_exactly_zero_and_nothing_is_nan(backend, dtype, mask_ro
     q, k, v = qkv((B, 2, T, 3), np.float64, seed)
     q, k, v = (q * scale).astype(dtype), k.astype(dtype), v.astype(dtype)
     with use_backend(backend):
-        out, probs = attention_forward(q, k, v, mask)
-        dq, dk, dv = attention_backward(out, q, k, v, probs)
+        out, cache = attention_forward(q, k, v, mask)
+        dq, dk, dv = attention_backward(out, cache)
+    probs = cache.probs  # (B, NH, T, T)
     for a in (out, probs, dq, dk, dv):
         assert np.all(np.isfinite(a))
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
@@ -238,8 +253,12 @@ def test_bad_inputs_are_rejected(numba_must_not_run):
         attention_forward(q, k, v.astype(np.float32))
     with pytest.raises(TypeError, match="q must have dtype float32 or float64, got int64"):
         attention_forward(q.astype(np.int64), k, v)
-    with pytest.raises(ValueError, match=r"probs must have shape \(2, 2, 3, 3\), got \(2, 2, 3, 4\)"):
-        attention_backward(q, q, k, v, np.zeros((2, 2, 3, 4)))
+    with pytest.raises(ValueError, match=r"cache.probs must have shape \(2, 2, 3, 3\), got \(2, 2, 3, 4\)"):
+        attention_backward(q, AttentionCache(q, k, v, np.zeros((2, 2, 3, 4))))
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 2, 3, 4\), got \(2, 2, 4, 3\)"):
+        attention_backward(np.zeros((2, 2, 4, 3)), AttentionCache(q, k, v, np.zeros((2, 2, 3, 3))))
+    with pytest.raises(TypeError, match="cache must be the AttentionCache that attention_forward returned, got tuple"):
+        attention_backward(q, (q, k, v, np.zeros((2, 2, 3, 3))))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -252,18 +271,18 @@ def test_backward_writes_into_out_views(numba_path, backend):
     mask = np.ones((B, T), dtype=bool)
     mask[0, 4:] = False
     with use_backend(backend):
-        _, probs = attention_forward(q, k, v, mask)
-        ref = attention_backward(dout, q, k, v, probs)
+        _, cache = attention_forward(q, k, v, mask)
+        ref = attention_backward(dout, cache)
         buf = np.full((B, T, 3 * NH * HS), np.nan)
         views = head_views(buf, NH)
-        got = attention_backward(dout, q, k, v, probs, out=views)
+        got = attention_backward(dout, cache, out=views)
     assert all(g is o for g, o in zip(got, views))
     for g, r in zip(got, ref):
         assert nrel(g, r) <= 1e-12
     assert not np.isnan(buf).any()  # every entry written
     odd = tuple(np.empty((B, NH, HS, T)).swapaxes(-1, -2) for _ in range(3))  # not BLAS-ready: copied into
     with use_backend(backend):
-        got = attention_backward(dout, q, k, v, probs, out=odd)
+        got = attention_backward(dout, cache, out=odd)
     assert all(g is o for g, o in zip(got, odd))
     for g, r in zip(got, ref):
         assert nrel(g, r) <= 1e-12
@@ -271,18 +290,18 @@ def test_backward_writes_into_out_views(numba_path, backend):
 
 def test_backward_rejects_bad_out(numba_must_not_run):
     q, k, v = qkv((2, 2, 3, 4), np.float64, 5)
-    probs = np.full((2, 2, 3, 3), 1 / 3)
+    cache = AttentionCache(q, k, v, np.full((2, 2, 3, 3), 1 / 3))
     good = tuple(np.empty_like(q) for _ in range(3))
     with pytest.raises(TypeError, match="out must be a tuple of three arrays"):
-        attention_backward(q, q, k, v, probs, out=good[:2])
+        attention_backward(q, cache, out=good[:2])
     with pytest.raises(ValueError, match=r"out\[1\] \(dk\) must have shape \(2, 2, 3, 4\)"):
-        attention_backward(q, q, k, v, probs, out=(good[0], np.empty((2, 2, 4, 3)), good[2]))
+        attention_backward(q, cache, out=(good[0], np.empty((2, 2, 4, 3)), good[2]))
     with pytest.raises(TypeError, match=r"out\[2\] \(dv\) must have dtype float64"):
-        attention_backward(q, q, k, v, probs, out=(good[0], good[1], good[2].astype(np.float32)))
+        attention_backward(q, cache, out=(good[0], good[1], good[2].astype(np.float32)))
     frozen = np.empty_like(q)
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match=r"out\[0\] \(dq\) must be writable"):
-        attention_backward(q, q, k, v, probs, out=(frozen, good[1], good[2]))
+        attention_backward(q, cache, out=(frozen, good[1], good[2]))
 
 
 @settings(max_examples=40, deadline=None)
@@ -303,12 +322,13 @@ def _check_against_twin(forward, backward, B, NH, T, HS, seed, dtype):
     rng = np.random.default_rng(seed)
     q, k, v, dout = ((rng.standard_normal((B, NH, T, HS)) * 2.0).astype(dtype) for _ in range(4))
     mask = rng.random((B, T)) < 0.7  # (B, T)
-    out, probs = forward(q, k, v, mask)
-    out_ref, probs_ref = attention.attention_forward_numpy(q, k, v, mask)
+    out, cache = forward(q, k, v, mask)
+    probs = cache.probs  # (B, NH, T, T)
+    out_ref, probs_ref = twin_fwd(q, k, v, mask)
     tol = PARITY_TOL[dtype]
     assert nrel(out, out_ref) <= tol and nrel(probs, probs_ref) <= tol
-    grads = backward(dout, q, k, v, probs)
-    twins = attention.attention_backward_numpy(dout, q, k, v, probs_ref)
+    grads = backward(dout, cache)
+    twins = twin_bwd(dout, q, k, v, probs_ref)
     if dtype == np.float64:
         for a, b in zip(grads, twins):
             assert a.shape == q.shape and nrel(a, b) <= tol
@@ -317,7 +337,6 @@ def _check_against_twin(forward, backward, B, NH, T, HS, seed, dtype):
     # ~1e-5 from the exact gradient (found with NUMBA_DISABLE_JIT). Each is held to the exact
     # (float64) answer instead: within the bound, or no worse than twice the twin's own error.
     q64, k64, v64, d64 = (x.astype(np.float64) for x in (q, k, v, dout))
-    exact = attention.attention_backward_numpy(d64, q64, k64, v64,
-                                               attention.attention_forward_numpy(q64, k64, v64, mask)[1])
+    exact = twin_bwd(d64, q64, k64, v64, twin_fwd(q64, k64, v64, mask)[1])
     for a, b, e in zip(grads, twins, exact):
         assert a.shape == q.shape and nrel(a, e) <= max(tol, 2.0 * nrel(b, e))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minidistil import gradcheck
-from minidistil.kernels import gelu_backward, gelu_forward, use_backend
+from minidistil.kernels import GeluCache, gelu_backward, gelu_forward, use_backend
 from minidistil.kernels import gelu
 
 BACKENDS = ["numpy", "numba"]
@@ -32,7 +32,7 @@ def test_backward_matches_finite_differences(backend, approximate):
     with use_backend(backend):
         v = gradcheck.check_layer(
             lambda x: gelu_forward(x, approximate),
-            lambda dy, _: {"x": gelu_backward(dy, x, approximate)},
+            lambda dy, cache: {"x": gelu_backward(dy, cache)},
             {"x": x}, rng, tol=FD_TOL)
     assert v, v.table()
 
@@ -44,12 +44,14 @@ def test_numba_matches_numpy_twin(dtype, approximate):
     x = (rng.standard_normal((4, 37)) * 3.0).astype(dtype)  # (4, 37)
     x[0, :5] = [0.0, -12.0, 12.0, -40.0, 40.0]  # zero and both saturated tails
     dy = rng.standard_normal(x.shape).astype(dtype)  # (4, 37)
-    y = gelu.gelu_forward_numba(x, approximate)
-    dx = gelu.gelu_backward_numba(dy, x, approximate)
+    y, cache = gelu.gelu_forward_numba(x, approximate)
+    y_ref, cache_ref = gelu.gelu_forward_numpy(x, approximate)
+    assert type(cache) is type(cache_ref) is GeluCache and cache == (x, approximate) == cache_ref
+    dx = gelu.gelu_backward_numba(dy, cache)
     assert y.dtype == dtype and dx.dtype == dtype and y.shape == x.shape
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
-    assert nrel(y, gelu.gelu_forward_numpy(x, approximate)) <= PARITY_TOL[dtype]
-    assert nrel(dx, gelu.gelu_backward_numpy(dy, x, approximate)) <= PARITY_TOL[dtype]
+    assert nrel(y, y_ref) <= PARITY_TOL[dtype]
+    assert nrel(dx, gelu.gelu_backward_numpy(dy, cache_ref)) <= PARITY_TOL[dtype]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -57,8 +59,8 @@ def test_known_values(backend):
     # gelu(x) = x * Phi(x); Phi(1) = 0.8413447460685429, Phi(-1) = 0.15865525393145707
     x = np.array([0.0, 1.0, -1.0])
     with use_backend(backend):
-        y = gelu_forward(x)
-        yt = gelu_forward(x, "tanh")
+        y, _ = gelu_forward(x)
+        yt, _ = gelu_forward(x, "tanh")
     np.testing.assert_allclose(y, [0.0, 0.8413447460685429, -0.15865525393145707], rtol=1e-15, atol=0)
     np.testing.assert_allclose(yt, y, atol=1e-3)  # the tanh form is an approximation (max err ~5e-4)
     assert not np.allclose(yt, y, rtol=1e-9, atol=0)
@@ -70,7 +72,7 @@ def test_known_values(backend):
 @given(x=hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=6), elements=st.floats(-60, 60)))
 def test_gelu_between_min_and_relu(backend, approximate, x):
     with use_backend(backend):
-        y = gelu_forward(x, approximate)
+        y, _ = gelu_forward(x, approximate)
     assert y.shape == x.shape
     assert np.all(np.isfinite(y))
     assert np.all(y <= np.maximum(x, 0.0) + 1e-12)  # x * Phi(x) <= relu(x)
@@ -93,9 +95,13 @@ def test_bad_inputs_are_rejected(numba_must_not_run):
         gelu_forward(x, "erf")
     with pytest.raises(TypeError, match="x must have dtype float32 or float64, got int32"):
         gelu_forward(x.astype(np.int32))
-    with pytest.raises(TypeError, match="x must have dtype float32 or float64, got float16"):
-        gelu_backward(x, x.astype(np.float16))
+    with pytest.raises(TypeError, match="cache.x must have dtype float32 or float64, got float16"):
+        gelu_backward(x, GeluCache(x.astype(np.float16), "none"))
     with pytest.raises(ValueError, match=r"dy must have shape \(2, 3\), got \(3, 2\)"):
-        gelu_backward(np.zeros((3, 2)), x)
+        gelu_backward(np.zeros((3, 2)), GeluCache(x, "none"))
     with pytest.raises(TypeError, match="dy must have dtype float64 like the other inputs, got float32"):
-        gelu_backward(x.astype(np.float32), x)
+        gelu_backward(x.astype(np.float32), GeluCache(x, "none"))
+    with pytest.raises(ValueError, match=r"approximate must be one of \('none', 'tanh'\), got 'erf'"):
+        gelu_backward(x, GeluCache(x, "erf"))
+    with pytest.raises(TypeError, match="cache must be the GeluCache that gelu_forward returned, got ndarray"):
+        gelu_backward(x, x)

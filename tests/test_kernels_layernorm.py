@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minidistil import gradcheck
-from minidistil.kernels import layernorm_backward, layernorm_forward, use_backend
+from minidistil.kernels import LayerNormCache, layernorm_backward, layernorm_forward, use_backend
 from minidistil.kernels import layernorm
 
 BACKENDS = ["numpy", "numba"]
@@ -36,11 +36,10 @@ def test_backward_matches_finite_differences(backend, shape):
     gamma, beta = params(shape[-1], np.float64, rng)
 
     def forward(x, gamma, beta):
-        y, mean, rstd = layernorm_forward(x, gamma, beta, 1e-5)
-        return y, (mean, rstd)
+        return layernorm_forward(x, gamma, beta, 1e-5)  # (y, LayerNormCache)
 
     def backward(dy, cache):
-        dx, dgamma, dbeta = layernorm_backward(dy, x, gamma, *cache)
+        dx, dgamma, dbeta = layernorm_backward(dy, cache)
         return {"x": dx, "gamma": dgamma, "beta": dbeta}
 
     with use_backend(backend):
@@ -56,15 +55,16 @@ def test_numba_matches_numpy_twin(dtype, shape):
     dy = rng.standard_normal(shape).astype(dtype)
     gamma, beta = params(shape[-1], dtype, rng)
     tol = PARITY_TOL[dtype]
-    ref = layernorm.layernorm_forward_numpy(x, gamma, beta)
-    got = layernorm.layernorm_forward_numba(x, gamma, beta)
-    for a, b, name in zip(got, ref, ("y", "mean", "rstd")):
+    y_ref, ref = layernorm.layernorm_forward_numpy(x, gamma, beta)
+    y, got = layernorm.layernorm_forward_numba(x, gamma, beta)
+    assert type(got) is type(ref) is LayerNormCache
+    assert got.x is x and got.gamma is gamma
+    for a, b, name in ((y, y_ref, "y"), (got.mean, ref.mean, "mean"), (got.rstd, ref.rstd, "rstd")):
         assert np.shape(a) == np.shape(b), name
         assert np.asarray(a).dtype == dtype, name
         assert nrel(a, b) <= tol, name
-    _, mean, rstd = ref
-    ref_b = layernorm.layernorm_backward_numpy(dy, x, gamma, mean, rstd)
-    got_b = layernorm.layernorm_backward_numba(dy, x, gamma, mean, rstd)
+    ref_b = layernorm.layernorm_backward_numpy(dy, ref)
+    got_b = layernorm.layernorm_backward_numba(dy, ref)
     for a, b, name in zip(got_b, ref_b, ("dx", "dgamma", "dbeta")):
         assert a.shape == b.shape and a.dtype == dtype, name
         assert nrel(a, b) <= tol, name
@@ -76,11 +76,11 @@ def test_backward_parts_are_race_free_for_any_thread_count(monkeypatch):
     x = rng.standard_normal((9, 8))
     dy = rng.standard_normal((9, 8))
     gamma, beta = params(8, np.float64, rng)
-    _, mean, rstd = layernorm.layernorm_forward_numpy(x, gamma, beta)
-    ref = layernorm.layernorm_backward_numpy(dy, x, gamma, mean, rstd)
+    _, cache = layernorm.layernorm_forward_numpy(x, gamma, beta)
+    ref = layernorm.layernorm_backward_numpy(dy, cache)
     for k in (1, 2, 4, 9):
         monkeypatch.setattr(layernorm, "num_threads", lambda k=k: k)
-        got = layernorm.layernorm_backward_numba(dy, x, gamma, mean, rstd)
+        got = layernorm.layernorm_backward_numba(dy, cache)
         for a, b in zip(got, ref):
             assert nrel(a, b) <= 1e-12
 
@@ -92,7 +92,7 @@ def test_backward_parts_are_race_free_for_any_thread_count(monkeypatch):
 def test_normalised_rows_have_zero_mean_unit_variance(backend, x):
     C = x.shape[-1]
     with use_backend(backend):
-        y, mean, rstd = layernorm_forward(x, np.ones(C), np.zeros(C), 1e-12)
+        y, cache = layernorm_forward(x, np.ones(C), np.zeros(C), 1e-12)
     assert np.all(np.isfinite(y))
     varying = np.ptp(x, axis=-1) > 0  # (N,)
     np.testing.assert_allclose(y[varying].mean(axis=-1), 0.0, atol=1e-9)
@@ -101,7 +101,7 @@ def test_normalised_rows_have_zero_mean_unit_variance(backend, x):
     # A constant row has variance 0: it normalises to ~0 (the rounding of its mean, ~1e-14, is
     # amplified by rstd = 1/sqrt(eps) = 1e6), never to NaN.
     np.testing.assert_allclose(y[~varying], 0.0, atol=1e-6)
-    np.testing.assert_allclose(mean, x.mean(axis=-1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.mean, x.mean(axis=-1), rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------ bad input, caught before Numba
@@ -133,6 +133,10 @@ def test_bad_inputs_are_rejected(numba_must_not_run):
         layernorm_forward(x, g, b, 0.0)
     mean, rstd = np.zeros(3), np.ones(3)
     with pytest.raises(ValueError, match=r"dy must have shape \(3, 4\), got \(4, 3\)"):
-        layernorm_backward(np.zeros((4, 3)), x, g, mean, rstd)
-    with pytest.raises(ValueError, match=r"rstd must have shape \(3,\), got \(4,\)"):
-        layernorm_backward(x, x, g, mean, np.ones(4))
+        layernorm_backward(np.zeros((4, 3)), LayerNormCache(x, g, mean, rstd))
+    with pytest.raises(ValueError, match=r"cache.rstd must have shape \(3,\), got \(4,\)"):
+        layernorm_backward(x, LayerNormCache(x, g, mean, np.ones(4)))
+    with pytest.raises(TypeError, match="cache.mean must have dtype float64 like the other inputs, got float32"):
+        layernorm_backward(x, LayerNormCache(x, g, mean.astype(np.float32), rstd))
+    with pytest.raises(TypeError, match="cache must be the LayerNormCache that layernorm_forward returned, got tuple"):
+        layernorm_backward(x, (x, g, mean, rstd))

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minidistil import gradcheck
-from minidistil.kernels import (log_softmax, log_softmax_backward, softmax_backward, softmax_forward,
-                                use_backend)
+from minidistil.kernels import (LogSoftmaxCache, SoftmaxCache, log_softmax_backward, log_softmax_forward,
+                                softmax_backward, softmax_forward, use_backend)
 from minidistil.kernels import softmax_t
 
 BACKENDS = ["numpy", "numba"]
@@ -38,7 +38,7 @@ def test_softmax_backward_matches_finite_differences(backend, T):
     with use_backend(backend):
         v = gradcheck.check_layer(
             lambda x: softmax_forward(x, T),
-            lambda dp, _: {"x": softmax_backward(dp, softmax_forward(x, T), T)},
+            lambda dp, cache: {"x": softmax_backward(dp, cache)},
             {"x": x}, rng, tol=FD_TOL)
     assert v, v.table()
 
@@ -50,8 +50,8 @@ def test_log_softmax_backward_matches_finite_differences(backend, T):
     x = rng.standard_normal((4, 6)) * 2.0  # (4, 6)
     with use_backend(backend):
         v = gradcheck.check_layer(
-            lambda x: log_softmax(x, T),
-            lambda dlogp, _: {"x": log_softmax_backward(dlogp, log_softmax(x, T), T)},
+            lambda x: log_softmax_forward(x, T),
+            lambda dlogp, cache: {"x": log_softmax_backward(dlogp, cache)},
             {"x": x}, rng, tol=FD_TOL)
     assert v, v.table()
 
@@ -65,24 +65,26 @@ def test_numba_matches_numpy_twin(dtype, T):
     x = (rng.standard_normal((3, 4, 33)) * 4.0).astype(dtype)  # (3, 4, 33)
     dp = rng.standard_normal(x.shape).astype(dtype)  # (3, 4, 33)
     tol = PARITY_TOL[dtype]
-    p_ref = softmax_t.softmax_forward_numpy(x, T)
-    p = softmax_t.softmax_forward_numba(x, T)
+    p_ref, c_ref = softmax_t.softmax_forward_numpy(x, T)
+    p, c = softmax_t.softmax_forward_numba(x, T)
     assert p.dtype == dtype and p.shape == x.shape
+    assert type(c) is type(c_ref) is SoftmaxCache and c.p is p and c.T == c_ref.T == T
     assert nrel(p, p_ref) <= tol
-    assert nrel(softmax_t.softmax_backward_numba(dp, p_ref, T),
-                softmax_t.softmax_backward_numpy(dp, p_ref, T)) <= tol
-    lp_ref = softmax_t.log_softmax_numpy(x, T)
-    lp = softmax_t.log_softmax_numba(x, T)
+    assert nrel(softmax_t.softmax_backward_numba(dp, c_ref),
+                softmax_t.softmax_backward_numpy(dp, c_ref)) <= tol
+    lp_ref, lc_ref = softmax_t.log_softmax_forward_numpy(x, T)
+    lp, lc = softmax_t.log_softmax_forward_numba(x, T)
+    assert type(lc) is type(lc_ref) is LogSoftmaxCache and lc.logp is lp
     assert lp.dtype == dtype and nrel(lp, lp_ref) <= tol
-    assert nrel(softmax_t.log_softmax_backward_numba(dp, lp_ref, T),
-                softmax_t.log_softmax_backward_numpy(dp, lp_ref, T)) <= tol
+    assert nrel(softmax_t.log_softmax_backward_numba(dp, lc_ref),
+                softmax_t.log_softmax_backward_numpy(dp, lc_ref)) <= tol
 
 
 def test_numba_accepts_strided_input():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 8)).T  # (8, 5), not C-contiguous
     assert not x.flags.c_contiguous
-    assert nrel(softmax_t.softmax_forward_numba(x, 1.5), softmax_t.softmax_forward_numpy(x, 1.5)) <= 1e-12
+    assert nrel(softmax_t.softmax_forward_numba(x, 1.5)[0], softmax_t.softmax_forward_numpy(x, 1.5)[0]) <= 1e-12
 
 
 # ------------------------------------------------------------------ properties
@@ -97,10 +99,10 @@ temperatures = st.floats(0.05, 20.0)
 @given(x=rows, T=temperatures, c=st.floats(-50, 50))
 def test_rows_sum_to_one_and_shift_invariant(backend, x, T, c):
     with use_backend(backend):
-        p = softmax_forward(x, T)
+        p, _ = softmax_forward(x, T)
         shift = np.linspace(0.0, 1.0, x.shape[0])[:, None] * c  # (N, 1): a constant per row
-        p_shifted = softmax_forward(x + shift, T)
-        logp = log_softmax(x, T)
+        p_shifted, _ = softmax_forward(x + shift, T)
+        logp, _ = log_softmax_forward(x, T)
     assert np.all(p >= 0.0)
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
     np.testing.assert_allclose(p_shifted, p, rtol=0, atol=1e-9)
@@ -115,8 +117,8 @@ def test_large_T_tends_to_uniform_small_T_to_one_hot(backend, x):
     x = x.copy()
     x[np.arange(x.shape[0]), x.argmax(axis=-1)] += 1.0  # a unique maximum, 1 above the rest
     with use_backend(backend):
-        hot = softmax_forward(x, 1e6)
-        cold = softmax_forward(x, 1e-3)
+        hot, _ = softmax_forward(x, 1e6)
+        cold, _ = softmax_forward(x, 1e-3)
     np.testing.assert_allclose(hot, 1.0 / V, rtol=1e-4, atol=0)
     one_hot = np.zeros_like(x)
     one_hot[np.arange(x.shape[0]), x.argmax(axis=-1)] = 1.0
@@ -138,8 +140,9 @@ def numba_must_not_run(monkeypatch):
 @pytest.mark.parametrize("T", [0.0, -1.0, float("nan"), float("inf"), -float("inf")])
 def test_bad_temperature_is_rejected(numba_must_not_run, T):
     x = np.zeros((2, 3))
-    for call in (lambda: softmax_forward(x, T), lambda: log_softmax(x, T),
-                 lambda: softmax_backward(x, x, T), lambda: log_softmax_backward(x, x, T)):
+    for call in (lambda: softmax_forward(x, T), lambda: log_softmax_forward(x, T),
+                 lambda: softmax_backward(x, SoftmaxCache(x, T)),
+                 lambda: log_softmax_backward(x, LogSoftmaxCache(x, T))):
         with pytest.raises(ValueError, match=r"temperature T must be finite and > 0, got"):
             call()
 
@@ -154,18 +157,19 @@ def test_bad_dtype_is_rejected(numba_must_not_run, dtype):
     x = np.zeros((2, 3), dtype=dtype)
     with pytest.raises(TypeError, match=rf"x must have dtype float32 or float64, got {np.dtype(dtype)}"):
         softmax_forward(x)
-    with pytest.raises(TypeError, match=rf"p must have dtype float32 or float64, got {np.dtype(dtype)}"):
-        softmax_backward(np.zeros((2, 3)), x)
+    with pytest.raises(TypeError, match=rf"cache.p must have dtype float32 or float64, got {np.dtype(dtype)}"):
+        softmax_backward(np.zeros((2, 3)), SoftmaxCache(x, 1.0))
 
 
 def test_mixed_dtypes_and_shapes_are_rejected(numba_must_not_run):
     p = np.full((2, 3), 1 / 3)
+    cache = SoftmaxCache(p, 1.0)
     with pytest.raises(TypeError, match="dp must have dtype float64 like the other inputs, got float32"):
-        softmax_backward(p.astype(np.float32), p)
+        softmax_backward(p.astype(np.float32), cache)
     with pytest.raises(ValueError, match=r"dp must have shape \(2, 3\), got \(3, 2\)"):
-        softmax_backward(np.zeros((3, 2)), p)
+        softmax_backward(np.zeros((3, 2)), cache)
     with pytest.raises(ValueError, match=r"dlogp must have shape \(2, 3\), got \(2, 4\)"):
-        log_softmax_backward(np.zeros((2, 4)), np.log(p))
+        log_softmax_backward(np.zeros((2, 4)), LogSoftmaxCache(np.log(p), 1.0))
     with pytest.raises(ValueError, match=r"x must have a non-empty last axis, got shape \(2, 0\)"):
         softmax_forward(np.zeros((2, 0)))
     with pytest.raises(TypeError, match="x must be a numpy.ndarray, got list"):
@@ -178,6 +182,14 @@ def test_forward_never_changes_its_input():
     for backend in BACKENDS:
         with use_backend(backend):
             softmax_forward(x, 2.0)
-            log_softmax(x, 2.0)
+            log_softmax_forward(x, 2.0)
     assert np.array_equal(x, x0)
-    assert math.isclose(float(softmax_forward(x, 2.0).sum()), 3.0)
+    assert math.isclose(float(softmax_forward(x, 2.0)[0].sum()), 3.0)
+
+
+def test_backward_takes_the_forward_cache(numba_must_not_run):
+    p = np.full((2, 3), 1 / 3)
+    with pytest.raises(TypeError, match="cache must be the SoftmaxCache that softmax_forward returned, got ndarray"):
+        softmax_backward(p, p)
+    with pytest.raises(TypeError, match="the LogSoftmaxCache that log_softmax_forward returned, got SoftmaxCache"):
+        log_softmax_backward(p, SoftmaxCache(p, 1.0))

@@ -119,23 +119,24 @@ def gelu_dx(dy, x):
 
 x = rng.standard_normal((4, 6)) * 2
 dy = rng.standard_normal(x.shape)
-check_stage("gelu dx", gelu_dx, (dy, x), numeric(lambda: float(np.sum(gelu_forward(x) * dy)), x))
+check_stage("gelu dx", gelu_dx, (dy, x), numeric(lambda: float(np.sum(gelu_forward(x)[0] * dy)), x))
 
 # %%
 xs = np.linspace(-4, 4, 401)
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
-a1.plot(xs, gelu_forward(xs), label="gelu(x) (erf)")
-a1.plot(xs, gelu_backward(np.ones_like(xs), xs), "--", label="gelu'(x)")
+gelu_xs, gelu_cache = gelu_forward(xs)  # the kernel returns (y, cache), as every layer does
+a1.plot(xs, gelu_xs, label="gelu(x) (erf)")
+a1.plot(xs, gelu_backward(np.ones_like(xs), gelu_cache), "--", label="gelu'(x)")
 a1.axhline(0, color="k", lw=0.5)
 a1.set(xlabel="x (pre-activation, unitless)", ylabel="value", title="GELU and its derivative")
 a1.legend(fontsize=8)
-a2.plot(xs, gelu_forward(xs, approximate="tanh") - gelu_forward(xs), color="C2")
+a2.plot(xs, gelu_forward(xs, approximate="tanh")[0] - gelu_xs, color="C2")
 a2.axhline(0, color="k", lw=0.5)
 a2.set(xlabel="x (pre-activation, unitless)", ylabel="tanh form − erf form",
        title="the tanh approximation's error")
 a2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
 plt.show()
-print("max |tanh - erf| on [-4, 4]:", float(np.max(np.abs(gelu_forward(xs, approximate="tanh") - gelu_forward(xs)))))
+print("max |tanh - erf| on [-4, 4]:", float(np.max(np.abs(gelu_forward(xs, approximate="tanh")[0] - gelu_xs))))
 
 # %% [markdown]
 # ## 3. LayerNorm, one stage at a time
@@ -272,10 +273,10 @@ def ln_dx(dy, xhat, r, gamma):
     ### END SOLUTION
 
 
-y, mean, rstd = layernorm_forward(x, gamma, beta)
+y, ln_cache = layernorm_forward(x, gamma, beta)  # the cache: x, gamma, mean, rstd
 check_stage("dx (one line)", ln_dx, (dy, xhat, r, gamma), dx_ref)
 check_stage("dx (one line) ~ kernel", ln_dx, (dy, xhat, r, gamma),
-            layernorm_backward(dy, x, gamma, mean, rstd)[0])
+            layernorm_backward(dy, ln_cache)[0])
 
 # %% [markdown]
 # **Why a random `dy` and γ ≠ 1.** With `dy = 1` and `γ = 1`, `g` is constant, the true `dx`
@@ -308,7 +309,7 @@ assert not v
 logits = np.array([4.0, 2.5, 1.0, 0.5, -1.0, -2.0])
 fig, ax = plt.subplots()
 for i, T in enumerate([0.5, 1, 2, 5]):
-    ax.bar(np.arange(6) + 0.2 * i - 0.3, softmax_forward(logits, T), width=0.2, label=f"T={T}")
+    ax.bar(np.arange(6) + 0.2 * i - 0.3, softmax_forward(logits, T)[0], width=0.2, label=f"T={T}")
 ax.set(xlabel="class index", ylabel="probability", title="softmax(x / T) of the logits 4, 2.5, ..., -2")
 ax.set_xticks(np.arange(6))
 ax.legend(fontsize=8)
@@ -328,8 +329,8 @@ def softmax_dx(dp, p, T):
 x = rng.standard_normal((3, 7)) * 2
 dp = rng.standard_normal(x.shape)
 for T in (0.5, 2.0):
-    p = softmax_forward(x, T)
-    want = numeric(lambda: float(np.sum(softmax_forward(x, T) * dp)), x)
+    p, _ = softmax_forward(x, T)
+    want = numeric(lambda: float(np.sum(softmax_forward(x, T)[0] * dp)), x)
     check_stage(f"softmax dx, T={T}", softmax_dx, (dp, p, T), want)
 
 # %% [markdown]
@@ -337,11 +338,11 @@ for T in (0.5, 2.0):
 # Each kernel has a readable NumPy twin and a fused Numba version; `use_backend` switches.
 
 # %%
-p = softmax_forward(x, 2.0)
+p, sm_cache = softmax_forward(x, 2.0)  # the cache holds p and T: all the backward needs
 with use_backend("numpy"):
-    twin = softmax_backward(dp, p, 2.0)
+    twin = softmax_backward(dp, sm_cache)
 with use_backend("numba"):
-    fused = softmax_backward(dp, p, 2.0)
+    fused = softmax_backward(dp, sm_cache)
 print("softmax_backward, NumPy twin vs Numba: max |diff| =", float(np.max(np.abs(twin - fused))))
 
 # %% [markdown]
@@ -357,5 +358,5 @@ print("softmax_backward, NumPy twin vs Numba: max |diff| =", float(np.max(np.abs
 # **Exercises.** `from minidistil.exercises import check; check("layernorm", fn)` (also
 # `linear`, `gelu`, `softmax_t`, `log_softmax_t`); the checker names the classic mistakes. Then:
 # (1) derive the tanh-GELU derivative and check it against
-# `gelu_backward(dy, x, approximate="tanh")`; (2) show numerically that the softmax gradient
+# `gelu_backward(dy, gelu_forward(x, approximate="tanh")[1])`; (2) show numerically that the softmax gradient
 # sums to zero along each row, and explain why.

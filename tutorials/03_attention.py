@@ -59,7 +59,8 @@ B, NH, T, HS = 2, 2, 6, 4
 q, k, v = (rng.standard_normal((B, NH, T, HS)) for _ in range(3))
 mask = np.array([[1, 1, 1, 1, 1, 1],
                  [1, 1, 1, 1, 0, 0]])  # the second sequence has two padding tokens
-out, probs = attention_forward(q, k, v, mask)
+out, attn_cache = attention_forward(q, k, v, mask)  # the cache keeps q, k, v and probs
+probs = attn_cache.probs  # (B, NH, T, T) the attention weights
 my_out, my_probs = my_attention(q, k, v, mask)
 assert gradcheck.compare({"out ~ kernel": (my_out, out), "probs ~ kernel": (my_probs, probs)}, tol=1e-12)
 print("rows of probs sum to 1:", np.allclose(probs.sum(-1), 1.0))
@@ -86,8 +87,8 @@ plt.show()
 
 # %%
 all_pad = np.zeros((1, T), dtype=np.int64)
-o, p = attention_forward(q[:1], k[:1], v[:1], all_pad)
-print("fully padded row finite:", bool(np.all(np.isfinite(o))), "| probs row:", np.round(p[0, 0, 0], 3))
+o, c = attention_forward(q[:1], k[:1], v[:1], all_pad)
+print("fully padded row finite:", bool(np.all(np.isfinite(o))), "| probs row:", np.round(c.probs[0, 0, 0], 3))
 
 # %% [markdown]
 # ## The backward pass, one stage at a time
@@ -177,7 +178,7 @@ def attn_dk(dscores, q, HS):
 
 dk_ref = gradcheck.numerical_grad(L_qk, k)
 check_stage("dK", attn_dk, (dscores_ref, q, HS), dk_ref)
-kdq, kdk, kdv = attention_backward(dout, q, k, v, probs)
+kdq, kdk, kdv = attention_backward(dout, attn_cache)
 check_stage("dK ~ kernel", attn_dk, (dscores_ref, q, HS), kdk)
 
 # %% [markdown]

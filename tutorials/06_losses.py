@@ -42,7 +42,7 @@ words = ["dog", "puppy", "cat", "wolf", "car", "the", "blue", "run"]
 t_logits = np.array([8.0, 6.5, 4.0, 3.8, 0.5, 0.0, -0.5, -1.0])
 fig, ax = plt.subplots()
 for i, T in enumerate([1, 2, 4]):
-    ax.bar(np.arange(8) + 0.27 * (i - 1), softmax_forward(t_logits, T), width=0.27, label=f"T={T}")
+    ax.bar(np.arange(8) + 0.27 * (i - 1), softmax_forward(t_logits, T)[0], width=0.27, label=f"T={T}")
 ax.set_xticks(range(8), words, fontsize=8)
 ax.set(xlabel="candidate word", ylabel="probability softmax(t / T)",
        title="teacher distribution over a masked word")
@@ -51,8 +51,8 @@ plt.show()
 
 entropy = lambda p: float(-(p * np.log(p)).sum())
 for T in (1, 2, 4, 8):
-    print(f"T={T}: entropy {entropy(softmax_forward(t_logits, T)):.2f} nats "
-          f"(uniform: {np.log(8):.2f}), p(dog) = {softmax_forward(t_logits, T)[0]:.2f}")
+    p, _ = softmax_forward(t_logits, T)  # (probabilities, cache for a backward we do not need)
+    print(f"T={T}: entropy {entropy(p):.2f} nats (uniform: {np.log(8):.2f}), p(dog) = {p[0]:.2f}")
 
 # %% [markdown]
 # ## Lce: KL at temperature T, times T²
@@ -65,7 +65,7 @@ s = rng.standard_normal((P, V)) * 2
 t = rng.standard_normal((P, V)) * 2
 loss, cache = soft_target_forward(s, t, T)
 ds = soft_target_backward(1.0, cache)
-by_hand = T / P * (softmax_forward(s, T) - softmax_forward(t, T))
+by_hand = T / P * (softmax_forward(s, T)[0] - softmax_forward(t, T)[0])
 num = gradcheck.numerical_grad(lambda: soft_target_forward(s, t, T)[0], s)
 print(f"Lce = {loss:.4f}")
 assert gradcheck.compare({"ds ~ numeric": (ds, num), "ds ~ formula": (ds, by_hand)})

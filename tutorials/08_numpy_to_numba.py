@@ -69,8 +69,8 @@ for dt, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
     outs = {}
     for name in ("numpy", "numba"):
         with use_backend(name):
-            y, mean, rstd = layernorm_forward(x, g, b)
-            outs[name] = (y, *layernorm_backward(dy, x, g, mean, rstd), gelu_forward(x), softmax_forward(x, 2.0))
+            y, ln_cache = layernorm_forward(x, g, b)  # every kernel returns (output, cache)
+            outs[name] = (y, *layernorm_backward(dy, ln_cache), gelu_forward(x)[0], softmax_forward(x, 2.0)[0])
     # error relative to each output's largest entry (dgamma sums thousands of rows)
     worst = max(float(np.max(np.abs(a.astype(np.float64) - c)) / np.max(np.abs(c)))
                 for a, c in zip(outs["numpy"], outs["numba"]))
@@ -99,8 +99,9 @@ h = rng.standard_normal((ROWS, FF)).astype(np.float32)
 logits = rng.standard_normal((ROWS // 8, 4096 if not JIT_OFF else 64)).astype(np.float32)
 g, b = np.ones(C, np.float32), np.zeros(C, np.float32)
 dy = rng.standard_normal(x.shape).astype(np.float32)
-y, mean, rstd = layernorm_forward(x, g, b)
-p = softmax_forward(logits, 2.0)
+y, ln_cache = layernorm_forward(x, g, b)
+_, h_cache = gelu_forward(h)
+p, p_cache = softmax_forward(logits, 2.0)
 dp = rng.standard_normal(p.shape).astype(np.float32)
 
 # %% [markdown]
@@ -141,7 +142,7 @@ def gelu_bwd_numpy_fair(dy, x):
 
 
 with use_backend("numba"):
-    err = float(np.max(np.abs(gelu_fwd_numpy_fair(h) - gelu_forward(h))))
+    err = float(np.max(np.abs(gelu_fwd_numpy_fair(h) - gelu_forward(h)[0])))
 print(f"fair NumPy GELU vs the Numba kernel: max |diff| = {err:.1e} (float32), dtype {gelu_fwd_numpy_fair(h).dtype}")
 assert err < 1e-5 and gelu_fwd_numpy_fair(h).dtype == np.float32
 
@@ -164,12 +165,11 @@ def fused(fn):
 # label -> (NumPy version, Numba version)
 cases = {
     "LayerNorm fwd": (twin(lambda: layernorm_forward(x, g, b)), fused(lambda: layernorm_forward(x, g, b))),
-    "LayerNorm bwd": (twin(lambda: layernorm_backward(dy, x, g, mean, rstd)),
-                      fused(lambda: layernorm_backward(dy, x, g, mean, rstd))),
+    "LayerNorm bwd": (twin(lambda: layernorm_backward(dy, ln_cache)), fused(lambda: layernorm_backward(dy, ln_cache))),
     "GELU fwd (F)": (lambda: gelu_fwd_numpy_fair(h), fused(lambda: gelu_forward(h))),
-    "GELU bwd (F)": (lambda: gelu_bwd_numpy_fair(h, h), fused(lambda: gelu_backward(h, h))),
+    "GELU bwd (F)": (lambda: gelu_bwd_numpy_fair(h, h), fused(lambda: gelu_backward(h, h_cache))),
     "softmax-T fwd (V)": (twin(lambda: softmax_forward(logits, 2.0)), fused(lambda: softmax_forward(logits, 2.0))),
-    "softmax-T bwd (V)": (twin(lambda: softmax_backward(dp, p, 2.0)), fused(lambda: softmax_backward(dp, p, 2.0))),
+    "softmax-T bwd (V)": (twin(lambda: softmax_backward(dp, p_cache)), fused(lambda: softmax_backward(dp, p_cache))),
 }
 results = {}
 for label, (fn_np, fn_nb) in cases.items():
@@ -265,19 +265,19 @@ qa, ka, va, da = (rng.standard_normal((32, 4, 128, 32)).astype(np.float32) for _
 
 
 def attention_fwd_bwd():
-    out, probs = attention_forward(qa, ka, va, None)  # (B, NH, T, HS), (B, NH, T, T)
-    attention_backward(da, qa, ka, va, probs)
+    out, cache = attention_forward(qa, ka, va, None)  # (B, NH, T, HS); probs (B, NH, T, T) inside
+    attention_backward(da, cache)
 
 if not JIT_OFF:
     with use_backend("numba"):
         t_plain = best_time(attention_fwd_bwd, repeat=3)
-        probs_plain = attention_forward(qa, ka, va, None)[1]
+        probs_plain = attention_forward(qa, ka, va, None)[1].probs
     print(fast.describe())
     fast.enable()
     print(fast.describe())
     with use_backend("numba"):
         t_fast = best_time(attention_fwd_bwd, repeat=3)  # the first call calibrates this shape
-        probs_fast = attention_forward(qa, ka, va, None)[1]
+        probs_fast = attention_forward(qa, ka, va, None)[1].probs
     fast.disable()
     with use_backend("numpy"):
         t_np = best_time(attention_fwd_bwd, repeat=3)

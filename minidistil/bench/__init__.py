@@ -12,10 +12,15 @@ One run measures, in float32 with a fixed thread count, medians of ``--repeats``
 4. in fresh interpreters: the cold compile of all kernels, the time from import to the end of the
    first distillation step with a warm cache, and the peak resident memory (run.py);
 5. when ``torch`` is installed (never required): the same two steps in PyTorch eager
-   (torch_peer.py), and our distillation step in a process that has imported torch.
+   (torch_peer.py), and our distillation step in processes with and without torch (coexist.py).
+
+Two parts also run alone and rewrite only their own marked section of docs/performance.md:
+``python -m minidistil.bench.coexist`` and ``python -m minidistil.bench.fast_parity`` (the demo's
+accuracies with and without the fast layer).
 
 The files: shapes (the presets of ``--shapes``), measure (timers, probe, machine), kernel_times,
-steps, report and notes (the tables and the prose of the doc), format, torch_peer, run (the
+steps, report and notes (the tables and the prose of the doc), format, torch_peer, coexist,
+fast_parity, run (the
 order of the parts, the children, the targets, ``main``). ``python -m minidistil.bench --help``.
 """
 from .run import main

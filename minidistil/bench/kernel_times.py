@@ -28,7 +28,7 @@ def _has_numba_version(fn) -> bool:
 
 def kernel_cases(s: BenchShapes, seed: int = 0) -> list:
     """``[(name, shape, run, public_fns)]``: each ``run()`` does one forward+backward in float32,
-    at the shape the kernel has in the distillation step: softmax with T over the (N, V) logits
+    at the shape the kernel has in the distillation step: softmax at TEMPERATURE over the (N, V) logits
     (the soft-target loss), LayerNorm on (B, T, C), GELU on (B, T, F), attention on
     (B, NH, T, HS) with some padded keys, the embedding scatter-add of N rows into (V, C)."""
     rng = np.random.default_rng(seed)
@@ -50,20 +50,20 @@ def kernel_cases(s: BenchShapes, seed: int = 0) -> list:
     dy_e = rng.standard_normal((N, C)).astype(f32)  # (N, C)
 
     def softmax():
-        p = K.softmax_forward(x_v, TEMPERATURE)  # (N, V)
-        K.softmax_backward(dp_v, p, TEMPERATURE)
+        p, cache = K.softmax_forward(x_v, TEMPERATURE)  # (N, V)
+        K.softmax_backward(dp_v, cache)
 
     def layernorm():
-        y, mean, rstd = K.layernorm_forward(x_c, gamma, beta, 1e-12)
-        K.layernorm_backward(dy_c, x_c, gamma, mean, rstd)
+        y, cache = K.layernorm_forward(x_c, gamma, beta, 1e-12)  # (B, T, C)
+        K.layernorm_backward(dy_c, cache)
 
     def gelu():
-        K.gelu_forward(x_f, "none")
-        K.gelu_backward(dy_f, x_f, "none")
+        y, cache = K.gelu_forward(x_f, "none")  # (B, T, F)
+        K.gelu_backward(dy_f, cache)
 
     def attention():
-        out, probs = K.attention_forward(q, k, v, mask)
-        K.attention_backward(dout, q, k, v, probs)
+        out, cache = K.attention_forward(q, k, v, mask)  # (B, NH, T, HS)
+        K.attention_backward(dout, cache)
 
     return [
         ("softmax_T", f"({N}, {V}) T={TEMPERATURE}", softmax, (K.softmax_forward, K.softmax_backward)),

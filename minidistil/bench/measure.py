@@ -5,12 +5,14 @@ Nothing here knows about minidistil's models; steps.py and kernels.py time them 
 from __future__ import annotations
 
 import contextlib
+import json
 import datetime as _dt
 import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -46,6 +48,7 @@ def measure(fn: Callable[[], object], repeats: int, warmup: int, min_warmup_s: f
         cpu.append(time.process_time() - c0)
     med = float(np.median(wall))
     return {"median_s": med, "min_s": float(min(wall)), "times_s": [float(t) for t in wall],
+            "cpu_s": [float(c) for c in cpu],
             "cpu_over_wall": float(np.median(cpu)) / med if med > 0 else None}
 
 
@@ -180,3 +183,30 @@ def machine() -> dict:
             "cpu": cpu_model(), "cpu_count": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "loadavg_start": list(os.getloadavg())}
+
+
+_CHILD = """
+import time; t0 = time.perf_counter()
+import json, sys
+from minidistil.bench.run import child
+child(sys.argv[1], t0, json.loads(sys.argv[2]), sys.argv[3])
+"""
+
+
+def run_child(mode: str, payload: dict, env_extra: dict, threads: int, timeout: float = 1800) -> dict:
+    env = dict(os.environ)
+    env.update({"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)})
+    env.update(env_extra)
+    with tempfile.TemporaryDirectory(prefix="minidistil-bench-") as d:
+        out = os.path.join(d, "out.json")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _CHILD, mode, json.dumps(payload), out],
+                              env=env, capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench child {mode!r} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        with open(out, encoding="utf-8") as f:
+            res = json.load(f)
+    res["process_wall_s"] = wall
+    return res

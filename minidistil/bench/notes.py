@@ -59,7 +59,7 @@ METHOD = """\
   MB = 10^6 bytes.
 - PyTorch (`minidistil/bench/torch_peer.py`, only when `torch` is installed) runs in its own process:
   plain-torch twins of `BertForMaskedLM` and `DistilBertForMaskedLM` (no dropout, eager attention),
-  the Hugging Face `Distiller.step` loss (KLDiv batchmean * T^2 on every real token, MLM
+  the Hugging Face `Distiller.step` loss (KLDiv batchmean * tau^2 on every real token, tau the temperature, MLM
   cross-entropy, cosine loss on the last hidden states), clipping and `torch.optim.AdamW`,
   `torch.set_num_threads(threads)`. As in Hugging Face, its MLM head computes logits at every
   position; minidistil's teacher step computes them only at the masked positions.

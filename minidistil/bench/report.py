@@ -145,15 +145,45 @@ def fast_lines(r: dict) -> list:
             out.append(f"- calibrated shapes: {len(routes)}, " + ", ".join(
                 f"{n} {routes.count(n)}" for n in sorted(set(routes))) + " (`minidistil.fast.info()` lists them)")
         out.append("")
-    co = r.get("coexist")
-    if co:
-        base = co["without_torch"]["median_s"]
-        out += ["With PyTorch imported in the same process (fresh processes, distillation step): "
-                f"{_fmt_s(base)} without torch, {_fmt_s(co['with_torch']['median_s'])} with torch "
-                f"({co['with_torch']['median_s'] / base:.2f}x), "
-                f"{_fmt_s(co['with_torch_1_thread']['median_s'])} with torch and `torch.set_num_threads(1)` "
-                f"({co['with_torch_1_thread']['median_s'] / base:.2f}x).", ""]
+    out += coexist_lines(r.get("coexist"), r["conditions"].get("loadavg_start")) + [""]
     return out
+
+
+COEXIST_BEGIN = "<!-- coexist: begin (minidistil/bench/coexist.py) -->"
+COEXIST_END = "<!-- coexist: end -->"
+
+
+def coexist_lines(co: dict, load: tuple | None = None) -> list:
+    """bench/coexist.py's section of docs/performance.md, markers included."""
+    out = [COEXIST_BEGIN, "### PyTorch in the same process", ""]
+    if not co or "ratios" not in co:
+        return out + ["Not measured in this run.", COEXIST_END]
+    shapes = co.get("shapes") or {}
+    rows = []
+    for n in co["median_s"]:  # the variants of bench/coexist.py, in its order
+        r = co["ratios"].get(n)
+        spread = co["ratios_per_round"].get(n, [])
+        cpu = co["cpu_median_s"].get(n)
+        rows.append(f"| {n} | {', '.join(co['threading_layers'][n])} | {co['median_s'][n]:.3f} s | "
+                    + (f"{cpu:.3f} s" if cpu is not None else "-") + " | "
+                    + ("1 (the reference)" if r is None else f"{r:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in spread)})")
+                    + " |")
+    out += ["The distillation step, fast layer on, in fresh processes without and with `import torch` "
+            f"before `minidistil.fast.enable()` ({co['rounds']} round{'s' if co['rounds'] != 1 else ''} "
+            "of the three, alternating; shapes "
+            f"B={shapes.get('batch')} T={shapes.get('seq')} C={shapes.get('hidden')}, {co['threads']} threads; "
+            "`python -m minidistil.bench.coexist` measures it alone). `with_torch_unfixed` keeps Numba "
+            "on OpenMP (`NUMBA_THREADING_LAYER=omp`), as enable() did before the fix: torch's runtime "
+            "read the environment before enable() set `OMP_WAIT_POLICY`, so its idle workers spin, "
+            "which the CPU seconds per step show even when the machine is shared.", "",
+            "| variant | Numba threading layer | median step (wall) | CPU per step | step / without_torch |",
+            "|---|---|---|---|---|"] + rows
+    if co.get("when"):
+        out += ["", f"Measured {co['when']}."]
+    if load is not None:
+        out += ["", f"1-minute load average {load[0]:.1f} at the start on this machine: wall-time ratios "
+                "from a loaded machine are noisy (see the per-round ratios)."]
+    return out + [COEXIST_END]
 
 
 def render_doc(r: dict) -> str:

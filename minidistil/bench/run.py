@@ -2,8 +2,8 @@
 
 The parts (``--skip`` takes their names): kernels, matmul, steps, numerics, profile, subprocess
 (cold compile, warm start-up and memory, in fresh interpreters), torch (the PyTorch peer, when
-torch is installed), coexist (the distillation step in a process that has imported torch),
-single_thread.
+torch is installed), coexist (the distillation step in processes with and without torch,
+bench/coexist.py), single_thread.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .kernel_times import attention_route_text, bench_kernels, kernel_cases, step_matmul_shapes
-from .measure import atomic_write, gflops, machine, matmul_peak, rss_mb
+from .measure import atomic_write, gflops, machine, matmul_peak, rss_mb, run_child
 from .report import render_doc, summary_lines
 from .shapes import PRESETS, BenchShapes, preset
 from .steps import bench_steps, distill_loss_agreement, make_distill_step, make_teacher_step, profile_distill_step, step_flops
@@ -46,12 +46,6 @@ TARGETS = {
 RESULT_KEYS = ("schema", "conditions", "shapes", "kernels", "matmul", "steps", "flops", "numerics",
                "subprocess", "torch", "coexist", "ratios", "single_thread", "targets", "profile", "skipped")
 
-_CHILD = """
-import time; t0 = time.perf_counter()
-import json, sys
-from minidistil.bench.run import child
-child(sys.argv[1], t0, json.loads(sys.argv[2]), sys.argv[3])
-"""
 
 
 def _timed_steps(maker, s: BenchShapes, repeats: int, warmup: int) -> dict:
@@ -64,6 +58,8 @@ def _timed_steps(maker, s: BenchShapes, repeats: int, warmup: int) -> dict:
 
 def child(mode: str, t0: float, payload: dict, out_path: str) -> None:
     """Runs in a fresh interpreter (see ``_CHILD``); ``t0`` was taken before any import."""
+    if mode == "coexist" and payload["torch"]:
+        import torch  # noqa: F401  (before enable(), as a notebook that also uses PyTorch has it)
     from .. import fast
     if payload.get("fast", True):
         fast.enable()
@@ -102,12 +98,11 @@ def child(mode: str, t0: float, payload: dict, out_path: str) -> None:
         res = {k: {"median_s": v["median_s"], "min_s": v["min_s"], "cpu_over_wall": v["cpu_over_wall"],
                    "phases_s": v["phases_s"]} for k, v in steps.items()}
         res["matmul_peak_gflops"] = matmul_peak(s.hidden < 64, payload["repeats"])["peak_gflops"]
-    elif mode == "coexist":  # the distillation step, with or without torch imported first
-        if payload["torch"]:
-            import torch  # noqa: F401  (what a notebook that also uses PyTorch has done)
-            if payload.get("torch_threads"):
-                torch.set_num_threads(payload["torch_threads"])
+    elif mode == "coexist":  # the distillation step, with or without torch imported first (above)
+        import numba
         res = _timed_steps(make_distill_step, BenchShapes(**payload["shapes"]), payload["repeats"], payload["warmup"])
+        res["threading_layer"] = numba.threading_layer()
+        res["idle_threads_sleep"] = fast.info()["on"].get("idle_threads_sleep")
     elif mode == "torch":
         from .torch_peer import time_steps
         res = time_steps(BenchShapes(**payload["shapes"]), repeats=payload["repeats"],
@@ -116,25 +111,6 @@ def child(mode: str, t0: float, payload: dict, out_path: str) -> None:
     else:
         raise ValueError(f"unknown child mode {mode!r}")
     atomic_write(out_path, json.dumps(res))
-
-
-def run_child(mode: str, payload: dict, env_extra: dict, threads: int, timeout: float = 1800) -> dict:
-    env = dict(os.environ)
-    env.update({"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-                "MKL_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)})
-    env.update(env_extra)
-    with tempfile.TemporaryDirectory(prefix="minidistil-bench-") as d:
-        out = os.path.join(d, "out.json")
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _CHILD, mode, json.dumps(payload), out],
-                              env=env, capture_output=True, text=True, timeout=timeout)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"bench child {mode!r} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        with open(out, encoding="utf-8") as f:
-            res = json.load(f)
-    res["process_wall_s"] = wall
-    return res
 
 
 def evaluate_targets(r: dict) -> list:
@@ -232,11 +208,9 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
     part("subprocess", subprocesses)
     no_torch = None if has_torch else "torch is not installed (optional: pip install torch==2.13.0)"
     part("torch", lambda: run_child("torch", {**payload, "threads": threads}, {}, threads), no_torch)
-    part("coexist", lambda: {
-        "without_torch": run_child("coexist", {**payload, "torch": False}, {}, threads),
-        "with_torch": run_child("coexist", {**payload, "torch": True}, {}, threads),
-        "with_torch_1_thread": run_child("coexist", {**payload, "torch": True, "torch_threads": 1}, {}, threads),
-    }, no_torch)
+    from .coexist import measure_coexist  # here: coexist imports run (its children), run must not import it first
+    part("coexist", lambda: measure_coexist(s, repeats, warmup, threads, log=log),
+         no_torch or (None if use_fast else "--no-fast (the fix lives in minidistil.fast)"))
     if r["torch"] is not None and r["steps"] is not None:
         # a shared machine drifts over minutes: time our steps again after PyTorch's, so that the
         # ratios compare rounds that bracket it (median of both rounds against PyTorch's median)

@@ -236,10 +236,6 @@ def load_task(name: str) -> Task:
     return _task(name)  # raises the unknown-task error
 
 
-def load_tasks(names=TASK_NAMES) -> list[Task]:
-    return [load_task(n) for n in names]
-
-
 # ---------------------------------------------------------------- user tasks (GLUE TSV)
 
 def _read_tsv(path: str) -> list[list[str]]:

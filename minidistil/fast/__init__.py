@@ -10,34 +10,28 @@ skips it) switches on, for this process:
 * **attention** (fast/attention.py, fast/gemm.py): the per-head attention kernel that calls BLAS's
   gemm from Numba, with OpenBLAS's AVX-512 small-matrix kernels where OpenBLAS itself picked
   kernels without AVX-512 on an AVX-512 CPU; each shape calibrated against the plain kernel;
-* **idle threads sleep**: ``OMP_WAIT_POLICY=PASSIVE`` when Numba's OpenMP pool has not started
-  yet and the user has not chosen a policy, so Numba's idle workers stop spinning while BLAS works;
+* **idle threads sleep** (fast/omp.py): ``OMP_WAIT_POLICY=PASSIVE`` when Numba's OpenMP pool has
+  not started yet and the user has not chosen a policy, so Numba's idle workers stop spinning
+  while BLAS works; Numba's workqueue layer instead when an OpenMP runtime (PyTorch's) was
+  loaded first and has read the environment already;
 * **malloc** (fast/malloc.py): glibc keeps freed memory for the next step.
 
 Every route is checked before it is used (a self-test of the gemm kernels against NumPy) and is
 off, with the reason in :func:`info`, where it cannot help. :func:`disable` removes the routes and
-gives BLAS its thread counts back (the environment variable and malloc settings stay: they cannot
-be undone in a running process).
+gives BLAS its thread counts back (the wait policy, threading layer and malloc settings stay: they
+cannot be undone in a running process).
 """
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 
 from ..kernels import backend
 from ..kernels.attention import attention_backward_numba, attention_forward_numba
 from . import calibrate
+from .omp import quiet_idle_threads
 
 _state: dict = {"enabled": False, "on": {}, "off": {}, "warnings": []}
-
-
-def _numba_pool_started() -> bool:
-    try:
-        from numba.np.ufunc import parallel
-        return bool(parallel._is_initialized)
-    except Exception:  # numba internals moved: assume the worst, set nothing
-        return True
 
 
 def _attention_routes():
@@ -49,21 +43,23 @@ def _attention_routes():
                                       "plain": lambda: attention_forward_numba(q, k, v, mask)},
                                 default="tiles")
 
-    def backward(dout, q, k, v, probs, out=None):
-        plain = calibrate.route_for(("attention",) + calibrate.shape_key(q)) == "plain"
+    def backward(dout, cache, out=None):
+        plain = calibrate.route_for(("attention",) + calibrate.shape_key(cache.q)) == "plain"
         fn = attention_backward_numba if plain else attention_backward_tiles
-        return fn(dout, q, k, v, probs, out)
+        return fn(dout, cache, out)
 
     return forward, backward
 
 
-def torch_warning():
-    """A warning text when PyTorch shares this process, else None (see docs/performance.md)."""
-    if "torch" not in sys.modules:
+def torch_warning(idle_threads_sleep: bool = False):
+    """A warning text when PyTorch shares this process and the fast layer could not keep Numba's
+    idle threads from spinning (``idle_threads_sleep`` False), else None (docs/performance.md)."""
+    if "torch" not in sys.modules or idle_threads_sleep:
         return None
-    return ("PyTorch is imported in this process: its OpenMP threads and minidistil's compete for "
-            "the cores and a training step can take about twice as long. Run minidistil in a "
-            "process without torch, or call torch.set_num_threads(1) before training.")
+    return ("PyTorch is imported in this process and Numba's idle threads could not be made to "
+            "sleep: they compete with BLAS for the cores and a training step can take about twice "
+            "as long. Call minidistil.fast.enable() before any kernel runs, or run minidistil in a "
+            "process without torch.")
 
 
 def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
@@ -79,14 +75,11 @@ def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
     calibrate.set_timing(calibrate_routes)
     from . import gemm, threads
     on, off, notes = {}, {}, []
-    if "OMP_WAIT_POLICY" in os.environ:
-        off["idle_threads_sleep"] = f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} was set by the user"
-    elif _numba_pool_started():
-        off["idle_threads_sleep"] = ("Numba's thread pool started before enable(); call "
-                                     "minidistil.fast.enable() before any kernel runs")
+    how, why_not = quiet_idle_threads()
+    if how:
+        on["idle_threads_sleep"] = how
     else:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        on["idle_threads_sleep"] = "OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool"
+        off["idle_threads_sleep"] = why_not
     if not malloc:
         off["malloc"] = "enable(malloc=False)"
     else:
@@ -114,7 +107,7 @@ def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
         if g.route != "avx512":
             off["avx512"] = g.why_not_avx512
     backend.set_fast_routes(routes)
-    warn = torch_warning()
+    warn = torch_warning("idle_threads_sleep" in on)
     if warn:
         notes.append(warn)
         warnings.warn(warn, RuntimeWarning, stacklevel=2)

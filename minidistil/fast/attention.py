@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ..kernels.attention import _into, _keep_mask
+from ..kernels.attention import AttentionCache, _into, _keep_mask
 from ..kernels.backend import jit
 from ..kernels.vecmath import fast_exp_nonpositive
 from .gemm import blas_ready, gemm, gemm_functions
@@ -126,8 +126,9 @@ def _merged_heads_empty(shape, dtype):
 
 
 def attention_forward_tiles(q, k, v, mask):
-    """``(out, probs)`` as the kernel's Numba version returns them (inputs already checked)."""
+    """``(out, AttentionCache)`` as the kernel's Numba version returns them (inputs already checked)."""
     g = gemm_functions()
+    cache_qkv = dict(q=q, k=k, v=v)  # the caller's arrays, not the copies _ready may make
     q, k, v = _ready(q), _ready(k), _ready(v)
     B, NH, T, HS = q.shape
     scale = q.dtype.type(1.0 / math.sqrt(HS))
@@ -137,14 +138,14 @@ def attention_forward_tiles(q, k, v, mask):
     probs_t = np.empty((B, NH, T, T), dtype=q.dtype)  # (B, NH, T keys, T queries)
     out = _merged_heads_empty(q.shape, q.dtype)  # (B, NH, T, HS)
     _forward_tiles(q, k, v, keep, n_keys, scale, g.table(q.dtype), probs_t, out)
-    return out, probs_t.swapaxes(-1, -2)
+    return out, AttentionCache(probs=probs_t.swapaxes(-1, -2), **cache_qkv)  # probs (B, NH, T, T), a view
 
 
-def attention_backward_tiles(dout, q, k, v, probs, out=None):
+def attention_backward_tiles(dout, cache: AttentionCache, out=None):
     """``(dq, dk, dv)``; ``out``: optional arrays to write into (the public function checks them)."""
     g = gemm_functions()
-    dout, q, k, v = _ready(dout), _ready(q), _ready(k), _ready(v)
-    probs_t = probs.swapaxes(-1, -2)
+    dout, q, k, v = _ready(dout), _ready(cache.q), _ready(cache.k), _ready(cache.v)
+    probs_t = cache.probs.swapaxes(-1, -2)
     if not blas_ready(probs_t):  # probs not from attention_forward_numba: one transposing copy
         probs_t = np.ascontiguousarray(probs_t)
     HS = q.shape[-1]

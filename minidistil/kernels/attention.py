@@ -10,19 +10,30 @@ Backward (docs/math.md, "attention"):
     dv = probs^T @ dout;  dprobs = dout @ v^T
     dscores = probs * (dprobs - sum(dprobs * probs));  dq = dscores @ k / sqrt(HS);
     dk = dscores^T @ q / sqrt(HS)
+
+As every layer: ``out, cache = attention_forward(q, k, v, mask)`` and
+``dq, dk, dv = attention_backward(dout, cache)``.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
 
 from . import backend
-from .backend import check_float_array, check_mask, check_same_dtype, check_shape, jit
+from .backend import check_cache, check_float_array, check_mask, check_same_dtype, check_shape, jit
 from .matmul import matmul, matmul_pair
 from .softmax_t import row_dot, row_sum
 from .vecmath import fast_exp
+
+
+class AttentionCache(NamedTuple):
+    q: np.ndarray  # (B, NH, T, HS) the queries (any strides: the layer passes views)
+    k: np.ndarray  # (B, NH, T, HS) the keys
+    v: np.ndarray  # (B, NH, T, HS) the values
+    probs: np.ndarray  # (B, NH, T, T) softmax of the masked, scaled scores (the mask is in them)
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
@@ -38,10 +49,11 @@ def attention_forward_numpy(q, k, v, mask):
     e = np.exp(scores)  # (B, NH, T, T)
     probs = e / e.sum(axis=-1, keepdims=True)  # (B, NH, T, T)
     out = probs @ v  # (B, NH, T, HS)
-    return out, probs
+    return out, AttentionCache(q=q, k=k, v=v, probs=probs)
 
 
-def attention_backward_numpy(dout, q, k, v, probs):
+def attention_backward_numpy(dout, cache: AttentionCache):
+    q, k, v, probs = cache.q, cache.k, cache.v, cache.probs
     HS = q.shape[-1]
     scale = q.dtype.type(1.0 / math.sqrt(HS))
     dv = probs.swapaxes(-1, -2) @ dout  # (B, NH, T, HS)
@@ -140,10 +152,11 @@ def attention_forward_numba(q, k, v, mask):
     _masked_softmax_inplace(scores, keep, scale)
     probs = scores  # (B, NH, T, T)
     out = matmul(probs, v)  # (B, NH, T, HS), BLAS
-    return out, probs
+    return out, AttentionCache(q=q, k=k, v=v, probs=probs)
 
 
-def attention_backward_numba(dout, q, k, v, probs, out=None):
+def attention_backward_numba(dout, cache: AttentionCache, out=None):
+    q, k, v, probs = cache.q, cache.k, cache.v, cache.probs
     HS = q.shape[-1]
     scale = q.dtype.type(1.0 / math.sqrt(HS))
     # dv (B, NH, T, HS) and dprobs (B, NH, T, T), BLAS
@@ -156,7 +169,8 @@ def attention_backward_numba(dout, q, k, v, probs, out=None):
 # ---------------------------------------------------------------- public, checked entry points
 
 def attention_forward(q, k, v, mask=None):
-    """Returns ``(out, probs)``: ``out`` (B, NH, T, HS), ``probs`` (B, NH, T, T).
+    """Returns ``(out, AttentionCache)``: ``out`` (B, NH, T, HS); the cache holds q, k, v and
+    ``probs`` (B, NH, T, T), the attention weights (``cache.probs`` to look at them).
 
     ``mask`` is the key-padding mask (B, T): 1 for real tokens, 0 for padding (or None).
     """
@@ -175,21 +189,26 @@ def attention_forward(q, k, v, mask=None):
     return fn(q, k, v, mask)
 
 
-def attention_backward(dout, q, k, v, probs, out=None):
-    """Returns ``(dq, dk, dv)`` given ``dout`` (B, NH, T, HS) and the forward's ``probs``.
+def attention_backward(dout, cache: AttentionCache, out=None):
+    """Returns ``(dq, dk, dv)`` given ``dout`` (B, NH, T, HS) and the forward's cache.
 
     ``out``, optional: three writable (B, NH, T, HS) arrays that receive dq, dk and dv and are
     returned, e.g. the head views of one (B, T, 3C) gradient (the layer's stacked q/k/v), so
     nothing is copied afterwards. They must not overlap each other or the inputs.
     """
-    check_float_array("q", q, 4)
+    check_cache("cache", cache, AttentionCache, "attention_forward")
+    q, k, v, probs = cache.q, cache.k, cache.v, cache.probs
+    check_float_array("cache.q", q, 4)
+    check_float_array("cache.k", k, 4)
+    check_float_array("cache.v", v, 4)
+    check_float_array("cache.probs", probs, 4)
     check_float_array("dout", dout, 4)
     check_shape("dout", dout, q.shape)
-    check_shape("k", k, q.shape)
-    check_shape("v", v, q.shape)
+    check_shape("cache.k", k, q.shape)
+    check_shape("cache.v", v, q.shape)
     B, NH, T, HS = q.shape
-    check_shape("probs", probs, (B, NH, T, T))
-    check_same_dtype(q.dtype, dout=dout, k=k, v=v, probs=probs)
+    check_shape("cache.probs", probs, (B, NH, T, T))
+    check_same_dtype(q.dtype, dout=dout, **{"cache.k": k, "cache.v": v, "cache.probs": probs})
     if out is not None:
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise TypeError("out must be a tuple of three arrays (dq, dk, dv)")
@@ -200,6 +219,6 @@ def attention_backward(dout, q, k, v, probs, out=None):
             if not o.flags.writeable:
                 raise ValueError(f"{name} must be writable")
     if backend.get_backend() == "numpy":
-        return _into(out, attention_backward_numpy(dout, q, k, v, probs))
+        return _into(out, attention_backward_numpy(dout, cache))
     fn = backend.fast_route("attention_backward") or attention_backward_numba
-    return fn(dout, q, k, v, probs, out)
+    return fn(dout, cache, out)

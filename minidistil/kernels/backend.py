@@ -202,6 +202,14 @@ def check_temperature(T, dtype=None) -> float:
     return t
 
 
+def check_cache(name: str, cache, cls: type, forward: str) -> None:
+    """``cache`` must be the named cache ``cls`` that ``forward`` returned (the backward's second
+    argument, as every layer's backward takes it)."""
+    if not isinstance(cache, cls):
+        raise TypeError(f"{name} must be the {cls.__name__} that {forward} returned, "
+                        f"got {type(cache).__name__}")
+
+
 def check_mask(name: str, mask, shape: tuple) -> np.ndarray:
     """An attention/key-padding mask: shape ``shape``, values 0/1 (bool or integer or float)."""
     if not isinstance(mask, np.ndarray):

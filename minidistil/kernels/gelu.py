@@ -3,19 +3,29 @@
     gelu(x)  = 0.5 * x * (1 + erf(x / sqrt(2))) = x * Phi(x)
     gelu'(x) = Phi(x) + x * phi(x),   phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
     tanh form: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+
+As every layer: ``y, cache = gelu_forward(x)`` and ``dx = gelu_backward(dy, cache)``; the
+derivative depends on the input, so the cache keeps ``x`` (and which form was used).
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
 
 from . import backend
-from .backend import check_float_array, check_same_dtype, check_shape, jit
+from .backend import check_cache, check_float_array, check_same_dtype, check_shape, jit
 from .vecmath import fast_erf, fast_exp
 
 APPROXIMATIONS = ("none", "tanh")
+
+
+class GeluCache(NamedTuple):
+    x: np.ndarray  # (...) the input
+    approximate: str  # "none" (erf) or "tanh"
+
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -34,13 +44,16 @@ def _erf_like(x: np.ndarray) -> np.ndarray:
 
 def gelu_forward_numpy(x, approximate="none"):
     if approximate == "tanh":
-        inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x)
-        return (0.5 * x * (1.0 + np.tanh(inner))).astype(x.dtype, copy=False)
-    return (0.5 * x * (1.0 + _erf_like(x * _INV_SQRT_2))).astype(x.dtype, copy=False)
+        inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x)  # (...)
+        y = (0.5 * x * (1.0 + np.tanh(inner))).astype(x.dtype, copy=False)  # (...)
+    else:
+        y = (0.5 * x * (1.0 + _erf_like(x * _INV_SQRT_2))).astype(x.dtype, copy=False)  # (...)
+    return y, GeluCache(x=x, approximate=approximate)
 
 
-def gelu_backward_numpy(dy, x, approximate="none"):
-    if approximate == "tanh":
+def gelu_backward_numpy(dy, cache: GeluCache):
+    x = cache.x  # (...)
+    if cache.approximate == "tanh":
         inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x)
         t = np.tanh(inner)
         dinner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x * x)
@@ -104,13 +117,14 @@ def gelu_forward_numba(x, approximate="none"):
     flat = np.ascontiguousarray(x).reshape(-1)  # (n,)
     y = np.empty_like(flat)  # (n,)
     _gelu_forward_flat(flat, approximate == "tanh", y)
-    return y.reshape(x.shape)
+    return y.reshape(x.shape), GeluCache(x=x, approximate=approximate)
 
 
-def gelu_backward_numba(dy, x, approximate="none"):
+def gelu_backward_numba(dy, cache: GeluCache):
+    x = cache.x  # (...)
     flat = np.ascontiguousarray(x).reshape(-1)  # (n,)
     dx = np.empty_like(flat)  # (n,)
-    _gelu_backward_flat(np.ascontiguousarray(dy).reshape(-1), flat, approximate == "tanh", dx)
+    _gelu_backward_flat(np.ascontiguousarray(dy).reshape(-1), flat, cache.approximate == "tanh", dx)
     return dx.reshape(x.shape)
 
 
@@ -122,19 +136,20 @@ def _check_approx(approximate):
 # ---------------------------------------------------------------- public, checked entry points
 
 def gelu_forward(x, approximate: str = "none"):
-    """Elementwise GELU of ``x`` (any shape)."""
+    """``(y, GeluCache)``: elementwise GELU of ``x`` (any shape)."""
     check_float_array("x", x)
     _check_approx(approximate)
     fn = gelu_forward_numba if backend.get_backend() == "numba" else gelu_forward_numpy
     return fn(x, approximate)
 
 
-def gelu_backward(dy, x, approximate: str = "none"):
-    """``dx = dy * gelu'(x)``."""
-    check_float_array("x", x)
+def gelu_backward(dy, cache: GeluCache):
+    """``dx = dy * gelu'(x)``, with ``x`` and the form from the forward's cache."""
+    check_cache("cache", cache, GeluCache, "gelu_forward")
+    check_float_array("cache.x", cache.x)
     check_float_array("dy", dy)
-    check_shape("dy", dy, x.shape)
-    check_same_dtype(x.dtype, dy=dy)
-    _check_approx(approximate)
+    check_shape("dy", dy, cache.x.shape)
+    check_same_dtype(cache.x.dtype, dy=dy)
+    _check_approx(cache.approximate)
     fn = gelu_backward_numba if backend.get_backend() == "numba" else gelu_backward_numpy
-    return fn(dy, x, approximate)
+    return fn(dy, cache)

@@ -6,20 +6,30 @@ Legend: N rows (leading shape flattened), C features.
     y = gamma * xhat + beta
     dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),   g = dy * gamma   (docs/math.md)
 
-eps defaults to 1e-12 as in BERT.
+eps defaults to 1e-12 as in BERT. As every layer: ``y, cache = layernorm_forward(x, gamma, beta)``
+and ``dx, dgamma, dbeta = layernorm_backward(dy, cache)``; the cache keeps the row statistics so
+that the backward does not recompute them.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
 
 from . import backend
-from .backend import as_rows, check_float_array, check_same_dtype, check_shape, jit, num_threads
+from .backend import as_rows, check_cache, check_float_array, check_same_dtype, check_shape, jit, num_threads
 from .softmax_t import row_dot, row_sum
 
 DEFAULT_EPS = 1e-12
+
+
+class LayerNormCache(NamedTuple):
+    x: np.ndarray  # (..., C) the input
+    gamma: np.ndarray  # (C,) the gain (Hugging Face: ``weight``)
+    mean: np.ndarray  # (...,) the row means
+    rstd: np.ndarray  # (...,) 1 / sqrt(var + eps) per row
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
@@ -30,10 +40,11 @@ def layernorm_forward_numpy(x, gamma, beta, eps=DEFAULT_EPS):
     var = (xc * xc).mean(axis=-1)  # (...,)
     rstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)  # (...,)
     y = xc * rstd[..., None] * gamma + beta  # (..., C)
-    return y, mean, rstd
+    return y, LayerNormCache(x=x, gamma=gamma, mean=mean, rstd=rstd)
 
 
-def layernorm_backward_numpy(dy, x, gamma, mean, rstd):
+def layernorm_backward_numpy(dy, cache: LayerNormCache):
+    x, gamma, mean, rstd = cache.x, cache.gamma, cache.mean, cache.rstd
     xhat = (x - mean[..., None]) * rstd[..., None]  # (..., C)
     lead = tuple(range(x.ndim - 1))
     dgamma = (dy * xhat).sum(axis=lead)  # (C,)
@@ -99,10 +110,12 @@ def layernorm_forward_numba(x, gamma, beta, eps=DEFAULT_EPS):
     rstd = np.empty(N, dtype=x.dtype)  # (N,)
     _layernorm_forward_rows(rows, np.ascontiguousarray(gamma), np.ascontiguousarray(beta),
                             x.dtype.type(eps), y, mean, rstd)
-    return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+    mean, rstd = mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])  # (...,) each, views
+    return y.reshape(x.shape), LayerNormCache(x=x, gamma=gamma, mean=mean, rstd=rstd)
 
 
-def layernorm_backward_numba(dy, x, gamma, mean, rstd):
+def layernorm_backward_numba(dy, cache: LayerNormCache):
+    x, gamma, mean, rstd = cache.x, cache.gamma, cache.mean, cache.rstd
     rows = as_rows(x)  # (N, C)
     N, C = rows.shape
     K = max(1, min(num_threads(), N))  # chunks of rows, one per thread
@@ -118,7 +131,7 @@ def layernorm_backward_numba(dy, x, gamma, mean, rstd):
 # ---------------------------------------------------------------- public, checked entry points
 
 def layernorm_forward(x, gamma, beta, eps: float = DEFAULT_EPS):
-    """Returns ``(y, mean, rstd)``; ``x`` (..., C), ``gamma``/``beta`` (C,)."""
+    """Returns ``(y, LayerNormCache)``; ``x`` (..., C), ``gamma``/``beta`` (C,)."""
     check_float_array("x", x)
     if x.ndim < 1:
         raise ValueError(f"x must be at least 1-D, got shape {x.shape}")
@@ -134,14 +147,19 @@ def layernorm_forward(x, gamma, beta, eps: float = DEFAULT_EPS):
     return fn(x, gamma, beta, float(eps))
 
 
-def layernorm_backward(dy, x, gamma, mean, rstd):
-    """Returns ``(dx, dgamma, dbeta)``."""
-    check_float_array("x", x)
+def layernorm_backward(dy, cache: LayerNormCache):
+    """Returns ``(dx, dgamma, dbeta)`` given ``dy`` (..., C) and the forward's cache."""
+    check_cache("cache", cache, LayerNormCache, "layernorm_forward")
+    x = cache.x
+    check_float_array("cache.x", x)
     check_float_array("dy", dy)
     check_shape("dy", dy, x.shape)
-    check_shape("gamma", gamma, (x.shape[-1],))
-    check_shape("mean", mean, x.shape[:-1])
-    check_shape("rstd", rstd, x.shape[:-1])
-    check_same_dtype(x.dtype, dy=dy, gamma=gamma, mean=mean, rstd=rstd)
+    for name in ("gamma", "mean", "rstd"):
+        check_float_array("cache." + name, getattr(cache, name))
+    check_shape("cache.gamma", cache.gamma, (x.shape[-1],))
+    check_shape("cache.mean", cache.mean, x.shape[:-1])
+    check_shape("cache.rstd", cache.rstd, x.shape[:-1])
+    check_same_dtype(x.dtype, dy=dy, **{"cache.gamma": cache.gamma, "cache.mean": cache.mean,
+                                        "cache.rstd": cache.rstd})
     fn = layernorm_backward_numba if backend.get_backend() == "numba" else layernorm_backward_numpy
-    return fn(dy, x, gamma, mean, rstd)
+    return fn(dy, cache)

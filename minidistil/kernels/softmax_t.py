@@ -7,42 +7,60 @@ Legend: N rows (any leading shape, flattened), V entries per row (the vocabulary
     log p = (x - max) / T - log(sum(exp((x - max) / T)))
     dx = (dlogp - exp(log p) * sum(dlogp)) / T          backward of log-softmax
 
-The NumPy twins below are the readable reference; the ``*_numba`` versions fuse the passes (one
+As every layer: ``p, cache = softmax_forward(x, T)`` and ``dx = softmax_backward(dp, cache)``
+(likewise ``log_softmax_forward`` / ``log_softmax_backward``); the cache holds the output and T,
+which is all the backward needs. The NumPy twins below are the readable reference; the ``*_numba`` versions fuse the passes (one
 row at a time, rows spread over Numba's threads; see backend.py for the flags and threading).
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
 
 from . import backend
-from .backend import as_rows, check_float_array, check_same_dtype, check_shape, check_temperature, jit
+from .backend import (as_rows, check_cache, check_float_array, check_same_dtype, check_shape,
+                      check_temperature, jit)
 from .vecmath import fast_exp
+
+
+class SoftmaxCache(NamedTuple):
+    p: np.ndarray  # (..., V) the forward's output, softmax(x / T)
+    T: float  # the temperature
+
+
+class LogSoftmaxCache(NamedTuple):
+    logp: np.ndarray  # (..., V) the forward's output, log softmax(x / T)
+    T: float  # the temperature
 
 
 # ---------------------------------------------------------------- NumPy twins (the reference)
 
-def softmax_forward_numpy(x: np.ndarray, T: float = 1.0) -> np.ndarray:
+def softmax_forward_numpy(x: np.ndarray, T: float = 1.0):
     z = (x - x.max(axis=-1, keepdims=True)) / x.dtype.type(T)  # (..., V), max entry 0
     e = np.exp(z)  # (..., V)
-    return e / e.sum(axis=-1, keepdims=True)  # (..., V)
+    p = e / e.sum(axis=-1, keepdims=True)  # (..., V)
+    return p, SoftmaxCache(p=p, T=T)
 
 
-def softmax_backward_numpy(dp: np.ndarray, p: np.ndarray, T: float = 1.0) -> np.ndarray:
+def softmax_backward_numpy(dp: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
+    p = cache.p  # (..., V)
     inner = (dp * p).sum(axis=-1, keepdims=True)  # (..., 1)
-    return p * (dp - inner) / p.dtype.type(T)  # (..., V)
+    return p * (dp - inner) / p.dtype.type(cache.T)  # (..., V)
 
 
-def log_softmax_numpy(x: np.ndarray, T: float = 1.0) -> np.ndarray:
+def log_softmax_forward_numpy(x: np.ndarray, T: float = 1.0):
     z = (x - x.max(axis=-1, keepdims=True)) / x.dtype.type(T)  # (..., V)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (..., V)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (..., V)
+    return logp, LogSoftmaxCache(logp=logp, T=T)
 
 
-def log_softmax_backward_numpy(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) -> np.ndarray:
+def log_softmax_backward_numpy(dlogp: np.ndarray, cache: LogSoftmaxCache) -> np.ndarray:
+    logp = cache.logp  # (..., V)
     total = dlogp.sum(axis=-1, keepdims=True)  # (..., 1)
-    return (dlogp - np.exp(logp) * total) / logp.dtype.type(T)  # (..., V)
+    return (dlogp - np.exp(logp) * total) / logp.dtype.type(cache.T)  # (..., V)
 
 
 # ---------------------------------------------------------------- Numba versions
@@ -174,77 +192,87 @@ def _log_softmax_backward_rows(dlogp, logp, inv_t, dx):
             dx[n, j] = (dlogp[n, j] - fast_exp(logp[n, j]) * total) * inv_t
 
 
-def softmax_forward_numba(x: np.ndarray, T: float = 1.0) -> np.ndarray:
+def softmax_forward_numba(x: np.ndarray, T: float = 1.0):
     rows = as_rows(x)  # (N, V)
     p = np.empty_like(rows)  # (N, V)
     _softmax_rows(rows, x.dtype.type(1.0 / T), p)
-    return p.reshape(x.shape)  # (..., V)
+    p = p.reshape(x.shape)  # (..., V)
+    return p, SoftmaxCache(p=p, T=T)
 
 
-def softmax_backward_numba(dp: np.ndarray, p: np.ndarray, T: float = 1.0) -> np.ndarray:
+def softmax_backward_numba(dp: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
+    p = cache.p  # (..., V)
     p_rows = as_rows(p)  # (N, V)
     dx = np.empty_like(p_rows)  # (N, V)
-    _softmax_backward_rows(as_rows(dp), p_rows, p.dtype.type(1.0 / T), dx)
+    _softmax_backward_rows(as_rows(dp), p_rows, p.dtype.type(1.0 / cache.T), dx)
     return dx.reshape(p.shape)  # (..., V)
 
 
-def log_softmax_numba(x: np.ndarray, T: float = 1.0) -> np.ndarray:
+def log_softmax_forward_numba(x: np.ndarray, T: float = 1.0):
     rows = as_rows(x)  # (N, V)
     logp = np.empty_like(rows)  # (N, V)
     _log_softmax_rows(rows, x.dtype.type(1.0 / T), logp)
-    return logp.reshape(x.shape)  # (..., V)
+    logp = logp.reshape(x.shape)  # (..., V)
+    return logp, LogSoftmaxCache(logp=logp, T=T)
 
 
-def log_softmax_backward_numba(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) -> np.ndarray:
+def log_softmax_backward_numba(dlogp: np.ndarray, cache: LogSoftmaxCache) -> np.ndarray:
+    logp = cache.logp  # (..., V)
     lp_rows = as_rows(logp)  # (N, V)
     dx = np.empty_like(lp_rows)  # (N, V)
-    _log_softmax_backward_rows(as_rows(dlogp), lp_rows, logp.dtype.type(1.0 / T), dx)
+    _log_softmax_backward_rows(as_rows(dlogp), lp_rows, logp.dtype.type(1.0 / cache.T), dx)
     return dx.reshape(logp.shape)  # (..., V)
 
 
 # ---------------------------------------------------------------- public, checked entry points
 
-def softmax_forward(x: np.ndarray, T: float = 1.0) -> np.ndarray:
-    """``softmax(x / T)`` over the last axis. ``x``: float32/float64, at least 1-D."""
+def _check_logits(x) -> None:
     check_float_array("x", x)
     if x.ndim < 1 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last axis, got shape {x.shape}")
+
+
+def _check_backward(dname: str, d: np.ndarray, oname: str, o) -> None:
+    """Checks an upstream gradient against the cached output it flows back through."""
+    check_float_array(oname, o)
+    check_float_array(dname, d)
+    check_same_dtype(o.dtype, **{dname: d})
+    check_shape(dname, d, o.shape)
+    if o.ndim < 1 or o.shape[-1] == 0:
+        raise ValueError(f"{oname} must have a non-empty last axis, got shape {o.shape}")
+
+
+def softmax_forward(x: np.ndarray, T: float = 1.0):
+    """``(p, SoftmaxCache)``: ``p = softmax(x / T)`` over the last axis; ``x`` float32/float64,
+    at least 1-D. Only the probabilities? ``p, _ = softmax_forward(x, T)``."""
+    _check_logits(x)
     T = check_temperature(T, x.dtype)
     fn = softmax_forward_numba if backend.get_backend() == "numba" else softmax_forward_numpy
     return fn(x, T)
 
 
-def softmax_backward(dp: np.ndarray, p: np.ndarray, T: float = 1.0) -> np.ndarray:
-    """Gradient w.r.t. the logits ``x`` of ``p = softmax(x / T)`` given ``dp``."""
-    check_float_array("p", p)
-    check_float_array("dp", dp)
-    check_same_dtype(p.dtype, dp=dp)
-    check_shape("dp", dp, p.shape)
-    if p.ndim < 1 or p.shape[-1] == 0:
-        raise ValueError(f"p must have a non-empty last axis, got shape {p.shape}")
-    T = check_temperature(T, p.dtype)
+def softmax_backward(dp: np.ndarray, cache: SoftmaxCache) -> np.ndarray:
+    """``dx``, the gradient w.r.t. the logits ``x`` of ``p = softmax(x / T)`` given ``dp`` (..., V)."""
+    check_cache("cache", cache, SoftmaxCache, "softmax_forward")
+    _check_backward("dp", dp, "cache.p", cache.p)
+    cache = cache._replace(T=check_temperature(cache.T, cache.p.dtype))
     fn = softmax_backward_numba if backend.get_backend() == "numba" else softmax_backward_numpy
-    return fn(dp, p, T)
+    return fn(dp, cache)
 
 
-def log_softmax(x: np.ndarray, T: float = 1.0) -> np.ndarray:
-    """``log(softmax(x / T))`` over the last axis, computed stably."""
-    check_float_array("x", x)
-    if x.ndim < 1 or x.shape[-1] == 0:
-        raise ValueError(f"x must have a non-empty last axis, got shape {x.shape}")
+def log_softmax_forward(x: np.ndarray, T: float = 1.0):
+    """``(logp, LogSoftmaxCache)``: ``logp = log(softmax(x / T))`` over the last axis, computed
+    stably."""
+    _check_logits(x)
     T = check_temperature(T, x.dtype)
-    fn = log_softmax_numba if backend.get_backend() == "numba" else log_softmax_numpy
+    fn = log_softmax_forward_numba if backend.get_backend() == "numba" else log_softmax_forward_numpy
     return fn(x, T)
 
 
-def log_softmax_backward(dlogp: np.ndarray, logp: np.ndarray, T: float = 1.0) -> np.ndarray:
-    """Gradient w.r.t. the logits ``x`` of ``logp = log_softmax(x, T)`` given ``dlogp``."""
-    check_float_array("logp", logp)
-    check_float_array("dlogp", dlogp)
-    check_same_dtype(logp.dtype, dlogp=dlogp)
-    check_shape("dlogp", dlogp, logp.shape)
-    if logp.ndim < 1 or logp.shape[-1] == 0:
-        raise ValueError(f"logp must have a non-empty last axis, got shape {logp.shape}")
-    T = check_temperature(T, logp.dtype)
+def log_softmax_backward(dlogp: np.ndarray, cache: LogSoftmaxCache) -> np.ndarray:
+    """``dx``, the gradient w.r.t. the logits ``x`` of ``logp = log_softmax(x / T)`` given ``dlogp``."""
+    check_cache("cache", cache, LogSoftmaxCache, "log_softmax_forward")
+    _check_backward("dlogp", dlogp, "cache.logp", cache.logp)
+    cache = cache._replace(T=check_temperature(cache.T, cache.logp.dtype))
     fn = log_softmax_backward_numba if backend.get_backend() == "numba" else log_softmax_backward_numpy
-    return fn(dlogp, logp, T)
+    return fn(dlogp, cache)

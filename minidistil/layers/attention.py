@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..kernels import attention_backward, attention_forward
+from ..kernels import AttentionCache, attention_backward, attention_forward
 from ..kernels.backend import check_float_array
 from ._params import require_params
 from .linear import LinearCache, linear_backward, linear_forward
@@ -35,10 +35,8 @@ ATTENTION_KEYS = ("q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bia
 class SelfAttentionCache(NamedTuple):
     qkv_cache: LinearCache  # the stacked q/k/v projection (weight (3C, C))
     o_cache: LinearCache
-    q: np.ndarray  # (B, NH, T, HS), a strided view into the projection's output
-    k: np.ndarray  # (B, NH, T, HS), likewise
-    v: np.ndarray  # (B, NH, T, HS), likewise
-    probs: np.ndarray  # (B, NH, T, T)
+    core_cache: AttentionCache  # q, k, v (B, NH, T, HS): strided views into the projection's
+    #                             output; probs (B, NH, T, T)
     num_heads: int
 
 
@@ -73,9 +71,9 @@ def self_attention_forward(x: np.ndarray, mask: Optional[np.ndarray], p: dict, n
     b_qkv = np.concatenate([p["q.bias"], p["k.bias"], p["v.bias"]])  # (3C,)
     qkv, qkv_cache = linear_forward(x, w_qkv, b_qkv)  # (B, T, 3C)
     q, k, v = head_views(qkv, num_heads)  # (B, NH, T, HS) each, views
-    a, probs = attention_forward(q, k, v, mask)  # (B, NH, T, HS), (B, NH, T, T)
+    a, core_cache = attention_forward(q, k, v, mask)  # (B, NH, T, HS), probs (B, NH, T, T) inside
     y, o_cache = linear_forward(merge_heads(a), p["o.weight"], p["o.bias"])  # (B, T, C)
-    cache = SelfAttentionCache(qkv_cache, o_cache, q, k, v, probs, num_heads)
+    cache = SelfAttentionCache(qkv_cache, o_cache, core_cache, num_heads)
     return y, cache
 
 
@@ -87,7 +85,7 @@ def self_attention_backward(dy: np.ndarray, cache: SelfAttentionCache):
     da = da_merged.reshape(B, T, NH, C // NH).transpose(0, 2, 1, 3)  # (B, NH, T, HS), a view
     dqkv = np.empty((B, T, 3 * C), dtype=da_merged.dtype)  # (B, T, 3C): [dq | dk | dv] side by side
     # dq, dk, dv (B, NH, T, HS) are written straight into their head views of dqkv
-    attention_backward(da, cache.q, cache.k, cache.v, cache.probs, out=head_views(dqkv, NH))
+    attention_backward(da, cache.core_cache, out=head_views(dqkv, NH))
     dx, g_qkv = linear_backward(dqkv, cache.qkv_cache)  # (B, T, C): x feeds all three projections
     grads = {}
     for i, name in enumerate(("q", "k", "v")):

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels import gelu_backward, gelu_forward
+from ..kernels import GeluCache, gelu_backward, gelu_forward
 from ._params import require_params
 from .linear import LinearCache, linear_backward, linear_forward
 
@@ -33,9 +33,8 @@ def gelu_approximation(hidden_act: str) -> str:
 
 class FeedForwardCache(NamedTuple):
     ff1_cache: LinearCache
-    u: np.ndarray  # (B, T, F) the GELU input
+    gelu_cache: GeluCache  # the GELU input u (B, T, F) and its form
     ff2_cache: LinearCache
-    approximate: str
 
 
 def feedforward_forward(x: np.ndarray, p: dict, hidden_act: str = "gelu"):
@@ -43,15 +42,15 @@ def feedforward_forward(x: np.ndarray, p: dict, hidden_act: str = "gelu"):
     require_params(p, FFN_KEYS, "feedforward_forward")
     approximate = gelu_approximation(hidden_act)
     u, ff1_cache = linear_forward(x, p["ff1.weight"], p["ff1.bias"])  # (..., F)
-    g = gelu_forward(u, approximate)  # (..., F)
+    g, gelu_cache = gelu_forward(u, approximate)  # (..., F)
     y, ff2_cache = linear_forward(g, p["ff2.weight"], p["ff2.bias"])  # (..., C)
-    return y, FeedForwardCache(ff1_cache, u, ff2_cache, approximate)
+    return y, FeedForwardCache(ff1_cache, gelu_cache, ff2_cache)
 
 
 def feedforward_backward(dy: np.ndarray, cache: FeedForwardCache):
     """Returns ``(dx, grads)`` with ``grads`` keyed like ``p``."""
     dg, g2 = linear_backward(dy, cache.ff2_cache)  # (..., F)
-    du = gelu_backward(dg, cache.u, cache.approximate)  # (..., F)
+    du = gelu_backward(dg, cache.gelu_cache)  # (..., F)
     dx, g1 = linear_backward(du, cache.ff1_cache)  # (..., C)
     grads = {"ff1.weight": g1["weight"], "ff1.bias": g1["bias"],
              "ff2.weight": g2["weight"], "ff2.bias": g2["bias"]}

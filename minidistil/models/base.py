@@ -17,7 +17,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 
-from ..kernels import gelu_backward, gelu_forward
+from ..kernels import GeluCache, gelu_backward, gelu_forward
 from ..kernels.backend import FLOAT_DTYPES, check_float_array, check_mask, check_same_dtype, check_shape
 from ..layers import (BlockCache, EmbeddingCache, LayerNormCache, LinearCache, block_backward, block_forward,
                       check_ids, embedding_backward, embedding_forward, gelu_approximation,
@@ -28,7 +28,7 @@ from .params import Naming, check_state_dict, init_params, param_shapes
 
 class HeadCache(NamedTuple):
     dense_cache: LinearCache
-    u: np.ndarray  # (..., C) the GELU input
+    gelu_cache: GeluCache  # the GELU input (..., C)
     ln_cache: LayerNormCache
     decoder_cache: LinearCache
 
@@ -239,11 +239,11 @@ class EncoderMLM:
     def _head_forward(self, x):
         p, n = self.params, self.naming
         u, dense_cache = linear_forward(x, p[n.head_dense + ".weight"], p[n.head_dense + ".bias"])  # (..., C)
-        g = gelu_forward(u, self._approximate)  # (..., C)
+        g, gelu_cache = gelu_forward(u, self._approximate)  # (..., C)
         t, ln_cache = layernorm_layer_forward(g, p[n.head_ln + ".weight"], p[n.head_ln + ".bias"],
                                               self.config.layer_norm_eps)  # (..., C)
         logits, decoder_cache = linear_forward(t, p[n.word], p[n.head_bias])  # (..., V) tied decoder
-        return logits, HeadCache(dense_cache, u, ln_cache, decoder_cache)
+        return logits, HeadCache(dense_cache, gelu_cache, ln_cache, decoder_cache)
 
     # ------------------------------------------------------------------ backward
     def backward(self, dlogits, cache: ModelCache, dhidden: Optional[Dict[int, np.ndarray]] = None,
@@ -324,7 +324,7 @@ class EncoderMLM:
         n = self.naming
         dt, g_dec = linear_backward(dlogits, hc.decoder_cache)  # (..., C)
         dg, g_ln = layernorm_layer_backward(dt, hc.ln_cache)  # (..., C)
-        du = gelu_backward(dg, hc.u, self._approximate)  # (..., C)
+        du = gelu_backward(dg, hc.gelu_cache)  # (..., C)
         dx, g_dense = linear_backward(du, hc.dense_cache)  # (..., C)
         grads = {n.head_dense + ".weight": g_dense["weight"], n.head_dense + ".bias": g_dense["bias"],
                  n.head_ln + ".weight": g_ln["weight"], n.head_ln + ".bias": g_ln["bias"],

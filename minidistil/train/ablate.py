@@ -28,7 +28,6 @@ signs and ranking, not sizes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -166,8 +165,3 @@ def plot_rows(report: dict) -> list[dict]:
     return [{"variant": r["variant"], "mean": 100 * r["mean_delta"],
              "ci95": [100 * r["ci95"][0], 100 * r["ci95"][1]], "paper": r["paper_delta"]}
             for r in report["summary"] if r["variant"] != "triple"]
-
-
-def load_ablation(out: str) -> dict:
-    with open(os.path.join(out, "ablation.json"), encoding="utf-8") as f:
-        return json.load(f)

@@ -40,7 +40,6 @@ STUDENTS = {  # folder -> changes to the distill stage
     "control-mlm-random-init": {"alpha_ce": 0.0, "alpha_cos": 0.0, "student_init": "random"},
     "control-triple-random-init": {"student_init": "random"},
 }
-CONTROLS = [k for k in STUDENTS if k != DISTILLED]
 GAIN_AGAINST = "control-mlm-teacher-init"
 LABELS = {
     DISTILLED: "distilled student (triple loss, teacher init)",

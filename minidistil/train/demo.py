@@ -114,20 +114,6 @@ def recorded_evaluation(folder=None) -> dict:
     return {"accuracy": res["accuracy"], "se": res["se"], "n_masked": res["n_masked"], "n_masks": n_masks}
 
 
-def evaluate_teacher(folder=None, n_masks: int | None = None) -> dict:
-    """The shipped teacher's accuracy on the demo's fixed evaluation (8 masks per sequence)."""
-    from .evaluate import make_eval_set, predict
-    from .runs import prepare_data
-    folder = shipped_teacher_folder() if folder is None else Path(folder)
-    teacher, tok = load_teacher_folder(folder)
-    cfg = teacher_run_config(folder, teacher, tok)
-    data = prepare_data(cfg.data, tokenizer=tok)
-    ev = make_eval_set(data.val, tok, cfg.eval, n_masks=n_masks)
-    res = predict(teacher, ev)
-    return {"accuracy": res["accuracy"], "se": res["se"], "n_masked": res["n_masked"],
-            "n_val_sequences": len(data.val), "n_masks": ev.n_masks}
-
-
 def write_teacher_run(out: str, cfg: RunConfig, data, teacher, source: str) -> None:
     """RUN/config.json, RUN/vocab.txt and RUN/pretrain/model.npz from a finished teacher."""
     from .runs import CONFIG_FILE, MODEL_FILE, VOCAB_FILE, save_config, save_model

@@ -11,9 +11,10 @@ training stops after ``patience`` epochs without improvement.
 "DistilBERT (D)" (Sanh et al., 2019, section 4.2, on SQuAD): the student is fine-tuned with an
 extra soft-target loss against the logits of a teacher that was itself fine-tuned on the task::
 
-    L = (1 - alpha) * L_task(s, y) + alpha * T**2 * KL(softmax(t / T) || softmax(s / T))
+    L = (1 - alpha) * L_task(s, y) + alpha * tau**2 * KL(softmax(t / tau) || softmax(s / tau))
 
-with ``soft_targets`` the fine-tuned teacher's (N, K) training logits, computed in eval mode.
+with tau the temperature (``temperature``) and ``soft_targets`` the fine-tuned teacher's (N, K)
+training logits, computed in eval mode.
 """
 from __future__ import annotations
 

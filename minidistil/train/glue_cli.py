@@ -5,12 +5,6 @@ import os
 import sys
 
 
-def glue_hint(out: str = "runs/demo") -> str:
-    """The line the demo prints: which command gives the miniature GLUE tables."""
-    return (f"fine-tuning (the paper's Tables 1 and 2 in miniature, 4 tasks x 3 seeds): "
-            f"minidistil glue --out {out}")
-
-
 def add_glue_parser(sub, pos_int, pos_float, nonneg_float) -> None:
     g = sub.add_parser("glue", help="fine-tune teacher, student and controls on the miniature GLUE")
     g.add_argument("--out", default="runs/demo", help="the run directory holding the models (default runs/demo)")

@@ -56,15 +56,3 @@ def task_score(metric: str, pred, gold) -> dict:
         pr, sp = pearson(pred, gold), spearman(pred, gold)
         return {"score": 50 * (pr + sp), "pearson": pr, "spearman": sp}
     raise ValueError(f"unknown metric {metric!r}")
-
-
-def bootstrap_ci(values_a, values_b=None, n: int = 2000, seed: int = 0, stat=np.mean):
-    """95% percentile interval of ``stat(a)`` (or of ``stat(a) / stat(b)``, resampled jointly)."""
-    rng = np.random.default_rng(seed)
-    a = np.asarray(values_a, float)
-    b = None if values_b is None else np.asarray(values_b, float)
-    out = []
-    for _ in range(n):
-        i = rng.integers(0, len(a), len(a))
-        out.append(stat(a[i]) if b is None else stat(a[i]) / stat(b[i]))
-    return float(np.percentile(out, 2.5)), float(np.percentile(out, 97.5))
