@@ -100,6 +100,34 @@ def test_compiled_harvest_ignores_what_the_host_process_swapped(monkeypatch):
     assert any("unraisable" in d for d in here["sys"])  # the original hook's docstring
 
 
+def test_compiled_harvest_is_read_in_a_fresh_interpreter(monkeypatch):
+    # Jupyter's kernel replaces builtins.input with a bound method and faulthandler.enable with
+    # a Python function: read in this process, the builtins document changed, its hash moved it
+    # across the train/validation split, and a notebook validated the shipped teacher on ~190
+    # sequences it had trained on. The harvest now runs in a child interpreter.
+    import builtins
+    import faulthandler
+
+    class Kernel:
+        def raw_input(self, prompt=""):
+            """Forward raw_input to the frontend: this sentence must not reach the corpus."""
+
+    def enable(*args, **kwargs):
+        """A host's replacement: this sentence must not reach the corpus either."""
+
+    monkeypatch.setattr(builtins, "input", Kernel().raw_input)
+    monkeypatch.setattr(faulthandler, "enable", enable)
+    harvested = corpus_mod._compiled_harvest()
+    names = corpus_mod._compiled_module_names()
+    assert len(harvested) == len(names)
+    flat = [d for docs in harvested for d in docs]
+    assert not any("must not reach the corpus" in d for d in flat)
+    assert any(d.startswith("Read a string from standard input") for d in flat)  # the real input()
+    assert any(d.startswith("enable(file=sys.stderr") for d in flat)  # the real faulthandler.enable
+    in_process = [d for n in names for d in corpus_mod._compiled_documents(n)]
+    assert any("must not reach the corpus" in d for d in in_process)  # what the child avoids
+
+
 def test_prose_filter_for_comments():
     src = ("x = 1\n# Walk the list once and remember the largest value seen so far\n"
            "# so that the caller never sorts.\ny = 2\n# x = foo(y)  # commented-out code here ok\n"

@@ -11,7 +11,10 @@ The default corpus is English prose that ships with every CPython, so nothing is
    ``posix``, ...): these only exist at run time, so they are imported, which for C extension
    modules runs no Python code; the few with effects on import (``readline`` may write to the
    terminal, ``_tkinter`` loads Tk, ``_test*`` are CPython's test helpers) are skipped, and
-   stdout/stderr/warnings are silenced while importing.
+   stdout/stderr/warnings are silenced while importing. They are read in a fresh interpreter
+   (one short subprocess): a host such as Jupyter's kernel swaps ``builtins.input`` and
+   ``faulthandler.enable`` for its own, and the corpus, its split and its vocabulary must be
+   the same in a notebook, under pytest and on the command line.
 
 Test packages (``test``, ``tests``, ``idle_test``), ``site-packages`` and the generated codec
 tables in ``encodings`` are left out. Every docstring or comment block is kept once (exact
@@ -243,9 +246,36 @@ def harvest_stdlib_corpus() -> list[str]:
         warnings.simplefilter("ignore")  # e.g. SyntaxWarning for an odd escape in some file
         for path in _stdlib_sources(_stdlib_dir()):
             raw.extend(_source_documents(path))
-    for name in _compiled_module_names():
-        raw.append(_compiled_documents(name))
+    raw.extend(_compiled_harvest())
     return _finish(raw)
+
+
+_HARVEST = ("import json, sys\n"
+            "from minidistil.data.corpus import _compiled_documents, _compiled_module_names\n"
+            "sys.stdout.write(json.dumps([_compiled_documents(n) for n in _compiled_module_names()]))\n")
+
+
+def _compiled_harvest() -> list[list[str]]:
+    """The docstrings of every compiled module, read in a fresh interpreter (see the module
+    docstring); in this process only if that interpreter cannot run, with a warning."""
+    import json
+    import subprocess
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env.pop("PYTHONSTARTUP", None)
+    try:
+        r = subprocess.run([sys.executable, "-c", _HARVEST], capture_output=True, text=True,
+                           env=env, timeout=300, stdin=subprocess.DEVNULL)
+        if r.returncode == 0:
+            return json.loads(r.stdout)
+        why = (r.stderr.strip().splitlines() or ["no message"])[-1]
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        why = f"{type(e).__name__}: {e}"
+    warnings.warn(f"the compiled modules' docstrings were read in this process ({why}); "
+                  "inside Jupyter or another host that replaces built-ins, the corpus may "
+                  "differ slightly from the command line's", RuntimeWarning, stacklevel=3)
+    return [_compiled_documents(name) for name in _compiled_module_names()]
 
 
 @lru_cache(maxsize=1)
