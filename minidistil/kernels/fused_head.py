@@ -35,7 +35,7 @@ import numpy as np
 from .backend import check_float_array, check_same_dtype, check_shape, check_temperature
 from .kl import soft_target_rows
 from .matmul import matmul
-from .softmax_t import log_softmax
+from .softmax_t import log_softmax_forward
 
 IGNORE_INDEX = -100  # as masking.IGNORE_INDEX (kernels import nothing above them)
 DEFAULT_CHUNK = 256
@@ -142,7 +142,7 @@ def fused_head_forward(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, labe
             rows = np.flatnonzero(is_mlm[lo:hi])  # (m,)
             if rows.size:
                 targets = labels[lo:hi][rows].astype(np.intp)  # (m,)
-                log_p = log_softmax(s_c[rows])  # (m, V)
+                log_p, _ = log_softmax_forward(s_c[rows])  # (m, V)
                 nll_sum += float(-log_p[np.arange(rows.size), targets].sum(dtype=np.float64))
                 g = np.exp(log_p)  # (m, V) softmax of the labelled rows
                 g[np.arange(rows.size), targets] -= 1

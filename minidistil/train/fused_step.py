@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels import gelu_backward, gelu_forward
+from ..kernels.gelu import GeluCache
 from ..kernels.fused_head import fused_head_backward, fused_head_forward
 from ..layers import (LayerNormCache, LinearCache, layernorm_layer_backward, layernorm_layer_forward,
                       linear_backward, linear_forward)
@@ -35,7 +36,7 @@ from ..masking import IGNORE_INDEX
 
 class TransformCache(NamedTuple):
     dense: LinearCache
-    u: np.ndarray  # (P, C) the GELU input
+    gelu: GeluCache  # holds (P, C) the GELU input
     ln: LayerNormCache
 
 
@@ -44,17 +45,17 @@ def transform_forward(model, x: np.ndarray):
     computes it before the decoder; returns ``(t (P, C), TransformCache)``."""
     p, n = model.params, model.naming
     u, dense = linear_forward(x, p[n.head_dense + ".weight"], p[n.head_dense + ".bias"])  # (P, C)
-    g = gelu_forward(u, model._approximate)  # (P, C)
+    g, gelu = gelu_forward(u, model._approximate)  # (P, C)
     t, ln = layernorm_layer_forward(g, p[n.head_ln + ".weight"], p[n.head_ln + ".bias"],
                                     model.config.layer_norm_eps)  # (P, C)
-    return t, TransformCache(dense, u, ln)
+    return t, TransformCache(dense, gelu, ln)
 
 
 def transform_backward(dt: np.ndarray, cache: TransformCache, model):
     """``(dx (P, C), grads)`` of the transform; ``grads`` keyed by ``model``'s parameter names."""
     n = model.naming
     dg, g_ln = layernorm_layer_backward(dt, cache.ln)  # (P, C)
-    du = gelu_backward(dg, cache.u, model._approximate)  # (P, C)
+    du = gelu_backward(dg, cache.gelu)  # (P, C)
     dx, g_dense = linear_backward(du, cache.dense)  # (P, C)
     return dx, {n.head_dense + ".weight": g_dense["weight"], n.head_dense + ".bias": g_dense["bias"],
                 n.head_ln + ".weight": g_ln["weight"], n.head_ln + ".bias": g_ln["bias"]}
