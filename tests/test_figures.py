@@ -120,3 +120,22 @@ def test_committed_notebook_images_are_at_least_100_dpi(src):
 
 def test_figure_count_sees_comments_and_display():
     assert _figures_shown("plt.show()\n# plt.show()\ndisplay(Image(filename=p))\nx = 1  # plt.show()") == 2
+
+
+def test_plotting_leaves_the_callers_backend_and_pyplot_alone(tmp_path):
+    # plots.py used to call matplotlib.use("Agg", force=True): inside a notebook every later
+    # plt.show() then drew nothing (notebook 07 lost its last figure)
+    import subprocess
+    import sys
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('svg')\n"  # stands for the notebook's inline backend
+        "import matplotlib.pyplot as plt\n"
+        "from minidistil.train.plots_claims import plot_controls\n"
+        "rows = {'distill': [{'step': 0, 'accuracy': 0.1, 'se': 0.01}, {'step': 4, 'accuracy': 0.2, 'se': 0.01}]}\n"
+        f"plot_controls(rows, {{'distill': 'student'}}, 0.3, {str(tmp_path / 'c.png')!r}, n_masked=10)\n"
+        "print(matplotlib.get_backend(), len(plt.get_fignums()))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["svg", "0"]
+    assert (tmp_path / "c.png").stat().st_size > 1000

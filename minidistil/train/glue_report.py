@@ -87,9 +87,8 @@ def format_targets(report: dict) -> str:
 def plot_glue(report: dict, path: str) -> str:
     """Grouped bars: one group per task, one bar per model (median, whiskers = min..max over seeds),
     the bag-of-words and majority baselines as horizontal marks."""
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from .plots import _plt
+    plt = _plt()
     from ..atomic import atomic_write
     from .plots import DPI
     names = list(report["tasks"])

@@ -15,11 +15,24 @@ import os
 import numpy as np
 
 
+class _Figures:
+    """pyplot's ``subplots`` and ``close`` without pyplot: minidistil draws on Figure objects of
+    its own and saves them as PNG, so the caller's backend (a notebook's inline plots, a GUI) is
+    never switched and no figure is left in pyplot's list."""
+
+    @staticmethod
+    def subplots(nrows=1, ncols=1, figsize=None, layout=None, **kw):
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=figsize, layout=layout)
+        return fig, fig.subplots(nrows, ncols, **kw)
+
+    @staticmethod
+    def close(fig):
+        """Nothing to do: the figure was never registered with pyplot."""
+
+
 def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
+    return _Figures
 
 
 DPI = 110  # every PNG minidistil writes; tests/test_figures.py reads it back from the file
