@@ -228,15 +228,21 @@ LAYERNORM_SCALES = {"C": "a sum over the C features where the formula has a mean
 # ----------------------------------------------------------------------------------- softmax(T)
 
 
-def softmax_cases(rng):
+def _temperature_cases(rng, forward, upstream: str):
+    """Three cases of ``forward(x, T)`` with upstream gradient ``upstream`` (softmax: dp,
+    log-softmax: dy): 2-D and 3-D logits, temperatures above and below 1."""
     cases = []
     for shape, T in (((3, 5), 2.0), ((2, 3, 4), 0.5), ((4, 6), 3.0)):
         x = rng.standard_normal(shape) * 2.0  # (N, V)
-        dp = rng.standard_normal(shape)  # (N, V)
-        cases.append(Case(f"x{shape} T={T}", {"dp": dp, "x": x, "T": T}, {"dx": x},
-                          lambda x=x, dp=dp, T=T: float(np.sum(F.softmax_t(x, T) * dp)),
+        up = rng.standard_normal(shape)  # (N, V)
+        cases.append(Case(f"x{shape} T={T}", {upstream: up, "x": x, "T": T}, {"dx": x},
+                          lambda x=x, up=up, T=T: float(np.sum(forward(x, T) * up)),
                           {"T": T}))
     return cases
+
+
+def softmax_cases(rng):
+    return _temperature_cases(rng, F.softmax_t, "dp")
 
 
 def _times_T(fn, m, r, c, name, *args):
@@ -313,14 +319,7 @@ SOFTMAX_SCALES = {"T²": "the gradient is multiplied by T where it should be div
 
 
 def log_softmax_cases(rng):
-    cases = []
-    for shape, T in (((3, 5), 2.0), ((2, 3, 4), 0.5), ((4, 6), 3.0)):
-        x = rng.standard_normal(shape) * 2.0  # (N, V)
-        dy = rng.standard_normal(shape)  # (N, V)
-        cases.append(Case(f"x{shape} T={T}", {"dy": dy, "x": x, "T": T}, {"dx": x},
-                          lambda x=x, dy=dy, T=T: float(np.sum(F.log_softmax_t(x, T) * dy)),
-                          {"T": T}))
-    return cases
+    return _temperature_cases(rng, F.log_softmax_t, "dy")
 
 
 def _lsm_sum(m, r, c):
