@@ -87,10 +87,9 @@ def format_targets(report: dict) -> str:
 def plot_glue(report: dict, path: str) -> str:
     """Grouped bars: one group per task, one bar per model (median, whiskers = min..max over seeds),
     the bag-of-words and majority baselines as horizontal marks."""
-    from .plots import _plt
-    plt = _plt()
     from ..atomic import atomic_write
-    from .plots import DPI
+    from .plots import DPI, _plt
+    plt = _plt()
     names = list(report["tasks"])
     models = list(report["models"].items())
     fig, ax = plt.subplots(figsize=(2.2 * len(names) + 3, 4.5))
