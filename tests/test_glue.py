@@ -149,3 +149,21 @@ def test_epoch_batches_group_by_length_cover_every_example_once():
     # the batch order is shuffled: long and short batches alternate, not one sorted sweep
     means = [lengths[b].mean() for b in grouped]
     assert not (np.all(np.diff(means) <= 0) or np.all(np.diff(means) >= 0))
+
+
+def test_paired_bootstrap_against_a_hand_computation():
+    from types import SimpleNamespace as NS
+    from minidistil.train.glue import bootstrap_scores, verdict
+    gold = np.array([0, 1, 1, 0, 1])
+    task = NS(name="t", metric="accuracy", dev=[NS(label=int(g)) for g in gold])
+    right, wrong = gold.copy(), 1 - gold
+    half = np.array([0, 1, 0, 1, 1])  # right on examples 0, 1, 4
+    boot = bootstrap_scores([task], {"r": {"t": right}, "w": {"t": wrong}, "h": {"t": half},
+                                     "none": {}}, n=50, seed=3)
+    assert np.all(boot["r"] == 100) and np.all(boot["w"] == 0) and np.all(np.isnan(boot["none"]))
+    rng = np.random.default_rng(3)  # the same resamples, by hand
+    for b in range(50):
+        i = rng.integers(0, 5, 5)
+        assert boot["h"][b, 0] == 100 * np.mean(half[i] == gold[i])
+    assert verdict([0.5, 3.0]) == "met" and verdict([-0.5, 3.0]) == "not resolved"
+    assert verdict([-3.0, -0.5]) == "MISSED" and verdict([None, None]) == "not resolved"
