@@ -366,6 +366,30 @@ def test_keepdims_is_read_from_the_exception():
     assert res.hint_keys == ["keepdims"] and "keepdims=True" in res.hints[0].text
 
 
+def test_keepdims_hint_also_names_a_mask_without_its_feature_axis():
+    """A (B, T) mask beside (B, T, C) gives the same broadcasting error as a lost keepdims: the
+    hint names both causes, so it does not describe the wrong mistake (outside set 4)."""
+    def no_axis(dloss, s_h, t_h, mask):
+        m = np.asarray(mask, dtype=bool)
+        ns = np.sqrt((s_h * s_h).sum(axis=-1, keepdims=True))
+        nt = np.sqrt((t_h * t_h).sum(axis=-1, keepdims=True))
+        cos = (s_h * t_h).sum(axis=-1, keepdims=True) / (ns * nt)
+        return -dloss * (t_h / (ns * nt) - cos * s_h / (ns * ns)) * m / m.sum()  # m lacks [..., None]
+    res = check("cosine", no_axis, verbose=False)
+    assert not res.passed and res.hint_keys == ["keepdims"]
+    assert "[..., None]" in res.hints[0].text and "keepdims=True" in res.hints[0].text
+
+
+def test_a_transposed_dx_is_not_called_a_transposed_weight():
+    """transposed_weight is about a weight's layout; dx in the transposed layout gets the shape
+    hint with both shapes instead (outside set 4 found the weight hint firing for dx)."""
+    res = check("linear", lambda dy, x, weight: (weight.T @ dy.T, dy.T @ x, dy.sum(0)), verbose=False)
+    assert not res.passed
+    assert "transposed_weight" not in res.hint_keys and "wrong_shape" in res.hint_keys
+    res = check("linear", lambda dy, x, weight: (dy @ weight, x.T @ dy, dy.sum(0)), verbose=False)
+    assert "transposed_weight" in res.hint_keys  # the weight's own mistake still fires it
+
+
 def test_no_mistake_matches_the_reference():
     """A mistake's recogniser must not accept the right answer (else it could fire on a
     learner who is right for one gradient and wrong for another)."""

@@ -145,9 +145,12 @@ def exception_hint(exc: Exception):
             for b in shapes:
                 if len(b) == len(a) - 1 and a[:-1] == b and a[-1] != 1:
                     return ("keepdims",
-                            f"{name}: {msg.strip()}. A sum or mean over the last axis lost that axis: "
-                            f"{b} cannot stand beside {a}. Write .sum(axis=-1, keepdims=True) "
-                            f"(shape {a[:-1] + (1,)}) so that it broadcasts along each row.")
+                            f"{name}: {msg.strip()}. An array of shape {b} stands beside one of "
+                            f"shape {a} without its last axis: a sum or mean taken without "
+                            f"keepdims=True, or a per-position array (a mask, a norm) used "
+                            f"without [..., None]. Give it shape {a[:-1] + (1,)} "
+                            f"(.sum(axis=-1, keepdims=True), or mask[..., None]) so that it "
+                            f"broadcasts along each row.")
     return ("exception", f"{name}: {msg}")
 
 
