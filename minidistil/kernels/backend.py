@@ -79,6 +79,7 @@ def as_rows(x: np.ndarray) -> np.ndarray:
 
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+IGNORE_INDEX = -100  # the label of a position no loss looks at (the Hugging Face convention)
 
 
 def _initial_backend() -> str:
