@@ -145,10 +145,7 @@ def check_stage_free(args, stage):
 
 
 def _load_hf_teacher(folder):
-    try:
-        from .io.pretrained import load_pretrained
-    except ImportError:
-        raise UsageError("--teacher needs minidistil.io.pretrained, which this install lacks") from None
+    from .io.pretrained import load_pretrained
     try:
         loaded = load_pretrained(folder)
     except (ValueError, OSError, KeyError, TypeError) as e:
@@ -166,12 +163,13 @@ def _load_hf_teacher(folder):
 
 def load_teacher(args, cfg):
     """(teacher, tokenizer or None, cfg) from --teacher FOLDER or DIR/pretrain/model.npz."""
+    from .models import student_depth
     from .train.runs import MODEL_FILE, ModelSpec, load_model
     if getattr(args, "teacher", None):
         teacher, tok = _load_hf_teacher(args.teacher)
         c = teacher.config
         spec = ModelSpec(c.hidden_size, c.num_hidden_layers, c.num_attention_heads,
-                         c.intermediate_size, max(1, c.num_hidden_layers // 2))
+                         c.intermediate_size, student_depth(c.num_hidden_layers))
         data = dataclasses.replace(cfg.data, vocab_size=tok.vocab_size,
                                    max_len=min(cfg.data.max_len, c.max_position_embeddings))
         return teacher, tok, dataclasses.replace(cfg, model=spec, data=data)
