@@ -30,7 +30,7 @@ How the Numba kernels are compiled (:func:`jit`), and why:
   ``softmax_t.row_sum``/``row_dot`` instead: eight partial sums in an order the source fixes,
   which vectorise without the flag.
 * float32 stays float32: every constant inside a kernel is made with ``x.dtype.type(...)``; a bare
-  ``0.5`` would promote the arithmetic to float64 (measured 2x slower). float32 ``exp``/``erf``
+  ``0.5`` would promote the arithmetic to float64 (half the SIMD lanes). float32 ``exp``/``erf``
   come from ``vecmath.py`` (vectorisable; libm's are scalar calls).
 
 Threads: Numba's parallel kernels use Numba's threads (``set_num_threads``); matrix products go
