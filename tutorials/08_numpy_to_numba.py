@@ -168,8 +168,8 @@ cases = {
     "LayerNorm bwd": (twin(lambda: layernorm_backward(dy, ln_cache)), fused(lambda: layernorm_backward(dy, ln_cache))),
     "GELU fwd (F)": (lambda: gelu_fwd_numpy_fair(h), fused(lambda: gelu_forward(h))),
     "GELU bwd (F)": (lambda: gelu_bwd_numpy_fair(h, h), fused(lambda: gelu_backward(h, h_cache))),
-    "softmax_t fwd (V)": (twin(lambda: softmax_forward(logits, 2.0)), fused(lambda: softmax_forward(logits, 2.0))),
-    "softmax_t bwd (V)": (twin(lambda: softmax_backward(dp, p_cache)), fused(lambda: softmax_backward(dp, p_cache))),
+    "softmax-T fwd (V)": (twin(lambda: softmax_forward(logits, 2.0)), fused(lambda: softmax_forward(logits, 2.0))),
+    "softmax-T bwd (V)": (twin(lambda: softmax_backward(dp, p_cache)), fused(lambda: softmax_backward(dp, p_cache))),
 }
 results = {}
 for label, (fn_np, fn_nb) in cases.items():
