@@ -129,3 +129,41 @@ def test_glue_command_errors(tmp_path, capsys):
     assert main(["glue", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no teacher" in err and err.count("\n") == 1
+
+
+def test_epoch_batches_group_by_length_cover_every_example_once():
+    from minidistil.train.finetune import GROUP_SPAN, epoch_batches
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 64, 2 * GROUP_SPAN * 8 + 13)  # (N,): two full spans and a short one
+    for group in (False, True):
+        batches = epoch_batches(lengths, 8, np.random.default_rng(1), group)
+        assert len(batches) == -(-len(lengths) // 8)  # ceil(N / B) either way: the progress bar's count
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+        assert sum(len(b) < 8 for b in batches) == 1  # only the very last batch of the epoch is short
+    grouped = epoch_batches(lengths, 8, np.random.default_rng(1), True)
+    plain = epoch_batches(lengths, 8, np.random.default_rng(1), False)
+    padded = lambda bs: sum(len(b) * lengths[b].max() for b in bs)  # tokens after padding to each batch's longest
+    assert padded(grouped) < 0.7 * padded(plain)
+    spread = [np.ptp(lengths[b]) for b in grouped if len(b) == 8]
+    assert np.median(spread) <= 3  # a batch holds examples of nearly one length
+    # the batch order is shuffled: long and short batches alternate, not one sorted sweep
+    means = [lengths[b].mean() for b in grouped]
+    assert not (np.all(np.diff(means) <= 0) or np.all(np.diff(means) >= 0))
+
+
+def test_paired_bootstrap_against_a_hand_computation():
+    from types import SimpleNamespace as NS
+    from minidistil.train.glue import bootstrap_scores, verdict
+    gold = np.array([0, 1, 1, 0, 1])
+    task = NS(name="t", metric="accuracy", dev=[NS(label=int(g)) for g in gold])
+    right, wrong = gold.copy(), 1 - gold
+    half = np.array([0, 1, 0, 1, 1])  # right on examples 0, 1, 4
+    boot = bootstrap_scores([task], {"r": {"t": right}, "w": {"t": wrong}, "h": {"t": half},
+                                     "none": {}}, n=50, seed=3)
+    assert np.all(boot["r"] == 100) and np.all(boot["w"] == 0) and np.all(np.isnan(boot["none"]))
+    rng = np.random.default_rng(3)  # the same resamples, by hand
+    for b in range(50):
+        i = rng.integers(0, 5, 5)
+        assert boot["h"][b, 0] == 100 * np.mean(half[i] == gold[i])
+    assert verdict([0.5, 3.0]) == "met" and verdict([-0.5, 3.0]) == "not resolved"
+    assert verdict([-3.0, -0.5]) == "MISSED" and verdict([None, None]) == "not resolved"

@@ -83,8 +83,9 @@ def _fit(x, y, K, steps=STEPS, lr=LR, l2=L2):
     return W, b
 
 
-def bow_baseline(task, steps: int = STEPS) -> dict:
-    """Fit on train, score on dev: ``{"score", ...}`` plus the features' size."""
+def bow_baseline(task, steps: int = STEPS, with_pred: bool = False) -> dict:
+    """Fit on train, score on dev: ``{"score", ...}`` plus the features' size (and, with
+    ``with_pred``, the dev predictions under ``"pred"``, for paired intervals)."""
     vocab = _vocab(task)
     pair = task.kind == "pair"
     xtr, xdv = bow_features(task.train, vocab, pair), bow_features(task.dev, vocab, pair)
@@ -95,4 +96,6 @@ def bow_baseline(task, steps: int = STEPS) -> dict:
     pred = z[:, 0] if task.is_regression else z.argmax(1)  # (N,)
     out = task_score(task.metric, pred, gold)
     out["features"] = int(xtr.shape[1])
+    if with_pred:
+        out["pred"] = pred
     return out

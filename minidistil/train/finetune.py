@@ -8,6 +8,12 @@ Inputs are ``[CLS] a [SEP]`` or ``[CLS] a [SEP] b [SEP]`` (longest side cut firs
 none. After each epoch the dev score is measured; the best epoch's parameters are kept and
 training stops after ``patience`` epochs without improvement.
 
+Batches group examples of similar length (``group_by_length``, as in Hugging Face's ``Trainer``):
+each epoch the examples are shuffled, cut into spans of ``50 * batch_size``, each span is sorted by
+length and cut into batches, and the batches are shuffled. A batch is padded to its own longest
+example, so grouping halves the padded tokens on the built-in tasks without changing what an
+epoch sees. ``group_by_length=False`` gives plain shuffled batches.
+
 "DistilBERT (D)" (Sanh et al., 2019, section 4.2, on SQuAD): the student is fine-tuned with an
 extra soft-target loss against the logits of a teacher that was itself fine-tuned on the task::
 
@@ -42,6 +48,7 @@ class FinetuneConfig:
     patience: int = 1  # epochs without a better dev score before stopping
     max_len: int = 64
     eval_batch_size: int = 128
+    group_by_length: bool = True  # batches of similar length (less padding); False: plain shuffle
     alpha_soft: float = 0.0  # weight of the soft-target loss ("DistilBERT (D)"); 0: plain fine-tuning
     temperature: float = 2.0
 
@@ -105,6 +112,26 @@ def predict_logits(model: SequenceClassifier, enc: Encoded, pad_id: int, batch_s
     return out
 
 
+GROUP_SPAN = 50  # batches per length-sorted span (Hugging Face's LengthGroupedSampler uses 50 too)
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group_by_length: bool) -> list:
+    """One epoch's batches (arrays of example indices): ``ceil(N / batch_size)`` of them either way.
+
+    Spans are whole multiples of ``batch_size``, so only the very last batch can be short.
+    """
+    order = rng.permutation(len(lengths))  # (N,)
+    if not group_by_length:
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    span = GROUP_SPAN * batch_size
+    batches = []
+    for s in range(0, len(order), span):
+        chunk = order[s:s + span]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]  # longest first within the span
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def predictions(logits: np.ndarray, regression: bool) -> np.ndarray:
     return logits[:, 0] if regression else logits.argmax(axis=1)  # (N,)
 
@@ -135,12 +162,11 @@ def finetune(model: SequenceClassifier, train: Encoded, dev: Encoded, metric: st
     total = per_epoch * cfg.epochs
     opt = AdamW(model.params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay)
     best, best_epoch, best_state, bad, history, step = -np.inf, 0, None, 0, [], 0
+    lengths = np.array([len(s) for s in train.ids])  # (N,)
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        order = rng.permutation(N)
         losses = []
-        for s in range(0, N, cfg.batch_size):
-            rows = order[s:s + cfg.batch_size]
+        for rows in epoch_batches(lengths, cfg.batch_size, rng, cfg.group_by_length):
             ids, tt, mask = _pad(train, rows, pad_id)
             out = _forward(model, ids, tt, mask, training=True, rng=rng)
             loss, lc = task_loss_forward(out.logits, train.labels[rows], model.head.problem_type)

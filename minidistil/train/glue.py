@@ -63,20 +63,73 @@ def _median_index(scores) -> int:
     return int(np.argsort(scores)[(len(scores) - 1) // 2])
 
 
-def _retention_ci(tasks, preds_s, preds_t, n, seed=0):
-    """95% paired bootstrap interval of macro(student) / macro(teacher) over dev examples."""
+def bootstrap_scores(tasks, preds: dict, n: int, seed: int = 0) -> dict:
+    """Paired bootstrap over dev examples: ``{key: (n, n_tasks) scores}`` for every model of
+    ``preds`` (``{key: {task name: (N,) dev predictions}}``), each resample scoring every model on
+    the same examples; NaN where a model has no predictions for a task."""
     rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(n):
-        ms, mt = [], []
-        for t in tasks:
-            gold = np.array([ex.label for ex in t.dev])
-            i = rng.integers(0, len(gold), len(gold))
-            ms.append(task_score(t.metric, preds_s[t.name][i], gold[i])["score"])
-            mt.append(task_score(t.metric, preds_t[t.name][i], gold[i])["score"])
-        if np.mean(mt) > 0:
-            ratios.append(np.mean(ms) / np.mean(mt))
-    return (float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))) if ratios else (None, None)
+    out = {k: np.full((n, len(tasks)), np.nan) for k in preds}  # (n, n_tasks) each
+    for j, t in enumerate(tasks):
+        gold = np.array([ex.label for ex in t.dev])  # (N,)
+        for b in range(n):
+            i = rng.integers(0, len(gold), len(gold))  # (N,) one resample of the dev examples
+            for k, p in preds.items():
+                if t.name in p:
+                    out[k][b, j] = task_score(t.metric, p[t.name][i], gold[i])["score"]
+    return out
+
+
+def _ci(values):
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [None, None]
+
+
+def verdict(ci, higher_is_met: bool = True) -> str:
+    """'met' when the 95% interval of (a - b) lies above 0, 'MISSED' below, else 'not resolved'."""
+    lo, hi = ci
+    if lo is None:
+        return "not resolved"
+    if lo > 0:
+        return "met" if higher_is_met else "MISSED"
+    if hi < 0:
+        return "MISSED" if higher_is_met else "met"
+    return "not resolved"
+
+
+def _intervals(tasks, median_preds, bow_preds, d_preds, table2_task, n):
+    """Retention intervals ``{key: [lo, hi]}`` and the compared differences ``{name: {"difference",
+    "ci95", "verdict"}}``, every interval a 95% paired bootstrap over dev examples."""
+    names = [t.name for t in tasks]
+    preds = dict(median_preds, bow=bow_preds)
+    if d_preds is not None:
+        preds["student_D"] = {table2_task: d_preds}
+    boot = bootstrap_scores(tasks, preds, n)
+    full = {k: np.array([task_score(t.metric, p[t.name], np.array([ex.label for ex in t.dev]))["score"]
+                         if t.name in p else np.nan for t in tasks]) for k, p in preds.items()}  # (n_tasks,)
+    macro = {k: v.mean(axis=1) for k, v in boot.items() if k in median_preds}  # (n,) each
+    retention = {}
+    for k in median_preds:
+        if k != "teacher":
+            ok = macro["teacher"] > 0
+            retention[k] = _ci(macro[k][ok] / macro["teacher"][ok])
+    pairs = []  # (name, point difference, bootstrap differences)
+    if "control_a" in macro:
+        pairs.append(("student - control_a (macro)", full["student"].mean() - full["control_a"].mean(),
+                      macro["student"] - macro["control_a"]))
+    for j, t in enumerate(tasks):
+        if t.kind == "pair":
+            pairs.append((f"teacher - bow ({t.name})", full["teacher"][j] - full["bow"][j],
+                          boot["teacher"][:, j] - boot["bow"][:, j]))
+    if d_preds is not None:
+        j = names.index(table2_task)
+        pairs.append((f"student_D - student ({table2_task})", full["student_D"][j] - full["student"][j],
+                      boot["student_D"][:, j] - boot["student"][:, j]))
+    diffs = {}
+    for name, d, samples in pairs:
+        ci = _ci(samples)
+        diffs[name] = {"difference": float(d), "ci95": ci, "verdict": verdict(ci)}
+    return retention, diffs
 
 
 def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bool = True, log=print) -> dict:
@@ -96,6 +149,7 @@ def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bo
     report = {"run": run, "config": asdict(cfg), "models": {k: lbl for k, lbl, _ in models},
               "tasks": {}, "scores": {}, "table2": None}
     median_preds = {k: {} for k, _, _ in models}
+    bow_preds, d_preds = {}, None
     for task in tasks:
         train, dev = task.train[:cfg.max_train], task.dev[:cfg.max_dev]
         task = replace(task, train=train, dev=dev)
@@ -104,7 +158,9 @@ def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bo
         report["tasks"][task.name] = {"kind": task.kind, "metric": task.metric, "num_labels": task.num_labels,
                                       "train": len(train), "dev": len(dev), "balance_train": task.balance("train"),
                                       "balance_dev": task.balance("dev"), "description": task.description,
-                                      "majority": majority_baseline(task), "bow": bow_baseline(task)}
+                                      "majority": majority_baseline(task),
+                                      "bow": bow_baseline(task, with_pred=True)}
+        bow_preds[task.name] = report["tasks"][task.name]["bow"].pop("pred")
         soft = {}
         for key, label, _ in models:
             runs = []
@@ -126,12 +182,14 @@ def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bo
                     + " ".join(f"{s:.2f}" for s in scores))
         if soft:
             d_cfg = replace(ft, alpha_soft=cfg.alpha_soft, temperature=cfg.temperature)
-            d_scores = []
+            d_scores, d_runs = [], []
             for seed in cfg.seeds:
                 clf = classifier_for(encoders["student"], seed=seed, num_labels=task.num_labels)
                 r = finetune(clf, enc_tr, enc_dv, task.metric, tok.pad_id, d_cfg, seed=seed, soft_targets=soft[seed],
                              progress=bar.update if bar else None)
                 d_scores.append(r.best_score)
+                d_runs.append(r)
+            d_preds = d_runs[_median_index(d_scores)].dev_pred
             report["table2"] = {"task": task.name, "alpha_soft": cfg.alpha_soft, "temperature": cfg.temperature,
                                 "teacher": report["scores"]["teacher"][task.name],
                                 "student": report["scores"]["student"][task.name],
@@ -144,13 +202,11 @@ def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bo
     for base in ("majority", "bow"):
         macro[base] = float(np.mean([report["tasks"][n][base]["score"] for n in names]))
     tasks_cut = [replace(t, dev=t.dev[:cfg.max_dev]) for t in tasks]
-    report["retention"] = {}
-    for k in report["scores"]:
-        if k == "teacher":
-            continue
-        lo, hi = _retention_ci(tasks_cut, median_preds[k], median_preds["teacher"], cfg.bootstrap)
-        report["retention"][k] = {"ratio": macro[k] / macro["teacher"] if macro["teacher"] > 0 else None,
-                                  "ci95": [lo, hi]}
+    t2 = report["table2"]["task"] if report["table2"] else ""
+    ret_ci, diffs = _intervals(tasks_cut, median_preds, bow_preds, d_preds, t2, cfg.bootstrap)
+    report["retention"] = {k: {"ratio": macro[k] / macro["teacher"] if macro["teacher"] > 0 else None,
+                               "ci95": ci} for k, ci in ret_ci.items()}
+    report["differences"] = diffs
     report["wall_s"] = time.perf_counter() - t_start
     report["cpu_s"] = time.process_time() - c_start
     out = os.path.join(run, "glue")

@@ -15,11 +15,16 @@ def add_glue_parser(sub, pos_int, pos_float, nonneg_float) -> None:
     g.add_argument("--epochs", type=pos_int, help="maximum epochs (default 3; early stopping on dev)")
     g.add_argument("--lr", type=pos_float, help="peak learning rate (default 5e-4)")
     g.add_argument("--batch-size", type=pos_int, help="examples per batch (default 32)")
+    g.add_argument("--no-group-by-length", action="store_true",
+                   help="plain shuffled batches (default: batches of similar length, less padding, as "
+                        "Hugging Face's --group_by_length)")
     g.add_argument("--table2-task", default="area", help="the classification task of Table 2 (default area)")
     g.add_argument("--alpha", type=nonneg_float, default=0.5, help="weight of the soft-target loss in (D)")
     g.add_argument("--temperature", type=pos_float, default=2.0, help="temperature of (D) (default 2)")
     g.add_argument("--quick", action="store_true", help="96 training / 64 dev examples per task, 1 epoch (tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-fast", action="store_true", help="run the plain reference code only: "
+                   "no thread pool, BLAS and malloc as they come (see minidistil.fast)")
 
 
 def _task_list(args):
@@ -56,6 +61,8 @@ def run_glue_command(args, usage_error) -> int:
         raise usage_error(f"--tasks: {e}") from None
     ft = FinetuneConfig()
     over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)) if v}
+    if args.no_group_by_length:
+        over["group_by_length"] = False
     if args.quick:
         over.setdefault("epochs", 1)
     ft = replace(ft, **over)
@@ -65,6 +72,9 @@ def run_glue_command(args, usage_error) -> int:
     cfg = GlueConfig(seeds=tuple(range(args.seeds)), finetune=ft, table2_task=t2, alpha_soft=args.alpha,
                      temperature=args.temperature, max_train=96 if args.quick else None,
                      max_dev=64 if args.quick else None, bootstrap=200 if args.quick else 1000)
+    if not args.no_fast:  # as every training command: the speed layer, after the checks
+        from .. import fast
+        fast.enable()
     print(f"glue: {len(tasks)} task(s) x {args.seeds} seed(s) on the models of {args.out}", flush=True)
     report = run_glue(args.out, tasks, cfg, progress=not args.no_progress)
     print(format_glue(report))

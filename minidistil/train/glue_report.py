@@ -45,6 +45,11 @@ def format_glue(report: dict) -> str:
         lines += ["", "Table 2 in miniature: fine-tuning with a second distillation step "
                       "(seeds: " + ", ".join(f"{s:.1f}" for s in t2["student_D"]["seeds"]) + " for (D))"]
         lines += _table(rows)
+        name = next((k for k in report.get("differences", {}) if k.startswith("student_D - student")), None)
+        if name:
+            d, txt = _diff(report, name)
+            lines.append(f"(D) minus the plain student: {txt} points, 95% paired bootstrap interval -> "
+                         + {"met": "(D) better", "MISSED": "(D) worse"}.get(d["verdict"], "not resolved"))
     lines.append(f"time: {report['wall_s']:.0f} s wall, {report['cpu_s']:.0f} s CPU")
     return "\n".join(lines)
 
@@ -61,26 +66,40 @@ def _ret(ret):
     return f"{100 * ret['ratio']:.1f}%{ci}"
 
 
+def _diff(report, name):
+    d = report.get("differences", {}).get(name)
+    if d is None:
+        return None, ""
+    lo, hi = d["ci95"]
+    ci = f" [{lo:+.1f}, {hi:+.1f}]" if lo is not None else ""
+    return d, f"{d['difference']:+.1f}{ci}"
+
+
 def format_targets(report: dict) -> str:
-    """The issue's targets, each met or missed with its figure."""
+    """The issue's targets, each met or missed with its figure; a comparison is 'met' only when its
+    95% paired bootstrap interval excludes zero ('not resolved' when it does not)."""
     out = []
     r = report["retention"].get("student", {})
     if r.get("ratio") is not None:
-        out.append(f"student retains >= 97% of the teacher's macro-score: {100 * r['ratio']:.1f}% "
+        out.append(f"student retains >= 97% of the teacher's macro-score: {_ret(r)} "
                    f"-> {'met' if r['ratio'] >= 0.97 else 'MISSED'}")
     for n, t in report["tasks"].items():
         if t["kind"] == "pair":
+            d, txt = _diff(report, f"teacher - bow ({n})")
             tch, bow = report["scores"]["teacher"][n]["median"], t["bow"]["score"]
-            out.append(f"teacher beats bag-of-words on {n}: {tch:.1f} vs {bow:.1f} -> "
-                       f"{'met' if tch > bow else 'MISSED'}")
+            out.append(f"teacher beats bag-of-words on {n}: {tch:.1f} vs {bow:.1f}, difference {txt} -> "
+                       f"{d['verdict'] if d else ('met' if tch > bow else 'MISSED')}")
     if "control_a" in report["macro"]:
+        d, txt = _diff(report, "student - control_a (macro)")
         s, a = report["macro"]["student"], report["macro"]["control_a"]
-        out.append(f"student beats control (a) Lmlm only: macro {s:.1f} vs {a:.1f} -> {'met' if s > a else 'MISSED'}")
+        out.append(f"student beats control (a) Lmlm only: macro {s:.1f} vs {a:.1f}, difference {txt} -> "
+                   f"{d['verdict'] if d else ('met' if s > a else 'MISSED')}")
     else:
         out.append("student vs control (a): control (a) not in the run directory")
     mins = report["wall_s"] / 60
     out.append(f"glue in <= 20 minutes: {mins:.1f} min wall ({report['cpu_s'] / 60:.1f} min CPU) -> "
                f"{'met' if mins <= 20 else 'MISSED'}")
+    out.append("(differences: points, median-seed predictions, 95% paired bootstrap interval over dev examples)")
     return "\n".join(out)
 
 
