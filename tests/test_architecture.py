@@ -4,7 +4,9 @@ an import that happens to be cached):
 * the teaching path (kernels, layers, models, losses, masking, train, gradcheck) reaches no speed
   code: no ``minidistil.fast``, no ``minidistil.bench``, no threadpoolctl, ctypes or malloc
   tuning, and no environment variable set, through any chain of imports inside the package
-  (function-level imports included: they run as soon as the function does);
+  (function-level imports included: they run as soon as the function does). The command line
+  is not the teaching path: it is what switches the fast layer on (``cli.py``, ``cli_*.py`` and
+  each command's ``train/<command>_cli.py``), so the walk neither starts nor continues there;
 * no source file of the package, the tests or the tutorials is over 500 lines.
 """
 from __future__ import annotations
@@ -66,8 +68,14 @@ def _graph():
     return files, {m: _imports(p) for m, p in files.items()}
 
 
+def _is_command_line(module: str) -> bool:
+    last = module.rsplit(".", 1)[-1]
+    return last == "cli" or last.startswith("cli_") or last.endswith("_cli")
+
+
 def _teaching_modules(files):
-    return sorted(m for m in files if m.count(".") >= 1 and m.split(".")[1] in TEACHING)
+    return sorted(m for m in files if m.count(".") >= 1 and m.split(".")[1] in TEACHING
+                  and not _is_command_line(m))
 
 
 def test_the_graph_sees_imports():
@@ -77,6 +85,8 @@ def test_the_graph_sees_imports():
     assert "minidistil.layers.linear" in files and any(
         n.startswith("minidistil.kernels") for n in graph["minidistil.layers.linear"][0])
     assert len(_teaching_modules(files)) > 30
+    assert "minidistil.train.glue_cli" not in _teaching_modules(files)  # the command line
+    assert "minidistil.train.glue" in _teaching_modules(files)
 
 
 def test_the_teaching_path_reaches_no_speed_code():
@@ -93,7 +103,8 @@ def test_the_teaching_path_reaches_no_speed_code():
                     bad.append(f"{' -> '.join(chain[m])} imports {n}")
                 # the modules of the package this name is (or is inside of)
                 for target in {n, n.rsplit(".", 1)[0]}:
-                    if target in files and target not in seen and not target.startswith(FORBIDDEN_PACKAGES):
+                    if target in files and target not in seen and not target.startswith(FORBIDDEN_PACKAGES) \
+                            and not _is_command_line(target):
                         seen.add(target)
                         chain[target] = chain[m] + [target]
                         todo.append(target)
