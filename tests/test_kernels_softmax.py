@@ -68,7 +68,7 @@ def test_numba_matches_numpy_twin(dtype, T):
     p_ref, c_ref = softmax_t.softmax_forward_numpy(x, T)
     p, c = softmax_t.softmax_forward_numba(x, T)
     assert p.dtype == dtype and p.shape == x.shape
-    assert type(c) is type(c_ref) is SoftmaxCache and c.p is p and c.T == c_ref.T == T
+    assert type(c) is type(c_ref) is SoftmaxCache and c.p is p and c.tau == c_ref.tau == T
     assert nrel(p, p_ref) <= tol
     assert nrel(softmax_t.softmax_backward_numba(dp, c_ref),
                 softmax_t.softmax_backward_numpy(dp, c_ref)) <= tol
