@@ -16,6 +16,7 @@ from minidistil.exercises import problems_attention as PA
 from minidistil.exercises import solutions as S
 
 from hint_cases_outside import MORE_KEY_CASES
+from hint_cases_set3 import SECOND_EXERCISE_CASES, SET3_KEY_CASES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
 
@@ -252,6 +253,7 @@ KEY_CASES.update({
     "mutates_input": ("gelu", _gelu_inplace),
 })
 KEY_CASES.update(MORE_KEY_CASES)  # the keys added after the outside sets were measured
+KEY_CASES.update(SET3_KEY_CASES)  # ... and after outside set 3
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))
@@ -260,6 +262,12 @@ def test_the_mistake_fires_its_key_and_no_other(key):
     res = check(name, fn, verbose=False)
     assert not res.passed
     assert res.hint_keys == [key], f"{key}: fired {res.hint_keys}"
+
+
+@pytest.mark.parametrize("key,name,fn", SECOND_EXERCISE_CASES, ids=[f"{k}-{n}" for k, n, _ in SECOND_EXERCISE_CASES])
+def test_a_shared_key_fires_on_its_other_exercise_too(key, name, fn):
+    res = check(name, fn, verbose=False)
+    assert not res.passed and res.hint_keys == [key], f"{key} on {name}: fired {res.hint_keys}"
 
 
 def _documented_keys():

@@ -14,6 +14,7 @@ entry must get one of its keys and no key outside them. docs/exercises.md report
 (the first measurement, before any hint was changed for the set, is the honest figure).
 """
 import importlib
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from minidistil.exercises import check
+
+from judged_outside_set3 import AFTER_SET3, NOT_CLAIMING, SET3
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -218,6 +221,7 @@ AFTER_SET2 = {
     "enc_forgot_v_path": ("specific", {"block_qkv_paths"}),
     "enc_gelu_only_cdf": ("specific", {"block_gelu"}),
     "enc_attn_no_scale": ("specific", {"block_attention_scale"}),
+    "emb_dbias_axis0": ("specific", {"bias_sum_axes"}),  # after set 3 (was wrong_shape)
 }
 
 
@@ -235,21 +239,27 @@ def _run(entry):
         return check(entry["exercise"], entry["fn"], verbose=False)
 
 
-SETS = {"outside_set1": {**SET1, **AFTER_SET1}, "outside_set2": {**SET2, **AFTER_SET2}}
+SETS = {"outside_set1": {**SET1, **AFTER_SET1}, "outside_set2": {**SET2, **AFTER_SET2},
+        "outside_set3": {**SET3, **AFTER_SET3}}
+BLIND = {"outside_set2": SET2, "outside_set3": SET3}  # the first measurements of the blind sets
+
+
+def _is_control(entry):
+    return entry["id"].startswith("correct_") or entry["id"].endswith("_ok")  # set 3: "<name>_ok"
 
 
 def _entries():
     out = []
     for name, judged in SETS.items():
         for e in _load(name):
-            out.append(pytest.param(e, judged.get(e["id"]), id=f"{name}:{e['id']}"))
+            out.append(pytest.param(e, judged.get(e["id"]), name, id=f"{name}:{e['id']}"))
     return out
 
 
-@pytest.mark.parametrize("entry, judged", _entries())
-def test_outside_entry(entry, judged):
+@pytest.mark.parametrize("entry, judged, set_name", _entries())
+def test_outside_entry(entry, judged, set_name):
     res = _run(entry)
-    if entry["id"].startswith("correct_"):
+    if _is_control(entry):
         assert res.passed, res.report()
         return
     assert judged is not None, f"{entry['id']} has no judgement: read its hints and add one"
@@ -259,9 +269,38 @@ def test_outside_entry(entry, judged):
         fired = set(res.hint_keys)
         assert fired & keys, f"{entry['id']}: expected one of {keys}, got {res.hint_keys}\n{res.report()}"
         assert fired <= keys | {"wrong_shape"}, f"{entry['id']}: extra hints {fired - keys}"
+    elif set_name == "outside_set3":  # no hint may claim a cause that is not this mistake's
+        assert kind != "misleading", f"{entry['id']} still gets a hint for another mistake"
+        assert set(res.hint_keys) <= NOT_CLAIMING, f"{entry['id']}: {res.hint_keys} claim a cause"
 
 
 def test_every_entry_is_judged():
     for name, judged in SETS.items():
-        ids = {e["id"] for e in _load(name) if not e["id"].startswith("correct_")}
+        ids = {e["id"] for e in _load(name) if not _is_control(e)}
         assert ids == set(judged), (name, ids ^ set(judged))
+
+
+def _wilson(k, n, z=1.959964):
+    p, d = k / n, 1 + z * z / n
+    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return 100 * (c - h), 100 * (c + h)
+
+
+def test_named_rates(capsys):
+    """Print each set's rate of specific hints, blind (first measurement) and now; the
+    judgements above are pinned by test_outside_entry, so 'now' is what the checker does."""
+    lines = []
+    for name, now in SETS.items():
+        n = len(now)
+        k_now = sum(kind == "specific" for kind, _ in now.values())
+        line = f"{name}: specific {k_now}/{n} now [{_wilson(k_now, n)[0]:.1f}, {_wilson(k_now, n)[1]:.1f}]"
+        if name in BLIND:
+            k0 = sum(kind == "specific" for kind, _ in BLIND[name].values())
+            wrong = sum(kind == "misleading" for kind, _ in BLIND[name].values())
+            lo, hi = _wilson(k0, n)
+            line += f"; blind {k0}/{n} = {100 * k0 / n:.1f}% [{lo:.1f}, {hi:.1f}], wrong hints {wrong}"
+            assert k_now >= k0
+        lines.append(line)
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert not [i for i, (kind, _) in SETS["outside_set3"].items() if kind == "misleading"]

@@ -251,7 +251,7 @@ plt.show()
 
 # %% [markdown]
 # Its accuracy on the fixed evaluation: the validation documents of its own split, every
-# sequence masked twice with fixed seeds (`minidistil demo` masks eight times). The standard
+# sequence masked twice with fixed seeds (`minidistil demo` masks 14 times). The standard
 # error treats a validation sequence as the sampling unit, because the tokens of one sequence
 # are not independent draws.
 

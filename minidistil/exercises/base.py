@@ -86,6 +86,27 @@ def any_close(m, name, candidates) -> bool:
     return any(close(m[name], c) for c in candidates)
 
 
+def raises_like(e, attempt) -> bool:
+    """``attempt()`` raises the same exception as the learner's ``e`` (type and message)."""
+    try:
+        attempt()
+    except Exception as mine:  # noqa: BLE001 - compare whatever the attempt raises
+        return type(e) is type(mine) and str(e) == str(mine)
+    return False
+
+
+def bias_partial_sum(m, r) -> bool:
+    """A bias gradient ``m`` that kept leading axes: summing them gives the reference ``r``."""
+    m, r = np.asarray(m, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    return (m.ndim > r.ndim == 1 and m.shape[-1] == r.shape[-1]
+            and close(m.reshape(-1, r.shape[-1]).sum(0), r))
+
+
+BIAS_AXES_HINT = ("A bias is added at every position, so its gradient sums over ALL the leading "
+                  "axes, batch AND sequence: g.sum(axis=(0, 1)) (or g.reshape(-1, g.shape[-1])"
+                  ".sum(0)), the shape of the bias.")
+
+
 def padding_mask(B, T, pads):
     """(B, T) int mask, 1 real and 0 pad, the last ``pads[b]`` positions of row b padded."""
     mask = np.ones((B, T), dtype=np.int64)  # (B, T)

@@ -7,11 +7,14 @@
   none of them. The test cases are drawn so that no two suspects have the same value (no
   T·P = 1), so a factor names one cause.
 * **Shape.** ``wrong_shape`` prints the shape returned and the shape expected.
-* **Exceptions.** ``keepdims`` when NumPy could not broadcast ``(N, C)`` against ``(N,)``: a
-  sum or mean lost its axis. Other exceptions are shown as ``exception`` with their message.
+* **Exceptions.** ``transpose_nd`` when the line that raised applies ``.T`` to an array of
+  more than two axes (read from the traceback: the line's source and its frame's variables).
+  ``keepdims`` when NumPy could not broadcast ``(N, C)`` against ``(N,)``: a sum or mean lost
+  its axis. Other exceptions are shown as ``exception`` with their message.
 """
 from __future__ import annotations
 
+import linecache
 import math
 import re
 
@@ -97,7 +100,7 @@ def scale_hints(ex, mine: dict, ref: dict, case):
 _SHAPES = re.compile(r"\(([\d, ]*)\)")
 
 
-def _shapes(msg: str) -> list:
+def shapes_in(msg: str) -> list:
     out = []
     for s in _SHAPES.findall(msg):
         parts = [p for p in s.replace(" ", "").split(",") if p]
@@ -105,12 +108,39 @@ def _shapes(msg: str) -> list:
     return out
 
 
+_DOT_T = re.compile(r"\b([A-Za-z_]\w*)\.T\b")
+
+
+def transpose_nd(exc: Exception):
+    """``(line, variable name, shape)`` when the line that raised applies ``.T`` to a local array
+    with more than two axes (NumPy's ``.T`` then reverses every axis), else None.
+
+    Read from the traceback: the source line of each frame and that frame's local variables."""
+    tb = exc.__traceback__
+    while tb is not None:
+        line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
+        for var in _DOT_T.findall(line):
+            a = tb.tb_frame.f_locals.get(var, tb.tb_frame.f_globals.get(var))
+            if isinstance(a, np.ndarray) and a.ndim > 2:
+                return line, var, a.shape
+        tb = tb.tb_next
+    return None
+
+
 def exception_hint(exc: Exception):
     """``(key, text)`` for an exception raised by the learner's function."""
     msg = str(exc)
     name = type(exc).__name__
+    found = transpose_nd(exc) if isinstance(exc, ValueError) else None
+    if found:
+        line, var, shape = found
+        return ("transpose_nd",
+                f"{name}: {msg.strip()}. The line `{line}` applies .T to {var}, which has "
+                f"{len(shape)} axes {shape}: NumPy's .T reverses ALL of them ({shape[::-1]}). "
+                f"To swap only the last two, write {var}.swapaxes(-1, -2) (or flatten the "
+                f"leading axes first, {var}.reshape(-1, {var}.shape[-1]).T).")
     if isinstance(exc, ValueError) and "broadcast" in msg:
-        shapes = _shapes(msg)
+        shapes = shapes_in(msg)
         for a in shapes:
             for b in shapes:
                 if len(b) == len(a) - 1 and a[:-1] == b and a[-1] != 1:

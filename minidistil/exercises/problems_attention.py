@@ -13,7 +13,7 @@ import numpy as np
 
 from . import forwards as F
 from . import solutions as S
-from .base import Case, Mistake, any_close, close, padding_mask
+from .base import BIAS_AXES_HINT, Case, Mistake, any_close, bias_partial_sum, close, padding_mask
 
 # ----------------------------------------------------------------------------------- attention
 
@@ -180,7 +180,8 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     splits and merges the gradient heads with a bare reshape (``"split"``/``"merge"``: only one
     of the two); ``ln_order="swapped"`` adds the residual branch's gradient BEFORE going back
     through the LayerNorm; ``gelu="cdf"`` keeps only Phi(u) of GELU's derivative;
-    ``masked=False`` recomputes the forward without the padding mask; ``paths`` are the
+    ``masked=False`` recomputes the forward without the padding mask (``"forward"``: only the
+    probabilities the attention backward uses); ``paths`` are the
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
     r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk.
     """
@@ -190,6 +191,8 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     # independent of it: the numerical gradient differentiates forwards.encoder_block
     q, k, v, probs, ctx2, r1, h, u, gu, r2 = S.encoder_block_cache(
         x, mask if masked else None, p, num_heads, eps)
+    if masked == "forward":  # masked forward, probs recomputed without the mask for the backward
+        probs = S.encoder_block_cache(x, None, p, num_heads, eps)[3]
     ln2_at = h if ln_input == "h" else r2  # (B, T, C)
     ln1_at = x if ln_input == "x" else r1  # (B, T, C)
 
@@ -248,10 +251,10 @@ BLOCK_MISTAKES = [
             "exercise); you kept Phi(u) only.",
             _variant(gelu="cdf")),
     Mistake("block_mask",
-            "You recomputed the attention without the padding mask: padded keys then get weight "
-            "in the forward you differentiate. Add the mask's bias to the scores (the attention "
-            "exercise).",
-            _variant(masked=False)),
+            "You recomputed the attention probabilities without the padding mask (in your forward "
+            "or for the backward): padded keys then get weight, and gradient. Add the mask's bias "
+            "to the scores before the softmax (the attention exercise).",
+            _any(_variant(masked=False), _variant(masked="forward"))),
     Mistake("block_qkv_paths",
             "x feeds q, k AND v: dx = dr1 + the dx of all three projections; one is missing.",
             _any(*(_variant(paths=ps) for ps in (("q", "k"), ("q", "v"), ("k", "v"), ("v",), ("q",), ("k",))))),
@@ -259,6 +262,8 @@ BLOCK_MISTAKES = [
             "Each LayerNorm's backward needs its own input: LN2's is r2 = h + FFN(h), LN1's is "
             "r1 = x + Attn(x) (the sums before the normalisation), not h or x.",
             _any(_variant(ln_input="h"), _variant(ln_input="x"))),
+    Mistake("bias_sum_axes", BIAS_AXES_HINT,
+            lambda m, r, c: any(bias_partial_sum(m[g], r[g]) for g in r if g.endswith(".bias]"))),
     Mistake("block_attention_scale",
             "scores = q k^T / sqrt(HS): dq and dk carry 1/sqrt(HS) inside the block too.",
             _variant(attn_scale=False)),

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import forwards as F
 from . import solutions as S
-from .base import UPSTREAM_HINT, Case, Mistake, close, upstream_ignored
+from .base import UPSTREAM_HINT, Case, Mistake, close, raises_like, upstream_ignored
 
 # ----------------------------------------------------------------------------------- triple loss
 
@@ -177,7 +177,16 @@ def _mse_projection(m, r, c):
     return np.shape(m["ds_h"]) == c.args["t_h"].shape != c.args["s_h"].shape
 
 
+def _mse_ds_weight(e, c):
+    """The learner's exception is the one ``de @ weight.T`` raises (de shaped like t_h)."""
+    return raises_like(e, lambda: np.zeros(c.args["t_h"].shape) @ c.args["weight"].T)
+
+
 MSE_MISTAKES = [
+    Mistake("mse_ds_weight",
+            "ds_h = de @ weight: e = s_h @ W.T - t_h with W (CT, CS), so (..., CT) @ (CT, CS) "
+            "gives (..., CS); de @ W.T does not fit.",
+            on_error=_mse_ds_weight),
     Mistake("mse_factor_two",
             "d(e**2)/de = 2 e: the factor 2 is missing.",
             lambda m, r, c: close(m["ds_h"], r["ds_h"] / 2) or close(m["dweight"], r["dweight"] / 2)),

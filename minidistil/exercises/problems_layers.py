@@ -45,6 +45,10 @@ LINEAR_MISTAKES = [
             "is (N, IN). dy @ weight.T only fits when the weight is square, and is wrong there.",
             lambda m, r, c: close(m["dx"], c.args["dy"] @ c.args["weight"].T),
             _matmul_error),
+    Mistake("linear_dweight_outer_sums",
+            "dweight = dy^T @ x sums the outer products of each row's dy_n and x_n; the outer "
+            "product of the two row sums, outer(dy.sum(0), x.sum(0)), mixes rows with each other.",
+            lambda m, r, c: close(m["dweight"], np.outer(c.args["dy"].sum(0), c.args["x"].sum(0)))),
 ]
 LINEAR_SCALES = {"B": "the gradient is summed over the N rows, not averaged: no division by N.",
                  "1/B": "a mean over the N rows crept in: the forward sums, so the backward sums.",
@@ -86,6 +90,10 @@ def _gelu_with_pdf(pdf):
     return test
 
 
+def _phi(x):
+    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...) the normal pdf
+
+
 _PDF_FIX = " phi(x) = exp(-x**2 / 2) / sqrt(2 pi), the derivative of Phi(x) = 0.5 (1 + erf(x / sqrt 2))."
 
 GELU_MISTAKES = [
@@ -99,6 +107,10 @@ GELU_MISTAKES = [
     Mistake("gelu_pdf_exponent",
             "The Gaussian pdf in x * phi(x) has exp(-x**2) where it needs exp(-x**2 / 2)." + _PDF_FIX,
             _gelu_with_pdf(lambda x: np.exp(-x * x) / math.sqrt(2 * math.pi))),
+    Mistake("gelu_pdf_no_x",
+            "The product rule on x * Phi(x) gives Phi(x) + x * phi(x): the second term is x * phi(x), "
+            "you wrote phi(x) without the x.",
+            lambda m, r, c: close(m["dx"], c.args["dy"] * (phi_cdf(c.args["x"]) + _phi(c.args["x"])))),
     Mistake("gelu_product_rule",
             "gelu(x) = x * Phi(x) is a product: gelu'(x) = Phi(x) + x * phi(x). You kept only "
             "one of the two terms.",
@@ -192,6 +204,12 @@ def _ln_unbiased(m, r, c):
     return any_close(m, "dx", dxs) or close(m["dgamma"], (dy * xhat).sum(axis=lead))
 
 
+def _ln_param_axes(m, r, c):
+    """dgamma or dbeta summed over the features (the last axis) instead of over the rows."""
+    dy, gamma, rstd, xhat = ln_parts(c)
+    return any_close(m, "dgamma", ((dy * xhat).sum(-1),)) or any_close(m, "dbeta", (dy.sum(-1),))
+
+
 LAYERNORM_MISTAKES = [
     Mistake("layernorm_mean_term",
             "The mean depends on every x_j: dx needs the '- mean(g)' term "
@@ -219,6 +237,11 @@ LAYERNORM_MISTAKES = [
             "LayerNorm uses the biased variance, mean((x - mu)**2) (divide by C, np.var's default "
             "ddof=0); you divided by C - 1 (ddof=1, torch.var's default).",
             _ln_unbiased),
+    Mistake("layernorm_param_axes",
+            "gamma and beta are shared by every row, so dgamma and dbeta sum over the ROWS (every "
+            "axis but the last), shape (C,): (dy * xhat).sum(axis=tuple(range(x.ndim - 1))), not "
+            "over the features (axis=-1).",
+            _ln_param_axes),
 ]
 LAYERNORM_SCALES = {"C": "a sum over the C features where the formula has a mean (or the 1/C of "
                          "d mu/dx and d var/dx counted twice).",
@@ -289,10 +312,22 @@ def _sm_unweighted(m, r, c):
     return any_close(m, "dx", (g / c.args["T"], g))
 
 
+def _sum_axis(m, r, c, grad):
+    """The row sum of the backward taken over another axis than the softmax's (the last)."""
+    x, T = c.args["x"], c.args["T"]
+    up = c.args["dp"] if "dp" in c.args else c.args["dy"]
+    p = F.softmax_t(x, T)  # (N, V)
+    return any_close(m, "dx", (grad(p, up, ax) / T for ax in range(x.ndim - 1)))
+
+
+_SUM_AXIS = ("The sum in the backward runs over the softmax's own axis, the last one (the V "
+             "entries of one row): .sum(axis=-1, keepdims=True), not over the rows.")
 _P_WITHOUT_T = ("You recomputed p as softmax(x), without the temperature: p = softmax(x / T) in the "
                 "backward too.")
 
 SOFTMAX_MISTAKES = [
+    Mistake("softmax_sum_axis", _SUM_AXIS, lambda m, r, c: _sum_axis(
+        m, r, c, lambda p, d, ax: p * (d - (d * p).sum(axis=ax, keepdims=True)))),
     Mistake("softmax_weighted_sum",
             "The row sum in the softmax backward is weighted by p: dx = p * (dp - sum(dp * p)) / T, "
             "not p * (dp - sum(dp)) / T.",
@@ -345,6 +380,8 @@ def _lsm_unnormalised(m, r, c):
 
 
 LOG_SOFTMAX_MISTAKES = [
+    Mistake("softmax_sum_axis", _SUM_AXIS, lambda m, r, c: _sum_axis(
+        m, r, c, lambda p, d, ax: d - p * d.sum(axis=ax, keepdims=True))),
     Mistake("log_softmax_used_softmax",
             "That is the SOFTMAX backward, p * (dy - sum(dy * p)) / T. For log-softmax, "
             "d log p_i / d z_j = delta_ij - p_j, so dx = (dy - p * sum(dy)) / T.",

@@ -11,7 +11,9 @@ import numpy as np
 
 from . import forwards as F
 from . import solutions as S
-from .base import UPSTREAM_HINT, Case, Mistake, any_close, close, padding_mask, upstream_ignored
+from .base import (BIAS_AXES_HINT, UPSTREAM_HINT, Case, Mistake, any_close, bias_partial_sum, close,
+                   padding_mask, upstream_ignored)
+from .hints import shapes_in
 
 # ----------------------------------------------------------------------------------- tied embedding
 
@@ -53,7 +55,23 @@ def _emb_dh_transposed(e, c):
     return False
 
 
+def _emb_layout(e, c):
+    """dweight built (C, V), the transpose of weight: np.add.at into it runs past its C rows,
+    or adding it to a (V, C) array cannot broadcast."""
+    V, C = c.args["weight"].shape
+    if isinstance(e, IndexError):
+        return V > C and f"axis 0 with size {C}" in str(e)
+    shapes = shapes_in(str(e)) if isinstance(e, ValueError) and "broadcast" in str(e) else []
+    return V != C and (V, C) in shapes and (C, V) in shapes
+
+
 EMBEDDING_MISTAKES = [
+    Mistake("embedding_dweight_layout",
+            "dweight has the layout of weight, (V, C): the projection's part is dlogits^T @ h, "
+            "(V, B*T) @ (B*T, C), not h^T @ dlogits, which is (C, V).",
+            on_error=_emb_layout),
+    Mistake("bias_sum_axes", BIAS_AXES_HINT,
+            lambda m, r, c: bias_partial_sum(m["dbias"], r["dbias"])),
     Mistake("embedding_dh_weight",
             "dh = dlogits @ weight: logits = h @ W.T with W (V, C), so (..., V) @ (V, C) gives "
             "(..., C); dlogits @ W.T does not fit.",
@@ -182,6 +200,14 @@ def _ce_count(m, r, c):
     return close(m["dlogits"], r["dlogits"] * n / y.size)
 
 
+def _ce_batch_mean(m, r, c):
+    """Divided by B, the batch size, instead of n, the scored tokens. A case with B = 1 cannot
+    tell this from no mean at all (scale_n), nor one with B = n from the right answer, so it is
+    only read where 1 < B != n."""
+    B, n = c.args["logits"].shape[0], c.consts["n"]
+    return 1 < B != n and close(m["dlogits"], r["dlogits"] * n / B)
+
+
 def _ce_probs(m, r, c):
     a = c.args
     y, p = a["labels"], F.softmax_t(a["logits"])  # (B, T), (B, T, V)
@@ -203,6 +229,10 @@ CE_MISTAKES = [
     Mistake("ce_count",
             "Average over the SCORED rows ((labels != -100).sum()), not over every row.",
             _ce_count),
+    Mistake("ce_batch_mean",
+            "You divided by the batch size B; the loss is a mean over the scored TOKENS, so "
+            "divide by n = (labels != -100).sum() (a batch of B sequences has many tokens).",
+            _ce_batch_mean),
     Mistake("ce_wrt_probs",
             "That is the gradient of -log p_y with respect to the probabilities (or to the logit "
             "alone); through the softmax it becomes softmax(logits) - onehot(label).",

@@ -154,7 +154,7 @@ def format_ablation(report: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     lines.append(f"(teacher {intervals.fmt_pm(report['teacher_accuracy'], report['teacher_se'])}%; "
                  f"{len(report['seeds'])} seeds x {report['steps']} steps per row; paired by seed and by "
-                 f"token: {report['n_masked']} validation tokens, {report.get('n_masks', 1)} masks; "
+                 f"token: {report['n_masked']} validation tokens, {report.get('n_masks', 1)} mask(s); "
                  "95% CI = mean +/- t(S-1) sqrt(var_seeds/S + se_tokens^2); the paper's rows of "
                  "Table 4 are GLUE points, for sign and ranking; (a) and (b) are the controls, the "
                  "paper's claim expects them below the triple loss)")

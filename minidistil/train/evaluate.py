@@ -1,7 +1,7 @@
 """Evaluation on the validation split, and the paper's Table 3 beside ours.
 
-The evaluation masks every validation sequence ``EvalConfig.n_masks`` times, each time with its
-own fixed seed (mask 0 from ``eval_seed``, mask k from ``(eval_seed, k)``), so every model
+The evaluation masks every validation sequence ``EvalConfig.n_masks`` times with fixed seeds
+(from ``eval_seed``; eval_masks.py: each round of 7 masks covers every token), so every model
 (teacher, student, controls, each ablation) is scored on exactly the same masked tokens, and
 there are several times more of them than one mask gives. Each masked token remembers the
 validation sequence it came from: the standard errors (``intervals.py``) treat a sequence as one
@@ -55,24 +55,21 @@ class EvalSet(list):
 
 
 MASK_GROUP = 32  # sequences (in length order) that share one draw of an evaluation mask
-
-
-def mask_rng(eval_seed: int, k: int, group: int) -> np.random.Generator:
-    """The generator of evaluation mask ``k`` of mask group ``group``.
-
-    Masks are drawn for fixed groups of ``MASK_GROUP`` sequences, whatever the batch size, so
-    every command that evaluates the same validation split scores the same tokens. A group
-    (rather than one sequence) keeps the masked share at ``mlm_prob``: ``mask_tokens`` masks
-    round(mlm_prob * n) tokens per draw, which on one short sequence rounds away a few percent."""
-    return np.random.default_rng([eval_seed, k, group])
+# Masks are drawn for fixed groups of MASK_GROUP sequences, whatever the batch size, so every
+# command that evaluates the same validation split scores the same tokens. A group (rather than
+# one sequence) keeps the masked share at mlm_prob: round(mlm_prob * n) tokens are masked per
+# draw, which on one short sequence would round away a few percent. Within a group the masks come
+# in rounds that cover every token (eval_masks.py).
 
 
 def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15,
                   n_masks: int | None = None) -> EvalSet:
     """The validation batches under ``cfg.n_masks`` fixed masks (the same for every model, and
-    for every batch size: see ``mask_rng``)."""
+    for every batch size: see ``MASK_GROUP``); every ``masks_per_round(mlm_prob)`` masks cover
+    every maskable token at least once (eval_masks.py)."""
     from ..data.batches import pad_batch
-    from ..masking import IGNORE_INDEX, mask_tokens
+    from ..masking import IGNORE_INDEX
+    from .eval_masks import cover_mask
     n_masks = cfg.n_masks if n_masks is None else n_masks
     if n_masks < 1:
         raise ValueError(f"n_masks must be >= 1, got {n_masks}")
@@ -84,8 +81,8 @@ def make_eval_set(val_seqs, tokenizer, cfg: EvalConfig, mlm_prob: float = 0.15,
         for g, start in enumerate(range(0, len(order), MASK_GROUP)):
             idx = order[start:start + MASK_GROUP]  # (G,)
             ids, attn = pad_batch([val_seqs[i] for i in idx], tokenizer.pad_id)  # (G, T) each
-            m, lab = mask_tokens(ids, attn, mask_rng(cfg.eval_seed, k, g), tokenizer.vocab_size,
-                                 tokenizer.mask_id, tokenizer.special_ids, mlm_prob=mlm_prob)
+            m, lab = cover_mask(ids, attn, cfg.eval_seed, k, g, tokenizer.vocab_size,
+                                tokenizer.mask_id, tokenizer.special_ids, mlm_prob=mlm_prob)
             for row, i in enumerate(idx):
                 masked[i], labels[i] = m[row, :len(val_seqs[i])], lab[row, :len(val_seqs[i])]
         for start in range(0, len(order), cfg.batch_size):

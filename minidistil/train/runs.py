@@ -104,7 +104,7 @@ def distill_with(stage: DistillStageConfig, **changes) -> DistillStageConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = 32
-    eval_seed: int = 1234            # the fixed evaluation masks (evaluate.mask_rng)
+    eval_seed: int = 1234            # the fixed evaluation masks (eval_masks.py)
     n_masks: int = 8                 # each validation sequence is masked this many times
     timing_repeats: int = 3
 
