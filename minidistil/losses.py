@@ -27,7 +27,7 @@ from .kernels.kl import soft_target_rows
 from .kernels.backend import (check_float_array, check_ids, check_mask, check_same_dtype, check_shape,
                               check_temperature)
 
-from .masking import IGNORE_INDEX  # noqa: E402  (one definition, where labels are made)
+from .masking import IGNORE_INDEX  # noqa: E402  (kernels/backend.py's, exported where labels are made)
 COS_EPS = 1e-12  # added to squared norms in Lcos so that a zero vector gives cos = 0, not NaN
 
 
@@ -299,11 +299,7 @@ class DistillLossConfig:
             raise ValueError("at least one of alpha_ce, alpha_mlm, alpha_cos must be > 0")
         if isinstance(self.temperature, bool):
             raise TypeError("temperature must be a number, got bool")
-        try:
-            t = check_temperature(self.temperature)
-        except (TypeError, ValueError) as e:
-            raise type(e)(str(e).replace("temperature T", "temperature")) from None
-        object.__setattr__(self, "temperature", t)
+        object.__setattr__(self, "temperature", check_temperature(self.temperature))
         if self.ce_positions not in CE_POSITIONS:
             raise ValueError(f"ce_positions must be one of {CE_POSITIONS}, got {self.ce_positions!r}")
 

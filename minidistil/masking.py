@@ -31,9 +31,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .kernels.backend import check_ids, check_mask
-
-IGNORE_INDEX = -100  # the label of a position no loss looks at (the Hugging Face convention)
+from .kernels.backend import IGNORE_INDEX, check_ids, check_mask  # IGNORE_INDEX: labels made here
 
 
 # ---------------------------------------------------------------- checks

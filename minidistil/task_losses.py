@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .kernels.backend import check_float_array
+from .kernels.backend import check_float_array, check_ids
 
 PROBLEM_TYPES = ("single_label_classification", "regression")
 
@@ -47,16 +47,9 @@ def _check_logits(logits, K=None):
 
 def check_class_labels(labels, num_labels: int, n=None) -> np.ndarray:
     """Integer labels in [0, num_labels): anything else is a ValueError naming the bad value."""
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"labels must be a numpy.ndarray, got {type(labels).__name__}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels of a classification task must be integers, got dtype {labels.dtype}")
+    check_ids("labels", labels, num_labels)  # an integer ndarray, every value a class index
     if labels.ndim != 1 or (n is not None and labels.shape[0] != n):
         raise ValueError(f"labels must have shape ({n if n is not None else 'B'},), got {labels.shape}")
-    bad = (labels < 0) | (labels >= num_labels)
-    if bad.any():
-        raise ValueError(f"labels must lie in [0, {num_labels}) (num_labels = {num_labels}), "
-                         f"got {int(labels[bad][0])}")
     return labels
 
 

@@ -20,7 +20,7 @@ from minidistil import bench
 from minidistil.bench import measure as M, run as R, steps as S
 from minidistil.bench.shapes import PRESETS, preset
 
-KERNELS = {"softmax_T", "layernorm", "gelu", "attention", "embedding_backward"}
+KERNELS = {"softmax_t", "layernorm", "gelu", "attention", "embedding_backward"}
 TIMING = {"median_s", "min_s", "times_s", "cpu_over_wall"}
 
 

@@ -107,7 +107,8 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
 
 
 def test_loss_settings_live_in_one_config(tmp_path):
-    from minidistil.cli import UsageError, _config, build_parser
+    from minidistil.cli import UsageError, build_parser
+    from minidistil.cli_checks import resolve_config as _config
     from minidistil.losses import DistillLossConfig
     from minidistil.train.runs import RunConfig, quick_config
     out = ["--out", str(tmp_path / "run")]

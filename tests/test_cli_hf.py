@@ -129,7 +129,7 @@ def test_resume_refuses_contradicting_flags(tmp_path, capsys):
         code, _, err = run(["pretrain", "--out", str(out), "--resume", *flags], capsys)
         one_line_error(code, err, *words, "config.json")
     parser = build_parser()
-    from minidistil.cli import _config
+    from minidistil.cli_checks import resolve_config as _config
     args = parser.parse_args(["pretrain", "--out", str(out), "--resume"])  # no --quick: read from the run
     cfg, _ = _config(args)
     assert cfg == saved
@@ -140,7 +140,7 @@ def test_resume_refuses_contradicting_flags(tmp_path, capsys):
 
 def test_a_later_stage_takes_the_stored_settings(tmp_path):
     out, _ = _run_dir(tmp_path)
-    from minidistil.cli import _config
+    from minidistil.cli_checks import resolve_config as _config
     args = build_parser().parse_args(["distill", "--out", str(out), "--steps", "7"])
     cfg, saved = _config(args)
     assert cfg.model == saved.model == quick_config().model and cfg.distill.steps == 7
@@ -168,7 +168,7 @@ def test_teacher_into_a_run_with_its_own_teacher_is_refused(tmp_path, capsys):
 
 
 def test_teacher_resume_with_the_same_options_is_accepted(tmp_path):
-    from minidistil.cli import _config, _teacher
+    from minidistil.cli_checks import load_teacher as _teacher, resolve_config as _config
     from minidistil.cli_config import check_after_teacher, save
     folder = _teacher_folder(tmp_path)
     out = tmp_path / "run"
@@ -253,7 +253,7 @@ def test_resume_refuses_a_contradicting_preset(tmp_path, capsys):
     demo, teacher = PRESETS["demo"](0).pretrain, PRESETS["teacher"](0).pretrain
     one_line_error(code, err, "--preset demo", f"pretrain ckpt_every {teacher.ckpt_every}",
                    f"the preset has {demo.ckpt_every}")
-    from minidistil.cli import _config
+    from minidistil.cli_checks import resolve_config as _config
     args = build_parser().parse_args(["pretrain", "--out", str(other), "--resume", "--preset", "teacher"])
     assert _config(args)[0] == PRESETS["teacher"](0)  # the run's own preset is fine
 
@@ -262,7 +262,7 @@ def test_demo_resume_from_a_teacher_takes_the_stored_student_settings(tmp_path, 
     """demo (from a teacher folder) --resume: the stored --distill-steps, not the default, and
     one line naming both values for a contradicting flag."""
     import dataclasses
-    from minidistil.cli import _merge_saved_config
+    from minidistil.cli_checks import merge_saved_config as _merge_saved_config
     from minidistil.train import demo
     from minidistil.train.runs import load_config
     folder = _teacher_folder(tmp_path)

@@ -110,7 +110,7 @@ def test_bad_input():
         fused_head_forward(h, W, b, labels)
     with pytest.raises(ValueError, match="chunk must be an int >= 1"):
         fused_head_forward(h, W, b, labels, th, Wt, bt, chunk=0)
-    with pytest.raises(ValueError, match="labels must be in"):
+    with pytest.raises(ValueError, match="labels must lie in"):
         fused_head_forward(h, W, b, np.full(len(labels), W.shape[0]), th, Wt, bt)
     with pytest.raises(ValueError, match="last dimension"):
         fused_head_forward(h[:, :3], W, b, labels, th, Wt, bt)

@@ -144,11 +144,11 @@ def test_losses_gradients_and_bad_labels():
     _, c = mse_forward(reg, y)
     num = numerical_grad(lambda: mse_forward(reg, y)[0], reg)
     assert compare({"dreg": (mse_backward(1.0, c), num)}, verbose=False)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\).*got 3"):
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), found 3"):
         cross_entropy_forward(logits, np.array([0, 1, 2, 3, 0]))
-    with pytest.raises(ValueError, match="got -1"):
+    with pytest.raises(ValueError, match="found -1"):
         cross_entropy_forward(logits, np.array([0, 1, 2, -1, 0]))
-    with pytest.raises(TypeError, match="integers"):
+    with pytest.raises(TypeError, match="integer dtype"):
         cross_entropy_forward(logits, np.zeros(5))
     with pytest.raises(ValueError, match="num_labels == 1"):
         HeadConfig(num_labels=3, problem_type="regression")

@@ -68,7 +68,7 @@ def test_numba_matches_numpy_twin(dtype, T):
     p_ref, c_ref = softmax_t.softmax_forward_numpy(x, T)
     p, c = softmax_t.softmax_forward_numba(x, T)
     assert p.dtype == dtype and p.shape == x.shape
-    assert type(c) is type(c_ref) is SoftmaxCache and c.p is p and c.T == c_ref.T == T
+    assert type(c) is type(c_ref) is SoftmaxCache and c.p is p and c.tau == c_ref.tau == T
     assert nrel(p, p_ref) <= tol
     assert nrel(softmax_t.softmax_backward_numba(dp, c_ref),
                 softmax_t.softmax_backward_numpy(dp, c_ref)) <= tol
@@ -143,13 +143,24 @@ def test_bad_temperature_is_rejected(numba_must_not_run, T):
     for call in (lambda: softmax_forward(x, T), lambda: log_softmax_forward(x, T),
                  lambda: softmax_backward(x, SoftmaxCache(x, T)),
                  lambda: log_softmax_backward(x, LogSoftmaxCache(x, T))):
-        with pytest.raises(ValueError, match=r"temperature T must be finite and > 0, got"):
+        with pytest.raises(ValueError, match=r"temperature must be finite and > 0, got"):
             call()
 
 
 def test_temperature_must_be_a_number(numba_must_not_run):
-    with pytest.raises(TypeError, match="temperature T must be a number, got str"):
+    with pytest.raises(TypeError, match="temperature must be a number, got str"):
         softmax_forward(np.zeros((2, 3)), "hot")
+
+
+def test_the_earlier_temperature_keyword_still_works():
+    """``T=`` was the keyword's name before ``tau``: old calls give the same numbers."""
+    from minidistil.kernels import soft_target_rows
+    x = np.random.default_rng(0).standard_normal((3, 5))  # (N, V)
+    y = x[::-1].copy()  # (N, V)
+    assert np.array_equal(softmax_forward(x, T=2.5)[0], softmax_forward(x, 2.5)[0])
+    assert not np.allclose(softmax_forward(x, T=2.5)[0], softmax_forward(x)[0])
+    assert np.array_equal(log_softmax_forward(x, T=0.5)[0], log_softmax_forward(x, tau=0.5)[0])
+    assert np.array_equal(soft_target_rows(x, y, T=3.0)[1], soft_target_rows(x, y, 3.0)[1])
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.float16, np.complex128])

@@ -355,3 +355,20 @@ def test_student_layers_is_the_one_rule():
     for bad in ((6, 7), (6, 0), (0, 1), (6, 2.0), (True, 1)):
         with pytest.raises(ValueError):
             student_layers(*bad)
+
+
+def test_student_depth_is_half_the_teacher_rounded_up_wherever_a_depth_is_chosen():
+    """One rule for the default depth: from_teacher, load_student (io) and the command line's
+    --teacher / demo configs all call student_depth; an odd teacher (3 layers) gives 2, not 1."""
+    import inspect
+
+    import minidistil.cli_checks as cli_checks
+    import minidistil.io.pretrained as pretrained
+    import minidistil.train.demo as demo
+    from minidistil.models import student_depth, student_layers
+    assert [student_depth(L) for L in (1, 2, 3, 6, 7, 12)] == [1, 1, 2, 3, 4, 6]
+    t = Bert(BertConfig.tiny(vocab_size=V, num_hidden_layers=3), np.float64, seed=1)
+    assert DistilBert.from_teacher(t).teacher_layers == student_layers(3, student_depth(3)) == [0, 2]
+    for mod in (cli_checks, pretrained, demo):  # the callers that pick a depth themselves
+        src = inspect.getsource(mod)
+        assert "student_depth(" in src and "num_hidden_layers // 2" not in src, mod.__name__

@@ -198,7 +198,7 @@ def test_float32_temperature_whose_reciprocal_overflows_is_an_error():
     x = np.ones((2, 3), dtype=np.float32)  # (N, V)
     for fn in (lambda: softmax_forward(x, 1e-40), lambda: log_softmax_forward(x, 1e-40),
                lambda: soft_target_rows(x, x, 1e-40)):
-        with pytest.raises(ValueError, match="1/T overflows"):
+        with pytest.raises(ValueError, match="1/temperature overflows"):
             fn()
     assert np.all(np.isfinite(softmax_forward(x.astype(np.float64), 1e-40)[0]))  # fine in float64
 

@@ -86,7 +86,8 @@ def test_vocabulary_is_the_corpus_pipelines(recipe):
     """
     _final(recipe)
     import shlex
-    from minidistil.cli import _config, build_parser
+    from minidistil.cli import build_parser
+    from minidistil.cli_checks import resolve_config as _config
     from minidistil.data.tokenizer import WordPieceTokenizer
     from minidistil.train.runs import prepare_data
     args = build_parser().parse_args(shlex.split(recipe["command"])[1:])

@@ -140,7 +140,7 @@ check_stage("dP", attn_dprobs, (dout, v), dprobs_ref)
 
 # %% [markdown]
 # **Stage 3: dS, through the softmax.** Each row of P is a softmax of the same row of S (at
-# T = 1, as in notebook 2). The padding bias is a constant: what happens to dS at padded keys?
+# temperature 1, as in notebook 2). The padding bias is a constant: what happens to dS at padded keys?
 
 # %%
 def attn_dscores(dprobs, probs):

@@ -26,13 +26,13 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minidistil import gradcheck
+from minidistil import Bert, BertConfig, gradcheck
 from minidistil.data.batches import batch_iterator, make_sequences
 from minidistil.data.corpus import load_default_corpus, split_documents
 from minidistil.data.tokenizer import train_wordpiece
 from minidistil.losses import mlm_backward, mlm_forward
 from minidistil.masking import mask_tokens
-from minidistil.models import BERT_NAMING, Bert, BertConfig, count_parameters, param_shapes
+from minidistil.models import BERT_NAMING, count_parameters, param_shapes
 from minidistil.train.evaluate import make_eval_set, predict
 from minidistil.train.optim import AdamW, clip_grad_norm, linear_schedule
 from minidistil.train.runs import EvalConfig

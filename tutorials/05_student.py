@@ -27,7 +27,8 @@ import tempfile
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minidistil.models import BertConfig, DistilBert, count_parameters
+from minidistil import BertConfig, DistilBert
+from minidistil.models import count_parameters
 from minidistil.train import intervals
 from minidistil.train.demo import load_teacher_folder, shipped_teacher_folder, teacher_run_config
 from minidistil.train.distill import distill

@@ -34,11 +34,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from minidistil import Bert, BertConfig, DistilBert, load_pretrained, save_pretrained
 from minidistil.data.corpus import load_default_corpus
 from minidistil.data.tokenizer import train_wordpiece
-from minidistil.io import SafetensorsFile, load_pretrained, minilm_folder, save_pretrained
+from minidistil.io import SafetensorsFile, minilm_folder
 from minidistil.losses import cosine_backward, cosine_forward
-from minidistil.models import Bert, BertConfig, DistilBert, student_layers
+from minidistil.models import student_layers
 from minidistil.train.optim import AdamW, clip_grad_norm
 
 plt.rcParams.update({"figure.figsize": (6.4, 3.2), "figure.dpi": 110, "savefig.dpi": 110})

@@ -30,10 +30,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
+from minidistil import Bert, BertConfig, DistilBert
 from minidistil.data.tasks import load_task
 from minidistil.data.tokenizer import train_wordpiece
 from minidistil.gradcheck import compare, numerical_grad, sample_indices
-from minidistil.models import Bert, BertConfig, DistilBert
 from minidistil.models.heads import BertForSequenceClassification, DistilBertForSequenceClassification, classifier_for
 from minidistil.task_losses import task_loss_backward, task_loss_forward
 from minidistil.train.baselines import bow_baseline, majority_baseline
@@ -163,8 +163,8 @@ if max(scores.values()) <= floors["majority"] + 1:
 #
 # In the paper's Table 2, DistilBERT (D) is fine-tuned on SQuAD with a *second* distillation:
 # besides the task loss, a soft-target loss against a BERT that was itself fine-tuned on the
-# task. We do the same on `area`: `L = (1 - a) L_task + a T^2 KL(softmax(t/T) || softmax(s/T))`
-# with the fine-tuned teacher's logits `t` computed above (a = 0.5, T = 2).
+# task. We do the same on `area`: `L = (1 - a) L_task + a τ² KL(softmax(t/τ) || softmax(s/τ))`
+# with the fine-tuned teacher's logits `t` computed above (a = 0.5, temperature τ = 2).
 
 # %%
 d_model = classifier_for(student_enc, num_labels=task.num_labels, seed=0)

@@ -29,9 +29,9 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
+from minidistil import Bert, BertConfig
 from minidistil.data.batches import pad_batch
 from minidistil.masking import mask_tokens
-from minidistil.models import Bert, BertConfig
 from minidistil.parallel import Shard, share
 from minidistil.train.optim import accumulate_grads
 from minidistil.train.pretrain import make_mlm_step

@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         plain_dir, fast_dir = os.path.join(tmp, "no-fast"), os.path.join(tmp, "fast")
         run_demo(plain_dir, fast=False)
         run_demo(fast_dir, fast=True)
-    from .measure import atomic_write, machine
+    from .measure import machine
     c = machine()
     conditions = a.conditions or (f"{c['date_utc']}, {c['cpu']}, {c['cpu_count']} cores, "
                                   f"1-minute load average {os.getloadavg()[0]:.1f} at the end")

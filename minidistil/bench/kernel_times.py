@@ -66,7 +66,7 @@ def kernel_cases(s: BenchShapes, seed: int = 0) -> list:
         K.attention_backward(dout, cache)
 
     return [
-        ("softmax_T", f"({N}, {V}) T={TEMPERATURE}", softmax, (K.softmax_forward, K.softmax_backward)),
+        ("softmax_t", f"({N}, {V}) tau={TEMPERATURE}", softmax, (K.softmax_forward, K.softmax_backward)),
         ("layernorm", f"({B}, {T}, {C})", layernorm, (K.layernorm_forward, K.layernorm_backward)),
         ("gelu", f"({B}, {T}, {F}) erf", gelu, (K.gelu_forward, K.gelu_backward)),
         ("attention", f"({B}, {NH}, {T}, {HS}) masked", attention, (K.attention_forward, K.attention_backward)),

@@ -128,7 +128,7 @@ Left:
 
 # Why a kernel may stay under 3x; used only for kernels that miss the target.
 KERNEL_LIMITS = {
-    "softmax_T": "NumPy's float32 `exp` is SIMD-vectorised while a Numba loop calls scalar libm "
+    "softmax_t": "NumPy's float32 `exp` is SIMD-vectorised while a Numba loop calls scalar libm "
                  "`expf` (no SVML since numba 0.62), so per element the twin is already fast; the "
                  "kernel wins only by fusing the passes (max, exp, sum, scale, backward) and by "
                  "threads, on a (N, V) array that does not fit in cache (memory-bound).",

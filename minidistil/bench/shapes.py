@@ -1,5 +1,5 @@
 """The sizes a benchmark run uses: ``--shapes demo`` (the demo model), ``small``, ``minilm``,
-``base`` (the widths of issue 18's table), ``wide`` (= ``small``), ``quick``. A comma list
+``base`` (BERT-base widths), ``wide`` (= ``small``), ``quick``. A comma list
 (``--shapes demo,small,minilm,base``) runs the roofline sweep of bench/sweep.py.
 
 Legend: B batch, T sequence, C hidden, NH heads, F feed-forward, V vocabulary, L layers.

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 
-from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert, student_layers
+from ..models import BERT_NAMING, DISTILBERT_NAMING, Bert, BertConfig, DistilBert, student_depth, student_layers
 from ..models.params import param_shapes, state_dict_problems
 from ..models.heads import SequenceClassifier
 from .heads import fresh_head, is_classifier_config, load_classifier, save_classifier
@@ -396,7 +396,7 @@ def teacher_from_pretrained(folder, num_student_layers: Optional[int] = None,
                               f"got a {type(teacher).__name__}")
     L = teacher.config.num_hidden_layers
     if layers is None:
-        layers = student_layers(L, num_student_layers or (L + 1) // 2)
+        layers = student_layers(L, num_student_layers or student_depth(L))
     student = DistilBert.from_teacher(teacher, layers=layers)
     return teacher, student, tokenizer
 

@@ -30,7 +30,7 @@ How the Numba kernels are compiled (:func:`jit`), and why:
   ``softmax_t.row_sum``/``row_dot`` instead: eight partial sums in an order the source fixes,
   which vectorise without the flag.
 * float32 stays float32: every constant inside a kernel is made with ``x.dtype.type(...)``; a bare
-  ``0.5`` would promote the arithmetic to float64 (measured 2x slower). float32 ``exp``/``erf``
+  ``0.5`` would promote the arithmetic to float64 (half the SIMD lanes). float32 ``exp``/``erf``
   come from ``vecmath.py`` (vectorisable; libm's are scalar calls).
 
 Threads: Numba's parallel kernels use Numba's threads (``set_num_threads``); matrix products go
@@ -79,6 +79,7 @@ def as_rows(x: np.ndarray) -> np.ndarray:
 
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+IGNORE_INDEX = -100  # the label of a position no loss looks at (the Hugging Face convention)
 
 
 def _initial_backend() -> str:
@@ -187,19 +188,25 @@ def check_same_dtype(dtype: np.dtype, **arrays: np.ndarray) -> None:
             raise TypeError(f"{name} must have dtype {dtype} like the other inputs, got {a.dtype}")
 
 
-def check_temperature(T, dtype=None) -> float:
+def check_temperature(tau, dtype=None) -> float:
     """A temperature must be a finite number > 0 (whose reciprocal ``dtype`` can hold, if given:
-    the kernels multiply by 1/T in the array's dtype, and 1/1e-40 is inf in float32)."""
+    the kernels multiply by 1/tau in the array's dtype, and 1/1e-40 is inf in float32)."""
     try:
-        t = float(T)
+        t = float(tau)
     except (TypeError, ValueError):
-        raise TypeError(f"temperature T must be a number, got {type(T).__name__}") from None
+        raise TypeError(f"temperature must be a number, got {type(tau).__name__}") from None
     if not math.isfinite(t) or t <= 0.0:
-        raise ValueError(f"temperature T must be finite and > 0, got {T!r}")
+        raise ValueError(f"temperature must be finite and > 0, got {tau!r}")
     if dtype is not None and (1.0 / t > float(np.finfo(dtype).max)):
-        raise ValueError(f"temperature T={T!r} is too small for {np.dtype(dtype)}: 1/T overflows "
-                         f"(need T >= {1.0 / float(np.finfo(dtype).max):.3g})")
+        raise ValueError(f"temperature {tau!r} is too small for {np.dtype(dtype)}: 1/temperature "
+                         f"overflows (need at least {1.0 / float(np.finfo(dtype).max):.3g})")
     return t
+
+
+def legacy_temperature(tau: float, T) -> float:
+    """``T=`` was the temperature keyword's name before ``tau`` (T is the sequence length in every
+    shape legend); an old call ``softmax_forward(x, T=2.0)`` still works."""
+    return tau if T is None else T
 
 
 def check_cache(name: str, cache, cls: type, forward: str) -> None:

@@ -32,12 +32,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .backend import check_float_array, check_same_dtype, check_shape, check_temperature
+from .backend import (IGNORE_INDEX, check_float_array, check_ids, check_same_dtype, check_shape,
+                      check_temperature)
 from .kl import soft_target_rows
 from .matmul import matmul
 from .softmax_t import log_softmax_forward
 
-IGNORE_INDEX = -100  # as masking.IGNORE_INDEX (kernels import nothing above them)
 DEFAULT_CHUNK = 256
 VOCAB_BLOCK = 4096  # vocabulary rows of dW per accumulation (a (4096, C) temporary)
 
@@ -92,11 +92,8 @@ def fused_head_forward(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, labe
         if not math.isfinite(float(a)) or a < 0:
             raise ValueError(f"{name} must be finite and >= 0, got {a!r}")
     tau = check_temperature(tau)
-    if not isinstance(labels, np.ndarray) or labels.shape != (P,) or labels.dtype.kind not in "iu":
-        raise ValueError(f"labels must be an integer array of shape ({P},), got "
-                         f"{getattr(labels, 'dtype', type(labels).__name__)} {getattr(labels, 'shape', '')}")
-    if np.any((labels != IGNORE_INDEX) & ((labels < 0) | (labels >= V))):
-        raise ValueError(f"labels must be in [0, {V}) or -100")
+    check_ids("labels", labels, V, ignore=IGNORE_INDEX)
+    check_shape("labels", labels, (P,))
     use_ce = alpha_ce > 0
     if use_ce:
         if t_h is None or t_weight is None or t_bias is None:

@@ -1,13 +1,14 @@
-"""The soft-target kernel: KL(softmax(t/T) || softmax(s/T)) per row and its gradient, in one pass.
+"""The soft-target kernel: KL(softmax(t/tau) || softmax(s/tau)) per row and its gradient, in one
+pass (tau the temperature).
 
 Legend: N rows (positions), V entries per row (the vocabulary).
 
-With zs = (s - max s) / T, zt = (t - max t) / T, Zs = sum exp(zs), Zt = sum exp(zt),
+With zs = (s - max s) / tau, zt = (t - max t) / tau, Zs = sum exp(zs), Zt = sum exp(zt),
 ps = exp(zs) / Zs and pt = exp(zt) / Zt:
 
     log pt_v - log ps_v = (zt_v - zs_v) - (log Zt - log Zs)
-    KL_n = sum_v pt_v (zt_v - zs_v) - log Zt + log Zs           (docs/math.md, "KL with T^2")
-    d KL_n / d s = (ps - pt) / T
+    KL_n = sum_v pt_v (zt_v - zs_v) - log Zt + log Zs           (docs/math.md, "KL with tau^2")
+    d KL_n / d s = (ps - pt) / tau
 
 So one sweep over a row gives both the loss term and the gradient direction ``ps - pt``; the
 unfused version (losses built from softmax and log-softmax) reads and writes the (N, V) arrays five
@@ -25,15 +26,16 @@ import numpy as np
 from numba import prange
 
 from . import backend
-from .backend import as_rows, check_float_array, check_same_dtype, check_shape, check_temperature
+from .backend import (as_rows, check_float_array, check_same_dtype, check_shape, check_temperature,
+                      legacy_temperature)
 from .softmax_t import row_dot, row_max, row_sum
 from .vecmath import fast_exp
 
 
 # ---------------------------------------------------------------- NumPy twin (the reference)
 
-def soft_target_rows_numpy(s: np.ndarray, t: np.ndarray, T: float):
-    inv_t = s.dtype.type(1.0 / T)
+def soft_target_rows_numpy(s: np.ndarray, t: np.ndarray, tau: float):
+    inv_t = s.dtype.type(1.0 / tau)
     zs = (s - s.max(axis=-1, keepdims=True)) * inv_t  # (N, V)
     zt = (t - t.max(axis=-1, keepdims=True)) * inv_t  # (N, V)
     es, et = np.exp(zs), np.exp(zt)  # (N, V) each
@@ -77,24 +79,25 @@ def _soft_target_rows(s, t, inv_t, diff, kl):
             diff[n, j] = diff[n, j] * rs - et[j] * rt
 
 
-def soft_target_rows_numba(s: np.ndarray, t: np.ndarray, T: float):
+def soft_target_rows_numba(s: np.ndarray, t: np.ndarray, tau: float):
     s2, t2 = as_rows(s), as_rows(t)  # (N, V) each, C-contiguous
     diff = np.empty_like(s2)  # (N, V)
     kl = np.empty(s2.shape[0], dtype=np.float64)  # (N,)
-    _soft_target_rows(s2, t2, s.dtype.type(1.0 / T), diff, kl)
+    _soft_target_rows(s2, t2, s.dtype.type(1.0 / tau), diff, kl)
     return kl, diff
 
 
 # ---------------------------------------------------------------- public, checked entry point
 
-def soft_target_rows(s: np.ndarray, t: np.ndarray, T: float = 1.0):
-    """``(kl, diff)``: per-row KL(softmax(t/T) || softmax(s/T)) (N,) float64 and ``ps - pt`` (N, V)."""
+def soft_target_rows(s: np.ndarray, t: np.ndarray, tau: float = 1.0, *, T: float | None = None):
+    """``(kl, diff)``: per-row KL(softmax(t/tau) || softmax(s/tau)) (N,) float64 and ``ps - pt`` (N, V).
+    ``T=`` is the temperature keyword's earlier name, still accepted."""
     check_float_array("s", s, 2)
     check_float_array("t", t, 2)
     check_shape("t", t, s.shape)
     check_same_dtype(s.dtype, t=t)
     if s.shape[1] == 0:
         raise ValueError(f"s must have a non-empty last axis, got shape {s.shape}")
-    T = check_temperature(T, s.dtype)
+    tau = check_temperature(legacy_temperature(tau, T), s.dtype)
     fn = soft_target_rows_numba if backend.get_backend() == "numba" else soft_target_rows_numpy
-    return fn(s, t, T)
+    return fn(s, t, tau)

@@ -2,10 +2,10 @@
 
 Why this exists: numba 0.68 has no vector maths library (Intel SVML support is gone), so
 ``math.exp`` or ``math.erf`` inside a jitted loop is one scalar libm call per element, while
-NumPy's own float32 ``np.exp`` is SIMD. A fused softmax built on scalar ``exp`` measured *slower*
-than the NumPy twin (45 ms against 33 ms on a (4096, 4096) float32 array, 2 threads), and GELU's
-scalar ``erff`` cost ~7 ns per element. Written with plain arithmetic (no calls, no branches but
-selects), both become loop bodies LLVM vectorises (8 float32 lanes with AVX2).
+NumPy's own float32 ``np.exp`` is SIMD. A fused softmax built on scalar ``exp`` is *slower*
+than the NumPy twin it fuses, and GELU's scalar ``erff`` dominates its kernel. Written with plain
+arithmetic (no calls, no branches but selects), both become loop bodies LLVM vectorises (8
+float32 lanes with AVX2); docs/performance.md has the kernels' timings.
 
 ``fast_exp`` (Cody & Waite range reduction, as in Cephes ``expf``):
 

@@ -9,9 +9,9 @@ from .params import (BERT_NAMING, DISTILBERT_NAMING, PARAMETER_KINDS, Naming, co
                      param_shapes)
 from .base import EncoderMLM, HeadCache, ModelCache, ModelOutput
 from .bert import Bert
-from .distilbert import DistilBert, student_layers
+from .distilbert import DistilBert, student_depth, student_layers
 
 __all__ = [
-    "BertConfig", "Bert", "DistilBert", "student_layers", "ModelOutput", "ModelCache", "HeadCache", "EncoderMLM",
+    "BertConfig", "Bert", "DistilBert", "student_depth", "student_layers", "ModelOutput", "ModelCache", "HeadCache", "EncoderMLM",
     "count_parameters", "param_shapes", "PARAMETER_KINDS", "Naming", "BERT_NAMING", "DISTILBERT_NAMING",
 ]

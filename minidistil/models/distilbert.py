@@ -19,6 +19,12 @@ from .config import BertConfig
 from .params import DISTILBERT_NAMING
 
 
+def student_depth(n_teacher: int) -> int:
+    """The student's default number of layers: half the teacher's, rounded up (the paper's factor
+    of two; 6 -> 3, 12 -> 6, 3 -> 2). Every default student depth in the package comes from here."""
+    return (int(n_teacher) + 1) // 2
+
+
 def student_layers(n_teacher: int, n_student: int) -> list:
     """The teacher blocks a student of ``n_student`` layers is initialised from.
 
@@ -34,7 +40,7 @@ def student_layers(n_teacher: int, n_student: int) -> list:
     L, n = int(n_teacher), int(n_student)
     if n > L:
         raise ValueError(f"n_student ({n}) must not exceed n_teacher ({L})")
-    if n == (L + 1) // 2:
+    if n == student_depth(L):
         return list(range(0, L, 2))
     if n == 1:
         return [L - 1]
@@ -60,7 +66,7 @@ class DistilBert(EncoderMLM):
     def from_teacher(cls, teacher: Bert, layers: Optional[Sequence[int]] = None) -> "DistilBert":
         """A student initialised from ``teacher``: same sizes and dtype, blocks ``layers`` copied.
 
-        ``layers`` defaults to ``student_layers(L, ceil(L / 2))``, one of two: ``[0, 2, 4, ...]``
+        ``layers`` defaults to ``student_layers(L, student_depth(L))``, one of two: ``[0, 2, 4, ...]``
         (for a 12-layer teacher ``[0, 2, 4, 6, 8, 10]``; the released DistilBERT used
         ``[0, 2, 4, 7, 9, 11]``, pass it explicitly). The list must be non-empty, within ``0..L-1``, without repeats and
         STRICTLY INCREASING: the student runs its blocks in the teacher's order, and an unsorted
@@ -99,7 +105,7 @@ class DistilBert(EncoderMLM):
     @staticmethod
     def _check_layers(layers, L: int) -> list:
         if layers is None:
-            return student_layers(L, (L + 1) // 2)
+            return student_layers(L, student_depth(L))
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
             raise TypeError(f"layers must be a sequence of layer indices, got {type(layers).__name__}")
         out = []

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models import student_depth
 from .runs import DataConfig, DistillStageConfig, EvalConfig, ModelSpec, RunConfig
 
 RECIPE_FILE = "recipe.json"
@@ -92,7 +93,7 @@ def teacher_run_config(folder, teacher, tokenizer, seed: int = 0, steps: int | N
                        corpus: str | None = None) -> RunConfig:
     c = teacher.config
     spec = ModelSpec(c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size,
-                     max(1, c.num_hidden_layers // 2))
+                     student_depth(c.num_hidden_layers))
     stage = DEMO_STUDENT if steps is None else dataclasses.replace(DEMO_STUDENT, steps=steps)
     return RunConfig(seed=seed, data=teacher_data_config(folder, teacher, tokenizer, corpus),
                      model=spec, distill=stage, eval=SHIPPED_EVAL)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
-
 from .loop import train_loop
 from .pretrain import token_probs_for
 from .runs import MODEL_FILE, Data, DistillStageConfig, RunConfig, save_model, stage_dir

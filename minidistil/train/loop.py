@@ -220,9 +220,9 @@ def _likely_cause(cfg, model, step, err) -> str:
     if err is not None and err.input and err.input.startswith("t_"):
         return "the teacher's outputs are not finite (NaN/inf teacher weights?)"
     lcfg = getattr(cfg, "loss", cfg)  # a distill stage keeps its loss settings in .loss
-    T = getattr(lcfg, "temperature", None)
-    if T is not None and not (1e-6 <= T <= 1e6):
-        return f"--temperature {T:g} is extreme (1/T or T^2 overflows); try 1-8"
+    tau = getattr(lcfg, "temperature", None)
+    if tau is not None and not (1e-6 <= tau <= 1e6):
+        return f"--temperature {tau:g} is extreme (1/temperature or its square overflows); try 1-8"
     for name in ("alpha_ce", "alpha_mlm", "alpha_cos"):
         a = getattr(lcfg, name, None)
         if a is not None and a > 1e6:
