@@ -76,7 +76,7 @@ def _diff(report, name):
 
 
 def format_targets(report: dict) -> str:
-    """The issue's targets, each met or missed with its figure; a comparison is 'met' only when its
+    """The targets of the miniature GLUE, each met or missed with its figure; a comparison is 'met' only when its
     95% paired bootstrap interval excludes zero ('not resolved' when it does not)."""
     out = []
     r = report["retention"].get("student", {})
