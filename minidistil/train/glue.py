@@ -19,6 +19,7 @@ import numpy as np
 
 from ..atomic import atomic_write_json
 from ..models.heads import classifier_for
+from . import intervals
 from .baselines import bow_baseline, majority_baseline
 from .finetune import FinetuneConfig, encode_examples, finetune, predict_logits
 from .task_metrics import task_score
@@ -85,16 +86,13 @@ def _ci(values):
     return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [None, None]
 
 
-def verdict(ci, higher_is_met: bool = True) -> str:
-    """'met' when the 95% interval of (a - b) lies above 0, 'MISSED' below, else 'not resolved'."""
-    lo, hi = ci
-    if lo is None:
+def verdict(ci) -> str:
+    """'met' when the 95% interval of (a - b) lies above 0, 'MISSED' below, else 'not resolved'
+    (the sign test of ``intervals.verdict``, read with a positive expected sign)."""
+    if ci[0] is None:
         return "not resolved"
-    if lo > 0:
-        return "met" if higher_is_met else "MISSED"
-    if hi < 0:
-        return "MISSED" if higher_is_met else "met"
-    return "not resolved"
+    return {"the paper's sign, significant": "met", "opposite sign, significant": "MISSED"}.get(
+        intervals.verdict(ci, expected_sign=+1), "not resolved")
 
 
 def _intervals(tasks, median_preds, bow_preds, d_preds, table2_task, n):

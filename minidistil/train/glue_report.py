@@ -67,9 +67,7 @@ def _ret(ret):
 
 
 def _diff(report, name):
-    d = report.get("differences", {}).get(name)
-    if d is None:
-        return None, ""
+    d = report["differences"][name]
     lo, hi = d["ci95"]
     ci = f" [{lo:+.1f}, {hi:+.1f}]" if lo is not None else ""
     return d, f"{d['difference']:+.1f}{ci}"
@@ -88,12 +86,12 @@ def format_targets(report: dict) -> str:
             d, txt = _diff(report, f"teacher - bow ({n})")
             tch, bow = report["scores"]["teacher"][n]["median"], t["bow"]["score"]
             out.append(f"teacher beats bag-of-words on {n}: {tch:.1f} vs {bow:.1f}, difference {txt} -> "
-                       f"{d['verdict'] if d else ('met' if tch > bow else 'MISSED')}")
+                       f"{d['verdict']}")
     if "control_a" in report["macro"]:
         d, txt = _diff(report, "student - control_a (macro)")
         s, a = report["macro"]["student"], report["macro"]["control_a"]
         out.append(f"student beats control (a) Lmlm only: macro {s:.1f} vs {a:.1f}, difference {txt} -> "
-                   f"{d['verdict'] if d else ('met' if s > a else 'MISSED')}")
+                   f"{d['verdict']}")
     else:
         out.append("student vs control (a): control (a) not in the run directory")
     mins = report["wall_s"] / 60
