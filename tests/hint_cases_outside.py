@@ -134,7 +134,7 @@ MORE_KEY_CASES = {
         g - g.mean(-1, keepdims=True) - xh * (g * xh).sum(-1, keepdims=True)))),
     "softmax_weighted_sum": ("softmax_t", lambda dp, x, T: _softmax_like(
         dp, x, T, F.softmax_t, lambda p, d: p * (d - d.sum(-1, keepdims=True)))),
-    "softmax_p_without_T": ("log_softmax_t", lambda dy, x, T: _softmax_like(
+    "softmax_p_without_tau": ("log_softmax_t", lambda dy, x, T: _softmax_like(
         dy, x, T, lambda x_, T_: F.softmax_t(x_), lambda p, d: d - p * d.sum(-1, keepdims=True))),
     "log_softmax_used_softmax": ("log_softmax_t", lambda dy, x, T: _softmax_like(
         dy, x, T, F.softmax_t, lambda p, d: p * (d - (d * p).sum(-1, keepdims=True)))),
@@ -145,7 +145,7 @@ MORE_KEY_CASES = {
     "embedding_dh_weight": ("embedding_tied", _emb_dh_t),
     "embedding_bias_mean": ("embedding_tied", _emb_bias_mean),
     "kl_reversed": ("kl_soft_target", _kl_rev),
-    "kl_softmax_without_T": ("kl_soft_target", _kl_teacher_no_T),
+    "kl_softmax_without_tau": ("kl_soft_target", _kl_teacher_no_T),
     "cosine_norm_power": ("cosine", _cos_power3),
     "triple_alpha_order": ("triple_loss", _tri(lambda d, al, a: al[2] * d[0] + al[1] * d[1] + al[0] * d[2])),
     "triple_mlm_ignore": ("triple_loss", _tri(_tri_mlm_unzeroed)),

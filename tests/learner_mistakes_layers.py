@@ -169,13 +169,13 @@ def sm_diag(dp, x, T):
     return p * (1 - p) * dp / T
 
 
-@mistake("softmax_t", "softmax_times_T")
+@mistake("softmax_t", "softmax_times_tau")
 def sm_times_T(dp, x, T):
     p = _softmax(x * T)
     return p * (dp - (dp * p).sum(-1, keepdims=True)) * T
 
 
-@mistake("softmax_t", "scale_T2")
+@mistake("softmax_t", "scale_tau2")
 def sm_mul_T(dp, x, T):
     p = _softmax(x / T)
     return p * (dp - (dp * p).sum(-1, keepdims=True)) * T
@@ -204,13 +204,13 @@ def lsm_diag(dy, x, T):
     return dy * (1 - _softmax(x / T)) / T
 
 
-@mistake("log_softmax_t", "softmax_temperature", "scale_T")
+@mistake("log_softmax_t", "softmax_temperature", "scale_tau")
 def lsm_no_T(dy, x, T):
     p = _softmax(x / T)
     return dy - p * dy.sum(-1, keepdims=True)
 
 
-@mistake("log_softmax_t", "softmax_times_T")
+@mistake("log_softmax_t", "softmax_times_tau")
 def lsm_times_T(dy, x, T):
     p = _softmax(x * T)
     return (dy - p * dy.sum(-1, keepdims=True)) * T

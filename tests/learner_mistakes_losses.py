@@ -114,13 +114,13 @@ def _kl(s, t, T):
     return _softmax(s / T), _softmax(t / T)
 
 
-@mistake("kl_soft_target", "kl_T_squared")
+@mistake("kl_soft_target", "kl_tau_squared")
 def kl_no_T2(dloss, s_logits, t_logits, T):
     p, q = _kl(s_logits, t_logits, T)
     return dloss * (p - q) / T / len(s_logits)
 
 
-@mistake("kl_soft_target", "kl_chain_T")
+@mistake("kl_soft_target", "kl_chain_tau")
 def kl_no_chain(dloss, s_logits, t_logits, T):
     p, q = _kl(s_logits, t_logits, T)
     return dloss * T * T * (p - q) / len(s_logits)
@@ -144,7 +144,7 @@ def kl_sign(dloss, s_logits, t_logits, T):
     return dloss * T * (q - p) / len(s_logits)
 
 
-@mistake("kl_soft_target", "softmax_times_T")
+@mistake("kl_soft_target", "softmax_times_tau")
 def kl_times_T(dloss, s_logits, t_logits, T):
     p, q = _softmax(s_logits * T), _softmax(t_logits * T)
     return dloss * T * (p - q) / len(s_logits)
@@ -156,7 +156,7 @@ def kl_no_dloss(dloss, s_logits, t_logits, T):
     return T * (p - q) / len(s_logits)
 
 
-@mistake("kl_soft_target", "scale_inv_T")
+@mistake("kl_soft_target", "scale_inv_tau")
 def kl_neither(dloss, s_logits, t_logits, T):
     p, q = _kl(s_logits, t_logits, T)
     return dloss * (p - q) / len(s_logits)

@@ -108,7 +108,7 @@ KEY_CASES = {
     "layernorm_unbiased_var": ("layernorm", _ln_unbiased),
     "softmax_temperature": ("softmax_t", lambda dp, x, T: S.softmax_t_backward(dp, x, T) * T),
     "softmax_jacobian": ("softmax_t", lambda dp, x, T: F.softmax_t(x, T) * (1 - F.softmax_t(x, T)) * dp),
-    "softmax_times_T": ("softmax_t", lambda dp, x, T: S.softmax_t_backward(dp, x, 1 / T)),
+    "softmax_times_tau": ("softmax_t", lambda dp, x, T: S.softmax_t_backward(dp, x, 1 / T)),
     "log_softmax_sum": ("log_softmax_t", lambda dy, x, T: (dy - F.softmax_t(x, T)) / T),
     "log_softmax_jacobian": ("log_softmax_t", lambda dy, x, T: dy * (1 - F.softmax_t(x, T)) / T),
     "attention_scale": ("attention", lambda dout, q, k, v, probs: tuple(
@@ -127,8 +127,8 @@ KEY_CASES = {
     "ce_count": ("cross_entropy", lambda dloss, logits, labels: S.cross_entropy_backward(
         dloss, logits, labels) * (labels != -100).sum() / labels.size),
     "ce_wrt_probs": ("cross_entropy", None),
-    "kl_T_squared": ("kl_soft_target", _times("kl_soft_target", lambda a: 1 / a["T"] ** 2)),
-    "kl_chain_T": ("kl_soft_target", _times("kl_soft_target", lambda a: a["T"])),
+    "kl_tau_squared": ("kl_soft_target", _times("kl_soft_target", lambda a: 1 / a["tau"] ** 2)),
+    "kl_chain_tau": ("kl_soft_target", _times("kl_soft_target", lambda a: a["tau"])),
     "kl_mean": ("kl_soft_target", _times("kl_soft_target", lambda a: len(a["s_logits"]))),
     "kl_batchmean": ("kl_soft_target", _times("kl_soft_target", lambda a: 1 / a["s_logits"].shape[1])),
     "kl_sign": ("kl_soft_target", _times("kl_soft_target", lambda a: -1)),
@@ -143,7 +143,7 @@ KEY_CASES = {
     "cosine_sign": ("cosine", _times("cosine", lambda a: -1)),
     "triple_missing_term": ("triple_loss", _tri(lambda a, d: a["alphas"][0] * d[0] + a["alphas"][1] * d[1])),
     "triple_weights": ("triple_loss", _tri(lambda a, d: d[0] + d[1] + d[2])),
-    "triple_kl_scale": ("triple_loss", _tri(lambda a, d: a["alphas"][0] * d[0] / a["T"] ** 2
+    "triple_kl_scale": ("triple_loss", _tri(lambda a, d: a["alphas"][0] * d[0] / a["tau"] ** 2
                                             + a["alphas"][1] * d[1] + a["alphas"][2] * d[2])),
     "triple_projection": ("triple_loss", lambda dloss, h, weight, t_logits, t_h, labels, T, alphas:
                           S.kl_soft_target_backward(dloss, h @ weight.T, t_logits, T) + h),
@@ -295,22 +295,22 @@ def _consts(name, a):
     if name == "linear":
         return {"B": a["x"].shape[0]}
     if name in ("softmax_t", "log_softmax_t"):
-        return {"T": a["T"]}
+        return {"tau": a["tau"]}
     if name == "layernorm":
         return {"C": a["x"].shape[-1]}
     if name == "attention":
         return {"HS": a["q"].shape[-1], "B": a["q"].shape[0]}
     if name == "kl_soft_target":
-        return {"T": a["T"], "P": a["s_logits"].shape[0], "V": a["s_logits"].shape[1]}
+        return {"tau": a["tau"], "P": a["s_logits"].shape[0], "V": a["s_logits"].shape[1]}
     if name == "cross_entropy":
         B, T, V = a["logits"].shape
-        return {"B": B, "T_seq": T, "V": V, "n": int((a["labels"] != -100).sum())}
+        return {"B": B, "T": T, "V": V, "n": int((a["labels"] != -100).sum())}
     if name == "cosine":
         B, T, C = a["s_h"].shape
-        return {"B": B, "T_seq": T, "C": C}
+        return {"B": B, "T": T, "C": C}
     if name == "hidden_mse":
         B, T, C = a["t_h"].shape
-        return {"B": B, "T_seq": T, "C": C}
+        return {"B": B, "T": T, "C": C}
     return {}
 
 
@@ -327,22 +327,22 @@ def test_scale_hint_names_each_factor(name, label):
 
 def test_the_issue_factors_are_each_named_by_some_key():
     named = {lab for ex in EXERCISES.values() for lab in ex.scales}
-    dedicated = {"T": "kl_chain_T / softmax_temperature", "1/T²": "kl_T_squared", "P": "kl_mean",
+    dedicated = {"τ": "kl_chain_tau / softmax_temperature", "1/τ²": "kl_tau_squared", "P": "kl_mean",
                  "√HS": "attention_scale"}
-    for k in ("T", "T²", "1/T", "1/T²", "P", "1/P", "V", "B", "B·T", "C", "√HS", "1/√HS", "−1"):
+    for k in ("τ", "τ²", "1/τ", "1/τ²", "P", "1/P", "V", "B", "B·T", "C", "√HS", "1/√HS", "−1"):
         assert k in named or k in dedicated, k
 
 
-# factors with a key of their own (kl_chain_T, kl_T_squared, kl_mean, kl_batchmean, kl_sign,
+# factors with a key of their own (kl_chain_tau, kl_tau_squared, kl_mean, kl_batchmean, kl_sign,
 # softmax_temperature, attention_scale): they must not coincide with the others either
-DEDICATED = {"kl_soft_target": {"T", "1/T²", "P", "1/V", "−1"}, "softmax_t": {"T"},
+DEDICATED = {"kl_soft_target": {"τ", "1/τ²", "P", "1/V", "−1"}, "softmax_t": {"τ"},
              "attention": {"√HS"}, "hidden_mse": {"C"}, "cross_entropy": {"B·T"}}
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_two_suspect_factors_coincide(name, seed):
-    """No T * P = 1: within a case, the exercise's factors differ by more than 1%, none is 1."""
+    """No tau * P = 1: within a case, the exercise's factors differ by more than 1%, none is 1."""
     ex = EXERCISES[name]
     for case in ex.make_cases(np.random.default_rng(seed)):
         labels = set(ex.scales) | DEDICATED.get(name, set())

@@ -5,6 +5,7 @@ pass (one classic mistake each) and require FAIL plus the matching hint key.
 Bounds used by the checker: 1e-6 relative against central differences (h = 1e-5, float64),
 1e-8 relative against the reference solution.
 """
+import inspect
 import math
 
 import numpy as np
@@ -125,6 +126,20 @@ def test_layernorm_forgot_gamma():
     _assert_caught("layernorm", ln_no_gamma, "layernorm_gamma")
 
 
+def test_temperature_is_tau_and_the_old_name_T_still_works():
+    """The stubs call the temperature ``tau`` (T is the sequence length in every shape); a
+    learner's function written with ``T`` gets the same grade, and a wrong one the same hint."""
+    assert "tau" in inspect.signature(stubs.softmax_t_backward).parameters
+    for fn in (lambda dp, x, tau: S.softmax_t_backward(dp, x, tau),
+               lambda dp, x, T: S.softmax_t_backward(dp, x, T)):
+        assert check("softmax_t", fn, verbose=False).passed
+    old = check("kl_soft_target", lambda dloss, s_logits, t_logits, T:
+                S.kl_soft_target_backward(dloss, s_logits, t_logits, T) / T ** 2, verbose=False)
+    new = check("kl_soft_target", lambda dloss, s_logits, t_logits, tau:
+                S.kl_soft_target_backward(dloss, s_logits, t_logits, tau) / tau ** 2, verbose=False)
+    assert not old.passed and old.hint_keys == new.hint_keys == ["kl_tau_squared"]
+
+
 def test_softmax_forgot_temperature():
     _assert_caught("softmax_t", lambda dp, x, T: S.softmax_t_backward(dp, x, T) * T,
                    "softmax_temperature")
@@ -176,7 +191,7 @@ def test_kl_forgot_T_squared():
     _assert_caught("kl_soft_target",
                    lambda dloss, s_logits, t_logits, T:
                    S.kl_soft_target_backward(dloss, s_logits, t_logits, T) / T ** 2,
-                   "kl_T_squared")
+                   "kl_tau_squared")
 
 
 def test_kl_forgot_mean_and_sign():

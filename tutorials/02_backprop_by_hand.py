@@ -302,43 +302,43 @@ assert not v
 
 # %% [markdown]
 # ## 4. Softmax with temperature
-# `p = softmax(x / T)`. Higher T flattens the distribution: that is what lets a student see the
+# `p = softmax(x / τ)`. Higher τ flattens the distribution: that is what lets a student see the
 # teacher's "dark knowledge" about which wrong answers are almost right.
 
 # %%
 logits = np.array([4.0, 2.5, 1.0, 0.5, -1.0, -2.0])
 fig, ax = plt.subplots()
-for i, T in enumerate([0.5, 1, 2, 5]):
-    ax.bar(np.arange(6) + 0.2 * i - 0.3, softmax_forward(logits, T)[0], width=0.2, label=f"T={T}")
-ax.set(xlabel="class index", ylabel="probability", title="softmax(x / T) of the logits 4, 2.5, ..., -2")
+for i, tau in enumerate([0.5, 1, 2, 5]):
+    ax.bar(np.arange(6) + 0.2 * i - 0.3, softmax_forward(logits, tau)[0], width=0.2, label=f"τ={tau}")
+ax.set(xlabel="class index", ylabel="probability", title="softmax(x / τ) of the logits 4, 2.5, ..., -2")
 ax.set_xticks(np.arange(6))
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Write `dx` for `p = softmax(z)`, `z = x / T`. Two things to get right: every `p_i` depends
-# on every `z_j` (the Jacobian is not diagonal), and the chain rule through `x / T`.
+# Write `dx` for `p = softmax(z)`, `z = x / τ`. Two things to get right: every `p_i` depends
+# on every `z_j` (the Jacobian is not diagonal), and the chain rule through `x / τ`.
 
 # %%
-def softmax_dx(dp, p, T):
+def softmax_dx(dp, p, tau):
     ### BEGIN SOLUTION
-    return p * (dp - (dp * p).sum(-1, keepdims=True)) / T  # (N, V)
+    return p * (dp - (dp * p).sum(-1, keepdims=True)) / tau  # (N, V)
     ### END SOLUTION
 
 
 x = rng.standard_normal((3, 7)) * 2
 dp = rng.standard_normal(x.shape)
-for T in (0.5, 2.0):
-    p, _ = softmax_forward(x, T)
-    want = numeric(lambda: float(np.sum(softmax_forward(x, T)[0] * dp)), x)
-    check_stage(f"softmax dx, T={T}", softmax_dx, (dp, p, T), want)
+for tau in (0.5, 2.0):
+    p, _ = softmax_forward(x, tau)
+    want = numeric(lambda: float(np.sum(softmax_forward(x, tau)[0] * dp)), x)
+    check_stage(f"softmax dx, τ={tau}", softmax_dx, (dp, p, tau), want)
 
 # %% [markdown]
 # ## Both backends agree
 # Each kernel has a readable NumPy twin and a fused Numba version; `use_backend` switches.
 
 # %%
-p, sm_cache = softmax_forward(x, 2.0)  # the cache holds p and T: all the backward needs
+p, sm_cache = softmax_forward(x, 2.0)  # the cache holds p and tau: all the backward needs
 with use_backend("numpy"):
     twin = softmax_backward(dp, sm_cache)
 with use_backend("numba"):
@@ -352,7 +352,7 @@ print("softmax_backward, NumPy twin vs Numba: max |diff| =", float(np.max(np.abs
 # * GELU: a product, so two terms.
 # * LayerNorm: μ and var see every input of the row, so dx collects three paths (through xc,
 #   var, μ); one stage at a time, each with its own check, then simplified to one line.
-# * Softmax-T: a non-diagonal Jacobian, and the chain-rule factor 1/T.
+# * Softmax-τ: a non-diagonal Jacobian, and the chain-rule factor 1/τ.
 # * Check with finite differences, a random `dy`, non-trivial parameters, in float64.
 #
 # **Exercises.** `from minidistil.exercises import check; check("layernorm", fn)` (also

@@ -21,7 +21,7 @@ import numpy as np
 class Case:
     """One random instance: ``args`` for the learner, the arrays to differentiate, the scalar.
 
-    ``consts`` holds the sizes and constants a wrong factor could come from (T, P, V, B, C, HS...),
+    ``consts`` holds the sizes and constants a wrong factor could come from (tau, T, P, V, B, C, HS...),
     read by the generic scale hint.
     """
     label: str

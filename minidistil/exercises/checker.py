@@ -16,6 +16,7 @@ failing gradient of the encoder block, and at last ``generic``.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,11 +88,26 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _learner_kwargs(fn, frozen: dict) -> dict:
+    """The arguments by name, with the temperature as ``T`` for a function written to the old
+    stubs (``def softmax_t_backward(dp, x, T)``): the exercises call it ``tau`` now, because
+    ``T`` is the sequence length in every shape, but a learner's older code keeps working."""
+    if "tau" not in frozen:
+        return frozen
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or a C callable: pass the names as they are
+        return frozen
+    if "tau" in params or "T" not in params:
+        return frozen
+    return {("T" if k == "tau" else k): v for k, v in frozen.items()}
+
+
 def _call(fn, args, ex: Exercise, case: Case):
     """Run ``fn`` on read-only copies; returns (output, list of error Hints or None)."""
     frozen = _freeze(args)
     try:
-        out = fn(**frozen)
+        out = fn(**_learner_kwargs(fn, frozen))
     except NotImplementedError as e:
         return None, [Hint("not_implemented", f"NotImplementedError: {e}")]
     except Exception as e:  # noqa: BLE001 - a learner's bug can be anything; report it

@@ -33,16 +33,16 @@ def layernorm(x, gamma, beta, eps=1e-12):
     return (x - mean) / np.sqrt(var + eps) * gamma + beta  # (N, C)
 
 
-def softmax_t(x, T=1.0):
-    """``softmax(x / T)`` over the last axis."""
-    z = (x - x.max(axis=-1, keepdims=True)) / T  # (N, V)
+def softmax_t(x, tau=1.0):
+    """``softmax(x / tau)`` over the last axis."""
+    z = (x - x.max(axis=-1, keepdims=True)) / tau  # (N, V)
     e = np.exp(z)  # (N, V)
     return e / e.sum(axis=-1, keepdims=True)  # (N, V)
 
 
-def log_softmax_t(x, T=1.0):
-    """``log softmax(x / T)`` over the last axis, computed stably."""
-    z = (x - x.max(axis=-1, keepdims=True)) / T  # (N, V)
+def log_softmax_t(x, tau=1.0):
+    """``log softmax(x / tau)`` over the last axis, computed stably."""
+    z = (x - x.max(axis=-1, keepdims=True)) / tau  # (N, V)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (N, V)
 
 
@@ -67,12 +67,12 @@ def embedding_tied(ids, weight, bias):
     return h @ weight.T + bias  # (B, T, V)
 
 
-def kl_soft_target(s_logits, t_logits, T=2.0):
-    """``T**2 * mean over the P rows of KL(q || p)``: teacher ``q = softmax(t/T)``, student
-    ``p = softmax(s/T)`` (Hinton et al. 2015; DistilBERT's Lce; docs/math.md's notation)."""
-    q = softmax_t(t_logits, T)  # (P, V) the teacher's soft targets (docs/math.md: q teacher, p student)
-    kl = (q * (log_softmax_t(t_logits, T) - log_softmax_t(s_logits, T))).sum(axis=-1)  # (P,)
-    return T * T * kl.mean()
+def kl_soft_target(s_logits, t_logits, tau=2.0):
+    """``tau**2 * mean over the P rows of KL(q || p)``: teacher ``q = softmax(t/tau)``, student
+    ``p = softmax(s/tau)`` (Hinton et al. 2015; DistilBERT's Lce; docs/math.md's notation)."""
+    q = softmax_t(t_logits, tau)  # (P, V) the teacher's soft targets (docs/math.md: q teacher, p student)
+    kl = (q * (log_softmax_t(t_logits, tau) - log_softmax_t(s_logits, tau))).sum(axis=-1)  # (P,)
+    return tau * tau * kl.mean()
 
 
 def cross_entropy(logits, labels):
@@ -88,17 +88,17 @@ def cross_entropy(logits, labels):
     return float(-z[keep, y[keep]].sum() / keep.sum())
 
 
-def triple_loss(h, weight, t_logits, t_h, labels, T, alphas):
+def triple_loss(h, weight, t_logits, t_h, labels, tau, alphas):
     """DistilBERT's weighted triple loss on P positions of one student layer ``h`` (P, C).
 
     ``logits = h @ weight.T`` (the MLM decoder, weight (V, C)); then
-    ``a_ce * Lce(logits, t_logits, T) + a_mlm * Lmlm(logits, labels) + a_cos * Lcos(h, t_h)``
+    ``a_ce * Lce(logits, t_logits, tau) + a_mlm * Lmlm(logits, labels) + a_cos * Lcos(h, t_h)``
     with ``alphas = (a_ce, a_mlm, a_cos)``: three losses whose gradients all reach ``h``.
     """
     a_ce, a_mlm, a_cos = alphas
     logits = h @ weight.T  # (P, V)
     every = np.ones((1, h.shape[0]), dtype=np.int64)  # (1, P): every position is real
-    return (a_ce * kl_soft_target(logits, t_logits, T) + a_mlm * cross_entropy(logits, labels)
+    return (a_ce * kl_soft_target(logits, t_logits, tau) + a_mlm * cross_entropy(logits, labels)
             + a_cos * cosine(h[None], t_h[None], every))
 
 

@@ -1,11 +1,11 @@
 """Hints that do not belong to one exercise: a constant factor, a wrong shape, an exception.
 
 * **Scale.** When the learner's gradient is the reference times one constant ``k``, the checker
-  says so and, when ``k`` is one of the exercise's usual suspects (:data:`SCALES`: T, T², 1/T,
-  1/T², P, 1/P, V, 1/V, n, 1/n, B, 1/B, B·T, C, 1/C, √HS, 1/√HS, −1, 2, 1/2), names the likely cause. The
-  key is ``scale_<name>`` (``scale_T``, ``scale_inv_T2``, ...), or ``scale_other`` when ``k`` is
+  says so and, when ``k`` is one of the exercise's usual suspects (:data:`SCALES`: τ, τ², 1/τ,
+  1/τ², P, 1/P, V, 1/V, n, 1/n, B, 1/B, B·T, C, 1/C, √HS, 1/√HS, −1, 2, 1/2), names the likely cause. The
+  key is ``scale_<name>`` (``scale_tau``, ``scale_inv_tau2``, ...), or ``scale_other`` when ``k`` is
   none of them. The test cases are drawn so that no two suspects have the same value (no
-  T·P = 1), so a factor names one cause.
+  τ·P = 1), so a factor names one cause.
 * **Shape.** ``wrong_shape`` prints the shape returned and the shape expected.
 * **Exceptions.** ``transpose_nd`` when the line that raised applies ``.T`` to an array of
   more than two axes (read from the traceback: the line's source and its frame's variables).
@@ -22,12 +22,12 @@ import numpy as np
 
 from .base import close
 
-# label -> (key suffix, value from the case's constants)
+# label -> (key suffix, value from the case's constants: tau the temperature, T the sequence length)
 SCALES = {
-    "T": ("T", lambda c: c["T"]),
-    "T²": ("T2", lambda c: c["T"] ** 2),
-    "1/T": ("inv_T", lambda c: 1.0 / c["T"]),
-    "1/T²": ("inv_T2", lambda c: 1.0 / c["T"] ** 2),
+    "τ": ("tau", lambda c: c["tau"]),
+    "τ²": ("tau2", lambda c: c["tau"] ** 2),
+    "1/τ": ("inv_tau", lambda c: 1.0 / c["tau"]),
+    "1/τ²": ("inv_tau2", lambda c: 1.0 / c["tau"] ** 2),
     "P": ("P", lambda c: float(c["P"])),
     "1/P": ("inv_P", lambda c: 1.0 / c["P"]),
     "V": ("V", lambda c: float(c["V"])),
@@ -36,7 +36,7 @@ SCALES = {
     "1/n": ("inv_n", lambda c: 1.0 / c["n"]),
     "B": ("B", lambda c: float(c["B"])),
     "1/B": ("inv_B", lambda c: 1.0 / c["B"]),
-    "B·T": ("BT", lambda c: float(c["B"] * c["T_seq"])),
+    "B·T": ("BT", lambda c: float(c["B"] * c["T"])),
     "C": ("C", lambda c: float(c["C"])),
     "1/C": ("inv_C", lambda c: 1.0 / c["C"]),
     "√HS": ("sqrtHS", lambda c: math.sqrt(c["HS"])),

@@ -4,7 +4,7 @@ Legend: N rows, B batch, T sequence, C hidden, NH heads, HS head size, F feed-fo
 V vocabulary, P selected positions, IN/OUT linear fan-in/fan-out.
 
 The cases and the classic mistakes of each exercise live in ``problems_layers`` (linear, GELU,
-LayerNorm, softmax and log-softmax at T), ``problems_attention`` (attention, encoder block),
+LayerNorm, softmax and log-softmax at tau), ``problems_attention`` (attention, encoder block),
 ``problems_losses`` (tied embedding, KL, cross-entropy, cosine) and ``problems_distill`` (the
 triple loss, TinyBERT's hidden-state MSE); the pieces in :mod:`.base`, the generic hints in
 :mod:`.hints`.
@@ -45,7 +45,7 @@ EXERCISES = {e.name: e for e in (
         PS.EMBEDDING_MISTAKES, "Embedding and tied weights", PS.embedding_cases, {"−1": "the sign is flipped."}),
     _ex("cross_entropy", "Cross-entropy with the -100 ignore label", ("dlogits",), PS.CE_MISTAKES,
         "Cross-entropy (the MLM loss)", PS.ce_cases, PS.CE_SCALES),
-    _ex("kl_soft_target", "KL soft-target loss with T**2", ("ds_logits",), PS.KL_MISTAKES,
+    _ex("kl_soft_target", "KL soft-target loss with tau**2", ("ds_logits",), PS.KL_MISTAKES,
         "KL soft-target loss", PS.kl_cases, PS.KL_SCALES),
     _ex("cosine", "Cosine-embedding loss with padding", ("ds_h",), PS.COSINE_MISTAKES,
         "Cosine loss", PS.cosine_cases, PS.COSINE_SCALES),

@@ -15,7 +15,7 @@ from .base import UPSTREAM_HINT, Case, Mistake, close, raises_like, upstream_ign
 
 def triple_cases(rng):
     cases = []
-    for P, C, V, T, alphas in ((4, 3, 5, 2.0, (5.0, 2.0, 1.0)), (3, 4, 6, 3.0, (0.5, 2.0, 3.0))):
+    for P, C, V, tau, alphas in ((4, 3, 5, 2.0, (5.0, 2.0, 1.0)), (3, 4, 6, 3.0, (0.5, 2.0, 3.0))):
         h = rng.standard_normal((P, C))  # (P, C)
         w = rng.standard_normal((V, C)) * 0.7  # (V, C)
         t_logits = rng.standard_normal((P, V)) * 2.0  # (P, V)
@@ -24,10 +24,10 @@ def triple_cases(rng):
         labels[1] = -100  # one position not scored by Lmlm
         dloss = float(rng.uniform(0.5, 1.5))
         args = {"dloss": dloss, "h": h, "weight": w, "t_logits": t_logits, "t_h": t_h,
-                "labels": labels, "T": T, "alphas": alphas}
-        cases.append(Case(f"h{h.shape} V={V} T={T} alphas={alphas}", args, {"dh": h},
+                "labels": labels, "tau": tau, "alphas": alphas}
+        cases.append(Case(f"h{h.shape} V={V} tau={tau} alphas={alphas}", args, {"dh": h},
                           lambda a=args: a["dloss"] * F.triple_loss(
-                              a["h"], a["weight"], a["t_logits"], a["t_h"], a["labels"], a["T"],
+                              a["h"], a["weight"], a["t_logits"], a["t_h"], a["labels"], a["tau"],
                               a["alphas"])))
     return cases
 
@@ -37,7 +37,7 @@ def triple_parts(a):
     h, w = a["h"], a["weight"]
     logits = h @ w.T  # (P, V)
     every = np.ones((1, h.shape[0]), dtype=np.int64)  # (1, P)
-    return (a["dloss"] * S.kl_soft_target_backward(1.0, logits, a["t_logits"], a["T"]) @ w,
+    return (a["dloss"] * S.kl_soft_target_backward(1.0, logits, a["t_logits"], a["tau"]) @ w,
             a["dloss"] * S.cross_entropy_backward(1.0, logits, a["labels"]) @ w,
             a["dloss"] * S.cosine_backward(1.0, h[None], a["t_h"][None], every)[0])
 
@@ -65,9 +65,9 @@ def _triple_weights(m, r, c):
 
 def _triple_kl_scale(m, r, c):
     parts = triple_parts(c.args)
-    al, T = c.args["alphas"], c.args["T"]
+    al, tau = c.args["alphas"], c.args["tau"]
     return any(close(m["dh"], al[0] * f * parts[0] + al[1] * parts[1] + al[2] * parts[2])
-               for f in (1 / T ** 2, T, 1 / T))
+               for f in (1 / tau ** 2, tau, 1 / tau))
 
 
 def _triple_alpha_order(m, r, c):
@@ -127,8 +127,8 @@ TRIPLE_MISTAKES = [
             "(dh = a_ce dLce + a_mlm dLmlm + a_cos dLcos).",
             _triple_weights),
     Mistake("triple_kl_scale",
-            "The Lce part has the wrong scale: T**2 * mean KL at temperature T has gradient "
-            "(T / P) * (softmax(s/T) - softmax(t/T)) with respect to the logits.",
+            "The Lce part has the wrong scale: τ**2 * mean KL at temperature τ has gradient "
+            "(τ / P) * (softmax(s/τ) - softmax(t/τ)) with respect to the logits.",
             _triple_kl_scale),
     Mistake("triple_alpha_order",
             "The alphas are attached to the wrong losses: alphas = (a_ce, a_mlm, a_cos) weigh "
@@ -169,7 +169,7 @@ def mse_cases(rng):
                           {"dloss": dloss, "s_h": s_h, "t_h": t_h, "weight": w},
                           {"ds_h": s_h, "dweight": w},
                           lambda s=s_h, t=t_h, w=w, d=dloss: d * F.hidden_mse(s, t, w),
-                          {"B": B, "T_seq": T, "C": CT}))
+                          {"B": B, "T": T, "C": CT}))
     return cases
 
 

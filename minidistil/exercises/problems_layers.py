@@ -248,19 +248,19 @@ LAYERNORM_SCALES = {"C": "a sum over the C features where the formula has a mean
                     "1/C": "a mean where the formula has a sum (dgamma and dbeta SUM over rows).",
                     "−1": "the sign is flipped."}
 
-# ----------------------------------------------------------------------------------- softmax(T)
+# ----------------------------------------------------------------------------------- softmax(τ)
 
 
 def _temperature_cases(rng, forward, upstream: str):
-    """Three cases of ``forward(x, T)`` with upstream gradient ``upstream`` (softmax: dp,
+    """Three cases of ``forward(x, tau)`` with upstream gradient ``upstream`` (softmax: dp,
     log-softmax: dy): 2-D and 3-D logits, temperatures above and below 1."""
     cases = []
-    for shape, T in (((3, 5), 2.0), ((2, 3, 4), 0.5), ((4, 6), 3.0)):
+    for shape, tau in (((3, 5), 2.0), ((2, 3, 4), 0.5), ((4, 6), 3.0)):
         x = rng.standard_normal(shape) * 2.0  # (N, V)
         up = rng.standard_normal(shape)  # (N, V)
-        cases.append(Case(f"x{shape} T={T}", {upstream: up, "x": x, "T": T}, {"dx": x},
-                          lambda x=x, up=up, T=T: float(np.sum(forward(x, T) * up)),
-                          {"T": T}))
+        cases.append(Case(f"x{shape} tau={tau}", {upstream: up, "x": x, "tau": tau}, {"dx": x},
+                          lambda x=x, up=up, tau=tau: float(np.sum(forward(x, tau) * up)),
+                          {"tau": tau}))
     return cases
 
 
@@ -268,34 +268,34 @@ def softmax_cases(rng):
     return _temperature_cases(rng, F.softmax_t, "dp")
 
 
-def _times_T(fn, m, r, c, name, *args):
-    """The learner's formula with softmax(x * T): the reference at 1/T, with either factor."""
-    T = c.args["T"]
-    g = fn(*args, 1.0 / T)  # carries the factor T
-    return any_close(m, name, (g, g / T ** 2, g / T))
+def _times_tau(fn, m, r, c, name, *args):
+    """The learner's formula with softmax(x * tau): the reference at 1/tau, with either factor."""
+    tau = c.args["tau"]
+    g = fn(*args, 1.0 / tau)  # carries the factor tau
+    return any_close(m, name, (g, g / tau ** 2, g / tau))
 
 
-def _softmax_grad(dp, x, T):
-    p = F.softmax_t(x, T)  # (N, V)
-    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / T  # (N, V)
+def _softmax_grad(dp, x, tau):
+    p = F.softmax_t(x, tau)  # (N, V)
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / tau  # (N, V)
 
 
-def _log_softmax_grad(dy, x, T):
-    p = F.softmax_t(x, T)  # (N, V)
-    return (dy - p * dy.sum(axis=-1, keepdims=True)) / T  # (N, V)
+def _log_softmax_grad(dy, x, tau):
+    p = F.softmax_t(x, tau)  # (N, V)
+    return (dy - p * dy.sum(axis=-1, keepdims=True)) / tau  # (N, V)
 
 
 def _softmax_diag(m, r, c):
-    p = F.softmax_t(c.args["x"], c.args["T"])  # (N, V)
-    return any_close(m, "dx", (p * (1 - p) * c.args["dp"] * s for s in (1.0, 1.0 / c.args["T"])))
+    p = F.softmax_t(c.args["x"], c.args["tau"])  # (N, V)
+    return any_close(m, "dx", (p * (1 - p) * c.args["dp"] * s for s in (1.0, 1.0 / c.args["tau"])))
 
 
-def _p_without_T(m, r, c, grad):
-    """The learner recomputed p as softmax(x), without T, inside an otherwise right formula."""
-    x, T = c.args["x"], c.args["T"]
+def _p_without_tau(m, r, c, grad):
+    """The learner recomputed p as softmax(x), without tau, inside an otherwise right formula."""
+    x, tau = c.args["x"], c.args["tau"]
     up = c.args["dp"] if "dp" in c.args else c.args["dy"]
-    p = F.softmax_t(x)  # (N, V) at T = 1
-    return any_close(m, "dx", (grad(p, up) / T, grad(p, up)))
+    p = F.softmax_t(x)  # (N, V) at tau = 1
+    return any_close(m, "dx", (grad(p, up) / tau, grad(p, up)))
 
 
 def _sm_from_p(p, dp):
@@ -307,50 +307,50 @@ def _lsm_from_p(p, dy):
 
 
 def _sm_unweighted(m, r, c):
-    p, dp = F.softmax_t(c.args["x"], c.args["T"]), c.args["dp"]  # (N, V)
+    p, dp = F.softmax_t(c.args["x"], c.args["tau"]), c.args["dp"]  # (N, V)
     g = p * (dp - dp.sum(-1, keepdims=True))  # (N, V)
-    return any_close(m, "dx", (g / c.args["T"], g))
+    return any_close(m, "dx", (g / c.args["tau"], g))
 
 
 def _sum_axis(m, r, c, grad):
     """The row sum of the backward taken over another axis than the softmax's (the last)."""
-    x, T = c.args["x"], c.args["T"]
+    x, tau = c.args["x"], c.args["tau"]
     up = c.args["dp"] if "dp" in c.args else c.args["dy"]
-    p = F.softmax_t(x, T)  # (N, V)
-    return any_close(m, "dx", (grad(p, up, ax) / T for ax in range(x.ndim - 1)))
+    p = F.softmax_t(x, tau)  # (N, V)
+    return any_close(m, "dx", (grad(p, up, ax) / tau for ax in range(x.ndim - 1)))
 
 
 _SUM_AXIS = ("The sum in the backward runs over the softmax's own axis, the last one (the V "
              "entries of one row): .sum(axis=-1, keepdims=True), not over the rows.")
-_P_WITHOUT_T = ("You recomputed p as softmax(x), without the temperature: p = softmax(x / T) in the "
+_P_WITHOUT_TAU = ("You recomputed p as softmax(x), without the temperature: p = softmax(x / τ) in the "
                 "backward too.")
 
 SOFTMAX_MISTAKES = [
     Mistake("softmax_sum_axis", _SUM_AXIS, lambda m, r, c: _sum_axis(
         m, r, c, lambda p, d, ax: p * (d - (d * p).sum(axis=ax, keepdims=True)))),
     Mistake("softmax_weighted_sum",
-            "The row sum in the softmax backward is weighted by p: dx = p * (dp - sum(dp * p)) / T, "
-            "not p * (dp - sum(dp)) / T.",
+            "The row sum in the softmax backward is weighted by p: dx = p * (dp - sum(dp * p)) / τ, "
+            "not p * (dp - sum(dp)) / τ.",
             _sm_unweighted),
-    Mistake("softmax_p_without_T", _P_WITHOUT_T, lambda m, r, c: _p_without_T(m, r, c, _sm_from_p)),
+    Mistake("softmax_p_without_tau", _P_WITHOUT_TAU, lambda m, r, c: _p_without_tau(m, r, c, _sm_from_p)),
     Mistake("softmax_temperature",
-            "Chain rule through x / T: the gradient gets a factor 1/T.",
-            lambda m, r, c: close(m["dx"], r["dx"] * c.args["T"])),
+            "Chain rule through x / τ: the gradient gets a factor 1/τ.",
+            lambda m, r, c: close(m["dx"], r["dx"] * c.args["tau"])),
     Mistake("softmax_jacobian",
-            "The softmax Jacobian is not diagonal: dx = p * (dp - sum(dp * p)) / T, "
+            "The softmax Jacobian is not diagonal: dx = p * (dp - sum(dp * p)) / τ, "
             "not p * (1 - p) * dp.",
             _softmax_diag),
-    Mistake("softmax_times_T",
-            "The temperature DIVIDES the logits: p = softmax(x / T), not softmax(x * T); "
-            "and the chain rule then gives 1/T.",
-            lambda m, r, c: _times_T(_softmax_grad, m, r, c, "dx", c.args["dp"], c.args["x"])),
+    Mistake("softmax_times_tau",
+            "The temperature DIVIDES the logits: p = softmax(x / τ), not softmax(x * τ); "
+            "and the chain rule then gives 1/τ.",
+            lambda m, r, c: _times_tau(_softmax_grad, m, r, c, "dx", c.args["dp"], c.args["x"])),
 ]
-SOFTMAX_SCALES = {"T²": "the gradient is multiplied by T where it should be divided by it.",
-                  "1/T": "the factor 1/T is applied twice.",
-                  "1/T²": "the factor 1/T is applied three times (or T² divides where nothing should).",
-                  "−1": "the sign is flipped: dx = p * (dp - sum(dp * p)) / T."}
+SOFTMAX_SCALES = {"τ²": "the gradient is multiplied by τ where it should be divided by it.",
+                  "1/τ": "the factor 1/τ is applied twice.",
+                  "1/τ²": "the factor 1/τ is applied three times (or τ² divides where nothing should).",
+                  "−1": "the sign is flipped: dx = p * (dp - sum(dp * p)) / τ."}
 
-# ----------------------------------------------------------------------------------- log-softmax(T)
+# ----------------------------------------------------------------------------------- log-softmax(τ)
 
 
 def log_softmax_cases(rng):
@@ -358,51 +358,51 @@ def log_softmax_cases(rng):
 
 
 def _lsm_sum(m, r, c):
-    x, dy, T = c.args["x"], c.args["dy"], c.args["T"]
-    p = F.softmax_t(x, T)  # (N, V)
-    return any_close(m, "dx", ((dy - p) / T, dy - p, dy / T, dy))
+    x, dy, tau = c.args["x"], c.args["dy"], c.args["tau"]
+    p = F.softmax_t(x, tau)  # (N, V)
+    return any_close(m, "dx", ((dy - p) / tau, dy - p, dy / tau, dy))
 
 
 def _lsm_diag(m, r, c):
-    x, dy, T = c.args["x"], c.args["dy"], c.args["T"]
-    p = F.softmax_t(x, T)  # (N, V)
-    return any_close(m, "dx", (dy * (1 - p) / T, dy * (1 - p)))
+    x, dy, tau = c.args["x"], c.args["dy"], c.args["tau"]
+    p = F.softmax_t(x, tau)  # (N, V)
+    return any_close(m, "dx", (dy * (1 - p) / tau, dy * (1 - p)))
 
 
 def _lsm_as_softmax(m, r, c):
-    g = _sm_from_p(F.softmax_t(c.args["x"], c.args["T"]), c.args["dy"])  # (N, V)
-    return any_close(m, "dx", (g / c.args["T"], g))
+    g = _sm_from_p(F.softmax_t(c.args["x"], c.args["tau"]), c.args["dy"])  # (N, V)
+    return any_close(m, "dx", (g / c.args["tau"], g))
 
 
 def _lsm_unnormalised(m, r, c):
-    g = _lsm_from_p(np.exp(c.args["x"] / c.args["T"]), c.args["dy"])  # (N, V)
-    return any_close(m, "dx", (g / c.args["T"], g))
+    g = _lsm_from_p(np.exp(c.args["x"] / c.args["tau"]), c.args["dy"])  # (N, V)
+    return any_close(m, "dx", (g / c.args["tau"], g))
 
 
 LOG_SOFTMAX_MISTAKES = [
     Mistake("softmax_sum_axis", _SUM_AXIS, lambda m, r, c: _sum_axis(
         m, r, c, lambda p, d, ax: d - p * d.sum(axis=ax, keepdims=True))),
     Mistake("log_softmax_used_softmax",
-            "That is the SOFTMAX backward, p * (dy - sum(dy * p)) / T. For log-softmax, "
-            "d log p_i / d z_j = delta_ij - p_j, so dx = (dy - p * sum(dy)) / T.",
+            "That is the SOFTMAX backward, p * (dy - sum(dy * p)) / τ. For log-softmax, "
+            "d log p_i / d z_j = delta_ij - p_j, so dx = (dy - p * sum(dy)) / τ.",
             _lsm_as_softmax),
-    Mistake("softmax_p_without_T", _P_WITHOUT_T, lambda m, r, c: _p_without_T(m, r, c, _lsm_from_p)),
+    Mistake("softmax_p_without_tau", _P_WITHOUT_TAU, lambda m, r, c: _p_without_tau(m, r, c, _lsm_from_p)),
     Mistake("log_softmax_unnormalised",
-            "The correction term needs the normalised p = softmax(x / T) = exp(x / T) / "
-            "sum(exp(x / T)), not exp(x / T) alone.",
+            "The correction term needs the normalised p = softmax(x / τ) = exp(x / τ) / "
+            "sum(exp(x / τ)), not exp(x / τ) alone.",
             _lsm_unnormalised),
     Mistake("log_softmax_sum",
             "log p_i = z_i - log sum_k exp(z_k): the normaliser depends on every z_j, and it "
-            "weighs p_j by the SUM of the upstream row: dx = (dy - p * sum(dy, -1)) / T "
+            "weighs p_j by the SUM of the upstream row: dx = (dy - p * sum(dy, -1)) / τ "
             "(sum(dy) is not 1 for an arbitrary dy).",
             _lsm_sum),
     Mistake("log_softmax_jacobian",
             "d log p_i / d z_j = delta_ij - p_j is not diagonal: every output depends on every "
-            "input, so dx_j = dy_j - p_j * sum_i dy_i (then / T).",
+            "input, so dx_j = dy_j - p_j * sum_i dy_i (then / τ).",
             _lsm_diag),
-    Mistake("softmax_times_T",
-            "The temperature DIVIDES the logits: log softmax(x / T), not log softmax(x * T).",
-            lambda m, r, c: _times_T(_log_softmax_grad, m, r, c, "dx", c.args["dy"], c.args["x"])),
+    Mistake("softmax_times_tau",
+            "The temperature DIVIDES the logits: log softmax(x / τ), not log softmax(x * τ).",
+            lambda m, r, c: _times_tau(_log_softmax_grad, m, r, c, "dx", c.args["dy"], c.args["x"])),
 ]
-LOG_SOFTMAX_SCALES = dict(SOFTMAX_SCALES, **{"T": "the chain-rule factor 1/T of x / T is missing.",
-                                             "−1": "the sign is flipped: dx = (dy - p * sum(dy)) / T."})
+LOG_SOFTMAX_SCALES = dict(SOFTMAX_SCALES, **{"τ": "the chain-rule factor 1/τ of x / τ is missing.",
+                                             "−1": "the sign is flipped: dx = (dy - p * sum(dy)) / τ."})

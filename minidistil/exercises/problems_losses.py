@@ -1,8 +1,8 @@
-"""Exercises on the tied embedding and the losses: Lce (KL at T), cross-entropy with -100, the
+"""Exercises on the tied embedding and the losses: Lce (KL at τ), cross-entropy with -100, the
 cosine loss, the weighted triple loss, and TinyBERT's hidden-state MSE.
 
 Legend: B batch, T sequence, C hidden, V vocabulary, P selected positions, CS/CT student/teacher
-width. The cases are drawn so that no two of an exercise's constants coincide (no T * P = 1):
+width. The cases are drawn so that no two of an exercise's constants coincide (no τ * P = 1):
 a wrong factor then names one cause.
 """
 from __future__ import annotations
@@ -95,58 +95,58 @@ EMBEDDING_MISTAKES = [
 
 def kl_cases(rng):
     cases = []
-    for P, V, T in ((3, 5, 2.0), (4, 7, 3.0), (5, 6, 0.5)):
+    for P, V, tau in ((3, 5, 2.0), (4, 7, 3.0), (5, 6, 0.5)):
         s = rng.standard_normal((P, V)) * 2.0  # (P, V)
         t = rng.standard_normal((P, V)) * 2.0  # (P, V)
         dloss = float(rng.uniform(0.5, 1.5))
-        cases.append(Case(f"logits({P}, {V}) T={T}",
-                          {"dloss": dloss, "s_logits": s, "t_logits": t, "T": T},
+        cases.append(Case(f"logits({P}, {V}) tau={tau}",
+                          {"dloss": dloss, "s_logits": s, "t_logits": t, "tau": tau},
                           {"ds_logits": s},
-                          lambda s=s, t=t, T=T, d=dloss: d * F.kl_soft_target(s, t, T),
-                          {"T": T, "P": P, "V": V}))
+                          lambda s=s, t=t, tau=tau, d=dloss: d * F.kl_soft_target(s, t, tau),
+                          {"tau": tau, "P": P, "V": V}))
     return cases
 
 
-def _kl_times_T(m, r, c):
+def _kl_times_tau(m, r, c):
     a = c.args
-    T = a["T"]
-    g = S.kl_soft_target_backward(a["dloss"], a["s_logits"], a["t_logits"], 1.0 / T)  # softmax(x * T)
-    return any_close(m, "ds_logits", [g * f for f in (1.0, T * T, T ** 4, 1 / T ** 2)])
+    tau = a["tau"]
+    g = S.kl_soft_target_backward(a["dloss"], a["s_logits"], a["t_logits"], 1.0 / tau)  # softmax(x * tau)
+    return any_close(m, "ds_logits", [g * f for f in (1.0, tau * tau, tau ** 4, 1 / tau ** 2)])
 
 
 def _kl_reversed(m, r, c):
     a = c.args
-    T, P = a["T"], a["s_logits"].shape[0]
-    ls, lt = np.log(F.softmax_t(a["s_logits"], T)), np.log(F.softmax_t(a["t_logits"], T))  # (P, V)
+    tau, P = a["tau"], a["s_logits"].shape[0]
+    ls, lt = np.log(F.softmax_t(a["s_logits"], tau)), np.log(F.softmax_t(a["t_logits"], tau))  # (P, V)
     p, d = np.exp(ls), ls - lt  # (P, V)
-    g = p * (d - (p * d).sum(-1, keepdims=True))  # (P, V): d KL(p_s || p_t) / d(s / T)
-    return close(m["ds_logits"], a["dloss"] * T * g / P)
+    g = p * (d - (p * d).sum(-1, keepdims=True))  # (P, V): d KL(p_s || p_t) / d(s / tau)
+    return close(m["ds_logits"], a["dloss"] * tau * g / P)
 
 
-def _kl_one_without_T(m, r, c):
+def _kl_one_without_tau(m, r, c):
     a = c.args
-    T, P, s, t = a["T"], a["s_logits"].shape[0], a["s_logits"], a["t_logits"]
-    diffs = (F.softmax_t(s) - F.softmax_t(t, T), F.softmax_t(s, T) - F.softmax_t(t))  # (P, V) each
-    return any_close(m, "ds_logits", tuple(a["dloss"] * k * d / P for d in diffs for k in (T, 1.0)))
+    tau, P, s, t = a["tau"], a["s_logits"].shape[0], a["s_logits"], a["t_logits"]
+    diffs = (F.softmax_t(s) - F.softmax_t(t, tau), F.softmax_t(s, tau) - F.softmax_t(t))  # (P, V) each
+    return any_close(m, "ds_logits", tuple(a["dloss"] * k * d / P for d in diffs for k in (tau, 1.0)))
 
 
 KL_MISTAKES = [
     Mistake("kl_reversed",
             "That is the gradient of KL(student || teacher). Lce is KL(teacher || student) = "
-            "sum p_t log(p_t / p_s): its gradient is simply (T / P) (p_s - p_t), p = softmax(logits / T).",
+            "sum p_t log(p_t / p_s): its gradient is simply (τ / P) (p_s - p_t), p = softmax(logits / τ).",
             _kl_reversed),
-    Mistake("kl_softmax_without_T",
-            "One of the two softmaxes lacks the temperature: both are softmax(logits / T), "
+    Mistake("kl_softmax_without_tau",
+            "One of the two softmaxes lacks the temperature: both are softmax(logits / τ), "
             "student's and teacher's.",
-            _kl_one_without_T),
-    Mistake("kl_T_squared",
-            "The loss is multiplied by T**2 (so that its gradient keeps the same scale as T "
-            "changes): your gradient is T**2 too small.",
-            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] / c.args["T"] ** 2)),
-    Mistake("kl_chain_T",
-            "Chain rule through s / T: the softmax gradient carries a factor 1/T "
-            "(total factor T**2 / T = T).",
-            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] * c.args["T"])),
+            _kl_one_without_tau),
+    Mistake("kl_tau_squared",
+            "The loss is multiplied by τ**2 (so that its gradient keeps the same scale as τ "
+            "changes): your gradient is τ**2 too small.",
+            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] / c.args["tau"] ** 2)),
+    Mistake("kl_chain_tau",
+            "Chain rule through s / τ: the softmax gradient carries a factor 1/τ "
+            "(total factor τ**2 / τ = τ).",
+            lambda m, r, c: close(m["ds_logits"], r["ds_logits"] * c.args["tau"])),
     Mistake("kl_mean",
             "The loss is a MEAN over the P positions: divide by P.",
             lambda m, r, c: close(m["ds_logits"], r["ds_logits"] * c.args["s_logits"].shape[0])),
@@ -156,18 +156,18 @@ KL_MISTAKES = [
             "V times too small.",
             lambda m, r, c: close(m["ds_logits"], r["ds_logits"] / c.args["s_logits"].shape[1])),
     Mistake("kl_sign",
-            "Sign: the gradient is softmax(s/T) - softmax(t/T) (student minus teacher).",
+            "Sign: the gradient is softmax(s/τ) - softmax(t/τ) (student minus teacher).",
             lambda m, r, c: close(m["ds_logits"], -r["ds_logits"])),
-    Mistake("softmax_times_T",
-            "The temperature DIVIDES the logits: softmax(s / T), not softmax(s * T).",
-            _kl_times_T),
+    Mistake("softmax_times_tau",
+            "The temperature DIVIDES the logits: softmax(s / τ), not softmax(s * τ).",
+            _kl_times_tau),
     Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_logits")),
 ]
-KL_SCALES = {"1/T": "both the T**2 of the loss and the 1/T of the chain rule are missing "
-                    "(T**2 / T = T is the factor).",
-             "T²": "the T**2 is applied twice, or the chain rule multiplies by T.",
+KL_SCALES = {"1/τ": "both the τ**2 of the loss and the 1/τ of the chain rule are missing "
+                    "(τ**2 / τ = τ is the factor).",
+             "τ²": "the τ**2 is applied twice, or the chain rule multiplies by τ.",
              "1/P": "divided by P twice.", "V": "multiplied by V (a sum over classes counted twice?).",
-             # T, 1/T², P, 1/V and -1 have their own keys: kl_chain_T, kl_T_squared, kl_mean,
+             # τ, 1/τ², P, 1/V and -1 have their own keys: kl_chain_tau, kl_tau_squared, kl_mean,
              # kl_batchmean, kl_sign
              }
 
@@ -185,7 +185,7 @@ def ce_cases(rng):
         cases.append(Case(f"logits{logits.shape} ignored={ign}",
                           {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
                           lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
-                          {"B": B, "T_seq": T, "V": V, "n": n}))
+                          {"B": B, "T": T, "V": V, "n": n}))
     return cases
 
 
@@ -258,7 +258,7 @@ def cosine_cases(rng):
         cases.append(Case(f"h{s.shape} pad{pads}",
                           {"dloss": dloss, "s_h": s, "t_h": t, "mask": mask}, {"ds_h": s},
                           lambda s=s, t=t, m=mask, d=dloss: d * F.cosine(s, t, m),
-                          {"B": B, "T_seq": T, "C": C}))
+                          {"B": B, "T": T, "C": C}))
     return cases
 
 

@@ -50,16 +50,16 @@ def layernorm_backward(dy, x, gamma, eps=1e-12):
     return dx, dgamma, dbeta
 
 
-def softmax_t_backward(dp, x, T):
-    """p = softmax(x/T)  ->  dx = p * (dp - sum(dp * p)) / T."""
-    p = F.softmax_t(x, T)  # (N, V)
-    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / T  # (N, V)
+def softmax_t_backward(dp, x, tau):
+    """p = softmax(x/tau)  ->  dx = p * (dp - sum(dp * p)) / tau."""
+    p = F.softmax_t(x, tau)  # (N, V)
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / tau  # (N, V)
 
 
-def log_softmax_t_backward(dy, x, T):
-    """y = log softmax(x/T)  ->  dx = (dy - softmax(x/T) * sum(dy)) / T."""
-    p = F.softmax_t(x, T)  # (N, V)
-    return (dy - p * dy.sum(axis=-1, keepdims=True)) / T  # (N, V)
+def log_softmax_t_backward(dy, x, tau):
+    """y = log softmax(x/tau)  ->  dx = (dy - softmax(x/tau) * sum(dy)) / tau."""
+    p = F.softmax_t(x, tau)  # (N, V)
+    return (dy - p * dy.sum(axis=-1, keepdims=True)) / tau  # (N, V)
 
 
 def attention_backward(dout, q, k, v, probs):
@@ -86,12 +86,12 @@ def embedding_tied_backward(dlogits, ids, weight):
     return dweight, dbias
 
 
-def kl_soft_target_backward(dloss, s_logits, t_logits, T):
-    """d/ds of T^2 * mean KL(q || p) = T^2 * (1/P) * (1/T) * (p - q): student p, teacher q."""
+def kl_soft_target_backward(dloss, s_logits, t_logits, tau):
+    """d/ds of tau^2 * mean KL(q || p) = tau^2 * (1/P) * (1/tau) * (p - q): student p, teacher q."""
     P = s_logits.shape[0]
-    p = F.softmax_t(s_logits, T)  # (P, V) the student's distribution
-    q = F.softmax_t(t_logits, T)  # (P, V) the teacher's soft targets
-    return dloss * T * (p - q) / P  # (P, V)
+    p = F.softmax_t(s_logits, tau)  # (P, V) the student's distribution
+    q = F.softmax_t(t_logits, tau)  # (P, V) the teacher's soft targets
+    return dloss * tau * (p - q) / P  # (P, V)
 
 
 def cross_entropy_backward(dloss, logits, labels):
@@ -103,11 +103,11 @@ def cross_entropy_backward(dloss, logits, labels):
     return dloss * (p - onehot) * keep[..., None] / keep.sum()  # (..., V)
 
 
-def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, T, alphas):
+def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, tau, alphas):
     """The three gradients meet at h: Lce and Lmlm through the logits (and W), Lcos directly."""
     a_ce, a_mlm, a_cos = alphas
     logits = h @ weight.T  # (P, V)
-    dlogits = (a_ce * kl_soft_target_backward(1.0, logits, t_logits, T)
+    dlogits = (a_ce * kl_soft_target_backward(1.0, logits, t_logits, tau)
                + a_mlm * cross_entropy_backward(1.0, logits, labels))  # (P, V): two losses add
     every = np.ones((1, h.shape[0]), dtype=np.int64)  # (1, P)
     dh = dlogits @ weight + a_cos * cosine_backward(1.0, h[None], t_h[None], every)[0]  # (P, C)

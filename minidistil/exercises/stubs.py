@@ -44,8 +44,8 @@ def layernorm_backward(dy, x, gamma, eps=1e-12):
     _todo("layernorm")
 
 
-def softmax_t_backward(dp, x, T):
-    """Exercise "softmax_t". Forward ``p = softmax(x / T)`` over the last axis.
+def softmax_t_backward(dp, x, tau):
+    """Exercise "softmax_t". Forward ``p = softmax(x / tau)`` over the last axis.
 
     Return ``dx`` (same shape as x).
     """
@@ -69,17 +69,17 @@ def embedding_tied_backward(dlogits, ids, weight):
     _todo("embedding_tied")
 
 
-def kl_soft_target_backward(dloss, s_logits, t_logits, T):
-    """Exercise "kl_soft_target". Forward ``T**2 * mean over the P rows of KL(q || p)``,
-    teacher ``q = softmax(t/T)``, student ``p = softmax(s/T)``.
+def kl_soft_target_backward(dloss, s_logits, t_logits, tau):
+    """Exercise "kl_soft_target". Forward ``tau**2 * mean over the P rows of KL(q || p)``,
+    teacher ``q = softmax(t/tau)``, student ``p = softmax(s/tau)``.
 
     s_logits, t_logits (P, V); ``dloss`` a float (the upstream gradient). Return ``ds_logits``.
     """
     _todo("kl_soft_target")
 
 
-def log_softmax_t_backward(dy, x, T):
-    """Exercise "log_softmax_t". Forward ``y = log softmax(x / T)`` over the last axis.
+def log_softmax_t_backward(dy, x, tau):
+    """Exercise "log_softmax_t". Forward ``y = log softmax(x / tau)`` over the last axis.
 
     Return ``dx`` (same shape as x).
     """
@@ -103,9 +103,9 @@ def cosine_backward(dloss, s_h, t_h, mask):
     _todo("cosine")
 
 
-def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, T, alphas):
+def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, tau, alphas):
     """Exercise "triple_loss". Forward ``forwards.triple_loss``: logits = h @ weight.T, then
-    ``a_ce * Lce(logits, t_logits, T) + a_mlm * Lmlm(logits, labels) + a_cos * Lcos(h, t_h)``.
+    ``a_ce * Lce(logits, t_logits, tau) + a_mlm * Lmlm(logits, labels) + a_cos * Lcos(h, t_h)``.
 
     h, t_h (P, C); weight (V, C); t_logits (P, V); labels (P,) with -100; alphas a 3-tuple.
     Return ``dh`` (P, C): the sum of the three losses' gradients.

@@ -14,7 +14,7 @@
 # **Learning goals.** After these exercises you can derive and implement, by hand, the backward
 # pass of every operation in DistilBERT: a linear layer, GELU, LayerNorm, softmax with a
 # temperature, the attention core (with padding), an embedding whose matrix is tied to the
-# output layer, the KL soft-target loss with its T², the cosine loss, log-softmax, the MLM
+# output layer, the KL soft-target loss with its τ², the cosine loss, log-softmax, the MLM
 # cross-entropy with its -100 label, the weighted triple loss, TinyBERT's hidden-state loss,
 # and (bonus) a whole post-LN encoder block.
 #
@@ -92,14 +92,14 @@ def layernorm_backward(dy, x, gamma, eps=1e-12):
 result = check("layernorm", layernorm_backward)
 
 # %% [markdown]
-# ## 4. Softmax with temperature: `p = softmax(x / T)`
+# ## 4. Softmax with temperature: `p = softmax(x / τ)`
 # Return `dx` given the upstream `dp`.
 
 # %%
-def softmax_t_backward(dp, x, T):
+def softmax_t_backward(dp, x, tau):
     ### BEGIN SOLUTION
-    p = F.softmax_t(x, T)
-    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / T
+    p = F.softmax_t(x, tau)
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / tau
     ### END SOLUTION
 
 
@@ -142,16 +142,16 @@ def embedding_tied_backward(dlogits, ids, weight):
 result = check("embedding_tied", embedding_tied_backward)
 
 # %% [markdown]
-# ## 7. The KL soft-target loss with T²
-# `loss = T**2 * mean over the P rows of KL(q || p)`, teacher `q = softmax(t/T)`, student
-# `p = softmax(s/T)` (the notation of docs/math.md). Return
+# ## 7. The KL soft-target loss with τ²
+# `loss = τ**2 * mean over the P rows of KL(q || p)`, teacher `q = softmax(t/τ)`, student
+# `p = softmax(s/τ)` (the notation of docs/math.md). Return
 # `ds_logits`, times the upstream scalar `dloss`.
 
 # %%
-def kl_soft_target_backward(dloss, s_logits, t_logits, T):
+def kl_soft_target_backward(dloss, s_logits, t_logits, tau):
     ### BEGIN SOLUTION
     P = s_logits.shape[0]
-    return dloss * T * (F.softmax_t(s_logits, T) - F.softmax_t(t_logits, T)) / P
+    return dloss * tau * (F.softmax_t(s_logits, tau) - F.softmax_t(t_logits, tau)) / P
     ### END SOLUTION
 
 
@@ -175,14 +175,14 @@ def cosine_backward(dloss, s_h, t_h, mask):
 result = check("cosine", cosine_backward)
 
 # %% [markdown]
-# ## 9. Log-softmax with temperature: `y = log softmax(x / T)`
+# ## 9. Log-softmax with temperature: `y = log softmax(x / τ)`
 # Return `dx` given the upstream `dy`. Careful: `sum(dy)` over a row is not 1.
 
 # %%
-def log_softmax_t_backward(dy, x, T):
+def log_softmax_t_backward(dy, x, tau):
     ### BEGIN SOLUTION
-    p = F.softmax_t(x, T)
-    return (dy - p * dy.sum(axis=-1, keepdims=True)) / T
+    p = F.softmax_t(x, tau)
+    return (dy - p * dy.sum(axis=-1, keepdims=True)) / tau
     ### END SOLUTION
 
 
@@ -214,11 +214,11 @@ result = check("cross_entropy", cross_entropy_backward)
 # Return `dh`. Reuse your functions from 7, 8 and 10.
 
 # %%
-def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, T, alphas):
+def triple_loss_backward(dloss, h, weight, t_logits, t_h, labels, tau, alphas):
     ### BEGIN SOLUTION
     a_ce, a_mlm, a_cos = alphas
     logits = h @ weight.T
-    dlogits = (a_ce * kl_soft_target_backward(1.0, logits, t_logits, T)
+    dlogits = (a_ce * kl_soft_target_backward(1.0, logits, t_logits, tau)
                + a_mlm * cross_entropy_backward(1.0, logits, labels))
     every = np.ones((1, h.shape[0]), dtype=np.int64)
     dh = dlogits @ weight + a_cos * cosine_backward(1.0, h[None], t_h[None], every)[0]
@@ -286,8 +286,8 @@ result = check("encoder_block", encoder_block_backward)
 # ## Summary
 # * Every backward pass is a handful of matrix products and reductions; finite differences in
 #   float64 with a random upstream gradient tell you, to 1e-6 or better, whether it is right.
-# * The classic traps: a transposed weight gradient, the LayerNorm mean term, the 1/T of a
-#   temperature and the T² of the distillation loss, a tied matrix that collects two
+# * The classic traps: a transposed weight gradient, the LayerNorm mean term, the 1/τ of a
+#   temperature and the τ² of the distillation loss, a tied matrix that collects two
 #   gradients, repeated ids that need `np.add.at`, padding that must get exactly zero, and
 #   writing into `dy`.
 #
