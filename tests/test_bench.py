@@ -17,9 +17,10 @@ import pytest
 from dataclasses import asdict
 
 from minidistil import bench
-from minidistil.bench import measure as M, run as R, steps as S
+from minidistil.bench import ab_history, fast_parity as FP, measure as M, run as R, steps as S
 from minidistil.bench.shapes import PRESETS, preset
 
+PARITY_MARK = "| teacher | 44.72% | 44.72% | identical |"
 KERNELS = {"softmax_t", "layernorm", "gelu", "attention", "embedding_backward"}
 TIMING = {"median_s", "min_s", "times_s", "cpu_over_wall"}
 
@@ -28,6 +29,8 @@ TIMING = {"median_s", "min_s", "times_s", "cpu_over_wall"}
 def quick_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     out, doc = d / "bench.json", d / "performance.md"
+    # a section that another script measured (fast_parity.py): the run must keep it
+    doc.write_text(f"# old\n\n{FP.BEGIN}\n{PARITY_MARK}\n{FP.END}\n\n## Results\nstale\n")
     rc = bench.main(["--quick", "--repeats", "1", "--warmup", "1", "--skip", "torch,coexist", "--profile", "5",
                      "--json", str(out), "--write-doc", str(doc)])
     assert rc == 0
@@ -243,3 +246,11 @@ def test_no_import_cycle_in_the_bench_package():
         if n != "__init__":
             visit(n)
     assert all(len(p.read_text().splitlines()) <= 400 for p in folder.glob("*.py"))
+
+
+def test_doc_keeps_the_sections_this_run_does_not_measure(quick_run):
+    _, doc = quick_run
+    assert doc.count(FP.BEGIN) == 1 and PARITY_MARK in doc and "stale" not in doc
+    assert doc.index(FP.END) < doc.index("\n## Results")
+    for title, text in ab_history.SECTIONS:  # the one-off A/B measurements, with their dates
+        assert f"## {title}" in doc and text.splitlines()[0] in doc

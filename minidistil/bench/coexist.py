@@ -81,17 +81,32 @@ def update_doc(path: str, lines: list, begin: str = BEGIN, end: str = END) -> No
     """Replace the section between ``begin`` and ``end`` in ``path`` (or insert it before
     "## Results"), atomically: the rest of the generated file stays as the last full run wrote it."""
     from .measure import atomic_write
-    text = Path(path).read_text(encoding="utf-8")
-    block = "\n".join(lines)
+    atomic_write(path, splice(Path(path).read_text(encoding="utf-8"), "\n".join(lines), begin, end))
+
+
+def splice(text: str, block: str, begin: str, end: str) -> str:
+    """``text`` with ``block`` in place of the section between ``begin`` and ``end``, or inserted
+    before "## Results" when there is none."""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    elif "\n## Results" in text:
+        return head + block + rest.split(end, 1)[1]
+    if "\n## Results" in text:
         head, rest = text.split("\n## Results", 1)
-        text = head + "\n" + block + "\n\n## Results" + rest
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    atomic_write(path, text)
+        return head + "\n" + block + "\n\n## Results" + rest
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def carried_section(path: str, begin: str, end: str) -> str | None:
+    """The section between the markers in the file at ``path`` as it is now, if any: a part of
+    docs/performance.md that another script measures (the demo with and without the fast layer)
+    and that a benchmark run must not drop."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if begin not in text or end not in text:
+        return None
+    return begin + text.split(begin, 1)[1].split(end, 1)[0] + end
 
 
 def main(argv=None) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .format import fmt as _fmt, fmt_s as _fmt_s, met as _met, probes as _probes, table as _table, turns as _turns
+from .ab_history import SECTIONS as AB_SECTIONS
 from .notes import FLOP_MODEL, LEVERS, METHOD, limit_text as _limit_text
 
 def summary_lines(r: dict, targets: bool = True) -> list:
@@ -235,6 +236,8 @@ def render_doc(r: dict) -> str:
         out += _table(["function", "where", "calls", "own time", "cumulative"],
                       [[f"`{p['function']}`", p["where"], p["calls"], _fmt_s(p["tottime_s"]),
                         _fmt_s(p["cumtime_s"])] for p in r["profile"][:15]])
+    for title, text in AB_SECTIONS:
+        out += ["", f"## {title}", "", text.rstrip("\n")]
     out += ["", "## Open levers", "", LEVERS, "", "## FLOP model", "", FLOP_MODEL, "", "## Method", "", METHOD, ""]
     return "\n".join(out)
 

@@ -313,6 +313,12 @@ def main(argv=None) -> int:
     atomic_write(a.json, json.dumps(r, indent=1, default=float) + "\n")
     print(f"\nresults written to {a.json}")
     if a.write_doc:
-        atomic_write(a.write_doc, render_doc(r))
+        text = render_doc(r)
+        from .coexist import carried_section, splice
+        from .fast_parity import BEGIN as FP_BEGIN, END as FP_END
+        kept = carried_section(a.write_doc, FP_BEGIN, FP_END)
+        if kept:  # measured by fast_parity.py, not by this run: keep it
+            text = splice(text, kept, FP_BEGIN, FP_END)
+        atomic_write(a.write_doc, text)
         print(f"doc written to {a.write_doc}")
     return 0
