@@ -17,6 +17,7 @@ from minidistil.exercises import solutions as S
 
 from hint_cases_outside import MORE_KEY_CASES
 from hint_cases_set3 import SECOND_EXERCISE_CASES, SET3_KEY_CASES
+from hint_cases_set4 import SET4_KEY_CASES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
 
@@ -254,6 +255,7 @@ KEY_CASES.update({
 })
 KEY_CASES.update(MORE_KEY_CASES)  # the keys added after the outside sets were measured
 KEY_CASES.update(SET3_KEY_CASES)  # ... and after outside set 3
+KEY_CASES.update(SET4_KEY_CASES)  # ... and after outside set 4
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))
@@ -307,7 +309,7 @@ def _consts(name, a):
         return {"B": B, "T": T, "V": V, "n": int((a["labels"] != -100).sum())}
     if name == "cosine":
         B, T, C = a["s_h"].shape
-        return {"B": B, "T": T, "C": C}
+        return {"B": B, "T": T, "C": C, "n": int(np.asarray(a["mask"]).sum())}
     if name == "hidden_mse":
         B, T, C = a["t_h"].shape
         return {"B": B, "T": T, "C": C}
@@ -381,11 +383,11 @@ def test_keepdims_hint_also_names_a_mask_without_its_feature_axis():
 
 
 def test_a_transposed_dx_is_not_called_a_transposed_weight():
-    """transposed_weight is about a weight's layout; dx in the transposed layout gets the shape
-    hint with both shapes instead (outside set 4 found the weight hint firing for dx)."""
+    """transposed_weight is about a weight's layout; dx in the transposed layout gets its own
+    hint, with both shapes (outside set 4 found the weight hint firing for dx)."""
     res = check("linear", lambda dy, x, weight: (weight.T @ dy.T, dy.T @ x, dy.sum(0)), verbose=False)
     assert not res.passed
-    assert "transposed_weight" not in res.hint_keys and "wrong_shape" in res.hint_keys
+    assert res.hint_keys == ["transposed_grad"] and "dx is the transpose" in res.hints[0].text
     res = check("linear", lambda dy, x, weight: (dy @ weight, x.T @ dy, dy.sum(0)), verbose=False)
     assert "transposed_weight" in res.hint_keys  # the weight's own mistake still fires it
 

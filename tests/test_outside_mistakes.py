@@ -114,7 +114,7 @@ SET2 = {
     "lin_db_mean": ("specific", {"scale_inv_B"}),
     "lin_dx_weight_T": ("specific", {"linear_dx_weight"}),
     "lin_db_wrong_axis": ("specific", {"bias_not_summed"}),
-    "lin_db_keepdims": ("specific", {"bias_not_summed"}),  # the hint states the shape (OUT,) that keepdims broke
+    "lin_db_keepdims": ("specific", {"keepdims_extra"}),  # after set 4 (was bias_not_summed, which asked for the sum it had)
     "gelu_only_cdf": ("specific", {"gelu_product_rule"}),
     "gelu_tanh_approx": ("specific", {"gelu_tanh"}),
     "gelu_pdf_no_norm": ("generic", set()),

@@ -98,8 +98,8 @@ def raises_like(e, attempt) -> bool:
 def bias_partial_sum(m, r) -> bool:
     """A bias gradient ``m`` that kept leading axes: summing them gives the reference ``r``."""
     m, r = np.asarray(m, dtype=np.float64), np.asarray(r, dtype=np.float64)
-    return (m.ndim > r.ndim == 1 and m.shape[-1] == r.shape[-1]
-            and close(m.reshape(-1, r.shape[-1]).sum(0), r))
+    return (m.ndim > r.ndim == 1 and m.shape[-1] == r.shape[-1] and m.size != r.size
+            and close(m.reshape(-1, r.shape[-1]).sum(0), r))  # same size: keepdims_extra
 
 
 BIAS_AXES_HINT = ("A bias is added at every position, so its gradient sums over ALL the leading "

@@ -216,6 +216,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
             result.hints.append(h)
 
     fallback = []  # generic hints, shown only when no specific one matched
+    structural = []  # per failing case: {key: text} of hints.structure_hints
 
     for case in ex.make_cases(rng):
         ref = ex.unpack(ex.solution(**_freeze(case.args)))
@@ -256,6 +257,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
                 hit = False
             if hit:
                 add_hint(Hint(mistake.key, mistake.hint))
+        structural.append(dict(H.structure_hints(ex.grad_names, mine, ref)))
         for g in ex.grad_names:
             if g in mine and mine[g].shape != ref[g].shape:
                 fallback.append(Hint(*H.shape_hint(g, mine[g].shape, ref[g].shape,
@@ -264,6 +266,11 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
             first = next((r.name.split(" ~")[0] for r in reversed(verdict.rows) if not r.ok), None)
             fallback.append(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
         fallback += [Hint(k, t) for k, t in H.scale_hints(ex, mine, ref, case)]
+    # a structural slip is named only when every failing case shows it: a (1, V) bias gradient
+    # in a case with B = 1 looks like keepdims, where the other cases show an unsummed batch axis
+    for key, text in (structural[0].items() if structural else ()):
+        if all(key in s for s in structural):
+            add_hint(Hint(key, text))
     if not result.passed and not result.hints:
         for h in fallback:
             add_hint(h)

@@ -6,7 +6,11 @@
   key is ``scale_<name>`` (``scale_tau``, ``scale_inv_tau2``, ...), or ``scale_other`` when ``k`` is
   none of them. The test cases are drawn so that no two suspects have the same value (no
   τ·P = 1), so a factor names one cause.
-* **Shape.** ``wrong_shape`` prints the shape returned and the shape expected.
+* **Shape.** ``wrong_shape`` prints the shape returned and the shape expected. Three shape slips
+  are named: ``return_order`` (the right gradients in another order), ``keepdims_extra`` (the
+  right values with size-1 axes that a ``keepdims=True`` kept), ``transposed_grad`` (an input's
+  gradient transposed) and ``leading_axes_not_summed`` (a weight's gradient per example, not
+  summed over the batch).
 * **Exceptions.** ``transpose_nd`` when the line that raised applies ``.T`` to an array of
   more than two axes (read from the traceback: the line's source and its frame's variables).
   ``keepdims`` when NumPy could not broadcast ``(N, C)`` against ``(N,)``: a sum or mean lost
@@ -158,3 +162,39 @@ def shape_hint(gname: str, got: tuple, want: tuple, target: str):
     extra = " (transposed?)" if len(got) == 2 and got == want[::-1] else ""
     return ("wrong_shape", f"{gname} has shape {got} but must have the shape of {target}, "
                            f"{want}{extra}.")
+
+
+def _drop_ones(shape) -> tuple:
+    return tuple(n for n in shape if n != 1)
+
+
+def structure_hints(grad_names, mine: dict, ref: dict) -> list:
+    """``[(key, text)]`` for the right numbers in the wrong structure: another order, kept
+    size-1 axes, or a weight gradient left per example."""
+    wrong = [g for g in grad_names if g in mine and g in ref and not close(mine[g], ref[g])]
+    if len(wrong) >= 2 and all(any(close(mine[g], ref[h]) for h in grad_names if h != g) for g in wrong):
+        return [("return_order", "Your gradients are right but returned in another order: return "
+                                 f"({', '.join(grad_names)}), as the stub says.")]
+    out = []
+    for g in wrong:
+        m, r = np.asarray(mine[g], dtype=np.float64), ref[g]
+        if m.shape == r.shape:
+            continue
+        if m.size == r.size and _drop_ones(m.shape) == _drop_ones(r.shape) and close(m.reshape(r.shape), r):
+            out.append(("keepdims_extra",
+                        f"{g} has the right values but the shape {m.shape}, not {r.shape}: a sum "
+                        "with keepdims=True (or an added axis) kept the axes it summed. Drop "
+                        f"keepdims there; {g} must have the shape of what it differentiates."))
+        elif ("weight" not in g and r.ndim == 2 and m.shape == r.shape[::-1] and close(m, r.T)):
+            out.append(("transposed_grad",
+                        f"{g} is the transpose of the right gradient: it has the shape {m.shape}, "
+                        f"the right one {r.shape}, the shape of what it differentiates. Written "
+                        "for column vectors (W.T @ dy.T)? Here rows are examples: dx = dy @ W."))
+        elif (r.ndim >= 2 and m.ndim > r.ndim and m.shape[m.ndim - r.ndim:] == r.shape
+              and close(m.reshape((-1,) + r.shape).sum(0), r)):
+            out.append(("leading_axes_not_summed",
+                        f"{g} has the shape {m.shape}: one gradient per example. Summing its "
+                        f"leading axes gives the right {r.shape}: the weight is shared by every "
+                        "example and position, so its gradient is the SUM of their contributions "
+                        "(flatten to 2-D before the matmul, or sum over the leading axes)."))
+    return out

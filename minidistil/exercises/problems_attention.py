@@ -173,7 +173,8 @@ def _merge_reshape(x):
 
 def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2=True,
                            heads="transpose", ln_order="post", gelu="erf", masked=True,
-                           paths=("q", "k", "v"), ln_input="own", attn_scale=True):
+                           paths=("q", "k", "v"), ln_input="own", attn_scale=True,
+                           ln1_backward=None, ln2_backward=None):
     """The reference backward with one classic slip switched on (returns dx only).
 
     ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
@@ -183,8 +184,12 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     ``masked=False`` recomputes the forward without the padding mask (``"forward"``: only the
     probabilities the attention backward uses); ``paths`` are the
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
-    r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk.
+    r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk;
+    ``gelu="tanh"`` uses the tanh approximation's derivative; ``ln1_backward``/``ln2_backward``
+    replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``).
     """
+    ln1_back = ln1_backward or S.layernorm_backward
+    ln2_back = ln2_backward or S.layernorm_backward
     split = _split_reshape if heads in ("reshape", "split") else F.split_heads
     merge = _merge_reshape if heads in ("reshape", "merge") else F.merge_heads
     # the forward's intermediates come from the reference solution; the check itself stays
@@ -199,7 +204,11 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     def ffn_back(d):
         dgu = S.linear_backward(d, gu, p["ff2.weight"])[0]  # (B, T, F)
         cdf = 0.5 * (1.0 + F._erf(u / math.sqrt(2.0)))  # (B, T, F) Phi(u)
-        du = dgu * cdf if gelu == "cdf" else S.gelu_backward(dgu, u)  # (B, T, F)
+        if gelu == "tanh":
+            from .problems_layers import _gelu_tanh_grad
+            du = dgu * _gelu_tanh_grad(u)  # (B, T, F)
+        else:
+            du = dgu * cdf if gelu == "cdf" else S.gelu_backward(dgu, u)  # (B, T, F)
         return S.linear_backward(du, h, p["ff1.weight"])[0]  # (B, T, C)
 
     def attn_back(d):
@@ -211,11 +220,11 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         return sum(S.linear_backward(merge(grads[n]), x, p[f"{n}.weight"])[0] for n in paths)  # (B, T, C)
 
     if ln_order == "swapped":
-        dh = S.layernorm_backward(dy + ffn_back(dy), ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
-        return S.layernorm_backward(dh + attn_back(dh), ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
-    dr2 = S.layernorm_backward(dy, ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
+        dh = ln2_back(dy + ffn_back(dy), ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
+        return ln1_back(dh + attn_back(dh), ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
+    dr2 = ln2_back(dy, ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
     dh = (dr2 if res2 else 0.0) + ffn_back(dr2)  # (B, T, C)
-    dr1 = S.layernorm_backward(dh, ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
+    dr1 = ln1_back(dh, ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
     return (dr1 if res1 else 0.0) + attn_back(dr1)  # (B, T, C)
 
 

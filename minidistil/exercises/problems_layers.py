@@ -39,7 +39,8 @@ LINEAR_MISTAKES = [
     Mistake("bias_not_summed",
             "dbias must have the shape of bias (OUT,): sum dy over every row (the bias is "
             "added to each row, so each row contributes).",
-            lambda m, r, c: np.shape(m["dbias"]) != np.shape(r["dbias"])),
+            lambda m, r, c: np.shape(m["dbias"]) != np.shape(r["dbias"])
+            and np.size(m["dbias"]) != np.size(r["dbias"])),  # same size: keepdims_extra
     Mistake("linear_dx_weight",
             "dx = dy @ weight: weight is stored (OUT, IN) and dy is (N, OUT), so dy @ weight "
             "is (N, IN). dy @ weight.T only fits when the weight is square, and is wrong there.",

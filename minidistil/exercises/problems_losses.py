@@ -258,7 +258,7 @@ def cosine_cases(rng):
         cases.append(Case(f"h{s.shape} pad{pads}",
                           {"dloss": dloss, "s_h": s, "t_h": t, "mask": mask}, {"ds_h": s},
                           lambda s=s, t=t, m=mask, d=dloss: d * F.cosine(s, t, m),
-                          {"B": B, "T": T, "C": C}))
+                          {"B": B, "T": T, "C": C, "n": int(mask.sum())}))
     return cases
 
 
@@ -322,4 +322,5 @@ COSINE_MISTAKES = [
     Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_h")),
 ]
 COSINE_SCALES = {"B·T": "a sum over positions where the loss has a mean.",
+                 "n": "the mean over the n = mask.sum() real positions is missing (a sum).",
                  "2": "a stray factor 2.", "1/2": "a stray factor 1/2."}

@@ -1,0 +1,273 @@
+"""More classic mistakes, one list per exercise, added to those of the ``problems_*`` modules.
+
+Legend: N rows, B batch, T sequence, C hidden, NH heads, HS head size, V vocabulary,
+P selected positions; tau the temperature.
+
+Each entry is a wrong formula that learners write: the erf without its sqrt(2), the -(r/C)
+slip in LayerNorm's variance term, log-probabilities where the backward needs probabilities,
+q and k swapped in the attention backward, and so on. :data:`MORE` maps an exercise's name to
+its extra :class:`~.base.Mistake` list.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import forwards as F
+from . import problems_attention as PA
+from . import solutions as S
+from .base import Mistake, any_close, close, raises_like
+from .problems_distill import triple_parts
+
+# ----------------------------------------------------------------------------------- GELU
+
+
+def _gelu_erf_sqrt2(m, r, c):
+    """Phi written 0.5 (1 + erf(x)): alone, or with its own derivative exp(-x^2) / sqrt(pi)."""
+    x, dy = c.args["x"], c.args["dy"]
+    cdf_wrong = 0.5 * (1.0 + F._erf(x))  # (...)
+    cdf = 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
+    pdf_wrong = np.exp(-x * x) / math.sqrt(math.pi)  # (...) d/dx of cdf_wrong
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
+    return any_close(m, "dx", (dy * (cdf_wrong + x * pdf), dy * (cdf_wrong + x * pdf_wrong),
+                               dy * (cdf + x * pdf_wrong)))
+
+
+# ----------------------------------------------------------------------------------- LayerNorm
+
+
+def _ln_rstd_power(m, r, c):
+    """The variance term with rstd to the wrong power: d rstd/dx_j written -(rstd/C) xhat_j."""
+    from .problems_layers import ln_parts
+    dy, gamma, rstd, xhat = ln_parts(c)
+    g = dy * gamma  # (N, C)
+    var_term = xhat * (g * xhat).mean(-1, keepdims=True)  # (N, C)
+    base = rstd * (g - g.mean(-1, keepdims=True))  # (N, C)
+    return any_close(m, "dx", (base - var_term, base - rstd * rstd * var_term))
+
+
+# ----------------------------------------------------------------------------------- (log-)softmax
+
+
+def _lsm_candidates(c, make):
+    x, dy, tau = c.args["x"], c.args["dy"], c.args["tau"]
+    g = make(x, dy, tau)  # (N, V)
+    return (g / tau, g)
+
+
+def _lsm_uses_logp(m, r, c):
+    return any_close(m, "dx", _lsm_candidates(
+        c, lambda x, dy, tau: dy - F.log_softmax_t(x, tau) * dy.sum(-1, keepdims=True)))
+
+
+def _lsm_plus(m, r, c):
+    return any_close(m, "dx", _lsm_candidates(
+        c, lambda x, dy, tau: dy + F.softmax_t(x, tau) * dy.sum(-1, keepdims=True)))
+
+
+def _lsm_global_sum(m, r, c):
+    return c.args["x"].ndim > 1 and any_close(m, "dx", _lsm_candidates(
+        c, lambda x, dy, tau: dy - F.softmax_t(x, tau) * dy.sum()))
+
+
+def _sm_global_sum(m, r, c):
+    x, dp, tau = c.args["x"], c.args["dp"], c.args["tau"]
+    p = F.softmax_t(x, tau)  # (N, V)
+    g = p * (dp - (dp * p).sum())  # (N, V)
+    return x.ndim > 1 and any_close(m, "dx", (g / tau, g))
+
+
+_GLOBAL_SUM = ("The sum in the backward is PER ROW: {s} over the last axis, with keepdims=True "
+               "(sum(axis=-1, keepdims=True)); a sum over the whole array mixes rows that the "
+               "forward keeps apart.")
+
+# ----------------------------------------------------------------------------------- attention
+
+
+def _attn_with(a, ds, swap=False):
+    s = 1.0 / math.sqrt(a["q"].shape[-1])
+    if swap:  # dq from q and dk from k
+        return ds @ a["q"] * s, ds.swapaxes(-1, -2) @ a["k"] * s  # (B, NH, T, HS) each
+    return ds @ a["k"] * s, ds.swapaxes(-1, -2) @ a["q"] * s  # (B, NH, T, HS) each
+
+
+def _attn_diag(m, r, c):
+    """dscores = probs * (1 - probs) * dprobs: the softmax Jacobian's diagonal only."""
+    a, probs = c.args, c.args["probs"]
+    dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
+    dq, dk = _attn_with(a, probs * (1.0 - probs) * dprobs)
+    return (close(m["dq"], dq) or close(m["dk"], dk)) and not close(m["dq"], r["dq"])
+
+
+def _attn_qk_swapped(m, r, c):
+    a = c.args
+    dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
+    ds = a["probs"] * (dprobs - (dprobs * a["probs"]).sum(-1, keepdims=True))  # (B, NH, T, T)
+    dq, dk = _attn_with(a, ds, swap=True)
+    return (close(m["dq"], dq) or close(m["dk"], dk)) and not close(m["dq"], r["dq"])
+
+
+def _attn_times_sqrt(m, r, c):
+    hs = c.args["q"].shape[-1]
+    return close(m["dq"], r["dq"] * hs) or close(m["dk"], r["dk"] * hs)
+
+
+# ----------------------------------------------------------------------------------- tied embedding
+
+
+def _emb_decoder_mean(m, r, c):
+    a = c.args
+    w, ids, d = a["weight"], a["ids"], a["dlogits"]
+    C, n = w.shape[1], ids.size
+    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C) the projection's part
+    return close(m["dweight"], r["dweight"] - out_use + out_use / n)
+
+
+# ----------------------------------------------------------------------------------- KL, CE, cosine
+
+
+def _kl_no_tau_anywhere(m, r, c):
+    """Both softmaxes computed without the temperature (with or without the factor tau)."""
+    a = c.args
+    P = a["s_logits"].shape[0]
+    d = F.softmax_t(a["s_logits"]) - F.softmax_t(a["t_logits"])  # (P, V)
+    return any_close(m, "ds_logits", tuple(a["dloss"] * k * d / P for k in (a["tau"], a["tau"] ** 2, 1.0)))
+
+
+def _ce_log_probs(m, r, c):
+    a = c.args
+    y = a["labels"]
+    keep = y != -100  # (B, T)
+    onehot = np.zeros_like(a["logits"])  # (B, T, V)
+    onehot[np.nonzero(keep) + (y[keep],)] = 1.0
+    g = (F.log_softmax_t(a["logits"]) - onehot) * keep[..., None] / keep.sum()  # (B, T, V)
+    return close(m["dlogits"], a["dloss"] * g)
+
+
+# ----------------------------------------------------------------------------------- triple loss
+
+
+def _triple_cos_sign(m, r, c):
+    (dce, dmlm, dcos), al = triple_parts(c.args), c.args["alphas"]
+    return close(m["dh"], al[0] * dce + al[1] * dmlm - al[2] * dcos)
+
+
+def _triple_upstream_partial(m, r, c):
+    """dloss multiplies some of the three terms only (the parts carry dloss; divide it out)."""
+    parts, al, d = triple_parts(c.args), c.args["alphas"], c.args["dloss"]
+    for carried in ((0,), (1,), (2,), (0, 1), (0, 2), (1, 2)):
+        g = sum(al[i] * parts[i] * (1.0 if i in carried else 1.0 / d) for i in range(3))
+        if close(m["dh"], g):
+            return True
+    return False
+
+
+def _triple_dh_weight(e, c):
+    """The exception ``dlogits @ weight.T`` raises: dlogits (P, V), weight.T (C, V)."""
+    P, V = c.args["h"].shape[0], c.args["weight"].shape[0]
+    return raises_like(e, lambda: np.zeros((P, V)) @ c.args["weight"].T)
+
+
+# ----------------------------------------------------------------------------------- encoder block
+
+
+def _block_variant_ln_novar(m, r, c):
+    a = c.args
+    return any(close(m["dx"], block_backward_ln(a, which)) for which in ("both", "ln1", "ln2"))
+
+
+def block_backward_ln(a, which):
+    """The block's dx with LayerNorm's variance term dropped in LN1, LN2 or both."""
+    def ln_novar(d, x, gamma, eps):
+        mean = x.mean(-1, keepdims=True)  # (B, T, 1)
+        rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)  # (B, T, 1)
+        g = d * gamma  # (B, T, C)
+        return (rstd * (g - g.mean(-1, keepdims=True)),)
+    ln1 = ln_novar if which in ("both", "ln1") else S.layernorm_backward
+    ln2 = ln_novar if which in ("both", "ln2") else S.layernorm_backward
+    return PA.block_backward_variant(a["dy"], a["x"], a["mask"], a["p"], a["num_heads"], a["eps"],
+                                     ln1_backward=ln1, ln2_backward=ln2)
+
+
+MORE = {
+    "gelu": [Mistake(
+        "gelu_erf_sqrt2",
+        "Phi(x) = 0.5 (1 + erf(x / sqrt 2)): the erf's argument is x / sqrt(2). With erf(x) you "
+        "get another curve (the cdf of a normal of variance 1/2), and its derivative "
+        "exp(-x**2) / sqrt(pi) is not phi(x) = exp(-x**2 / 2) / sqrt(2 pi).",
+        _gelu_erf_sqrt2)],
+    "layernorm": [Mistake(
+        "layernorm_rstd_power",
+        "The variance term has rstd to the wrong power. rstd = (var + eps)**-0.5, so d rstd / dx_j "
+        "= -(rstd**2 / C) * xhat_j, not -(rstd / C) * xhat_j; with it, "
+        "dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.",
+        _ln_rstd_power)],
+    "softmax_t": [Mistake("softmax_global_sum", _GLOBAL_SUM.format(s="sum(dp * p)"), _sm_global_sum)],
+    "log_softmax_t": [
+        Mistake("log_softmax_used_logp",
+                "The correction term needs the PROBABILITIES p = softmax(x / τ) = exp(y), not the "
+                "log-probabilities y the forward returns: dx = (dy - p * sum(dy)) / τ.",
+                _lsm_uses_logp),
+        Mistake("log_softmax_sign",
+                "Sign of the correction term: d log p_i / d z_j = delta_ij - p_j, so "
+                "dx = (dy - p * sum(dy)) / τ, with a MINUS.",
+                _lsm_plus),
+        Mistake("log_softmax_global_sum", _GLOBAL_SUM.format(s="sum(dy)"), _lsm_global_sum),
+    ],
+    "attention": [
+        Mistake("attention_softmax_jacobian",
+                "The softmax Jacobian is not diagonal: every probability of a row depends on every "
+                "score of that row, so dscores = probs * (dprobs - sum(dprobs * probs, -1)), not "
+                "probs * (1 - probs) * dprobs.",
+                _attn_diag),
+        Mistake("attention_qk_swapped",
+                "scores = q k^T / sqrt(HS): the gradient for q goes through k and the one for k "
+                "through q. dq = dscores @ k / sqrt(HS), dk = dscores^T @ q / sqrt(HS); you used "
+                "q for dq (or k for dk).",
+                _attn_qk_swapped),
+        Mistake("attention_scale_inverted",
+                "scores = q k^T / sqrt(HS) DIVIDES by sqrt(HS): dq and dk are divided by sqrt(HS) "
+                "too; you multiplied.",
+                _attn_times_sqrt),
+    ],
+    "embedding_tied": [Mistake(
+        "embedding_decoder_mean",
+        "The projection's part of dweight is a SUM over the B*T positions, dlogits^T @ h, like "
+        "any linear layer's weight gradient: the forward adds nothing up that needs a mean.",
+        _emb_decoder_mean)],
+    "kl_soft_target": [Mistake(
+        "kl_softmaxes_without_tau",
+        "Both softmaxes are taken at the temperature: p = softmax(s / τ) and q = softmax(t / τ); "
+        "you used softmax(s) and softmax(t). The gradient is (τ / P) (p - q).",
+        _kl_no_tau_anywhere)],
+    "cross_entropy": [Mistake(
+        "ce_log_probs",
+        "The gradient of -log softmax(z)[y] with respect to z is softmax(z) - onehot(y): the "
+        "PROBABILITIES, not the log-probabilities.",
+        _ce_log_probs)],
+    "triple_loss": [
+        Mistake("triple_cos_sign",
+                "Lcos = mean(1 - cos): its gradient at h is MINUS d cos/dh; the Lcos part of your "
+                "dh has the wrong sign.",
+                _triple_cos_sign),
+        Mistake("triple_upstream_partial",
+                "The upstream dloss multiplies the WHOLE loss, so all three terms: "
+                "dh = dloss * (a_ce dLce + a_mlm dLmlm + a_cos dLcos). Some of yours miss it.",
+                _triple_upstream_partial),
+        Mistake("triple_projection_weight",
+                "Back through logits = h @ W.T with W (V, C): dh = dlogits @ W, (P, V) @ (V, C). "
+                "dlogits @ W.T does not fit.",
+                None, _triple_dh_weight),
+    ],
+    "encoder_block": [
+        Mistake("block_gelu_tanh",
+                "The FFN's GELU backward uses the tanh approximation's derivative; the block's "
+                "GELU is the exact erf one, gelu'(u) = Phi(u) + u * phi(u) (the gelu exercise).",
+                PA._variant(gelu="tanh")),
+        Mistake("block_ln_variance",
+                "A LayerNorm backward in the block drops the variance term: dx = rstd * (g - "
+                "mean(g) - xhat * mean(g * xhat)), g = dy * gamma (the layernorm exercise).",
+                _block_variant_ln_novar),
+    ],
+}
