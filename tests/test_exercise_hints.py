@@ -18,6 +18,7 @@ from minidistil.exercises import solutions as S
 from hint_cases_outside import MORE_KEY_CASES
 from hint_cases_set3 import SECOND_EXERCISE_CASES, SET3_KEY_CASES
 from hint_cases_set4 import SET4_KEY_CASES
+from hint_cases_set5 import SET5_KEY_CASES, SET5_SECOND_EXERCISE_CASES, return_order_with_a_bias
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
 
@@ -256,6 +257,8 @@ KEY_CASES.update({
 KEY_CASES.update(MORE_KEY_CASES)  # the keys added after the outside sets were measured
 KEY_CASES.update(SET3_KEY_CASES)  # ... and after outside set 3
 KEY_CASES.update(SET4_KEY_CASES)  # ... and after outside set 4
+KEY_CASES.update(SET5_KEY_CASES)  # ... and after outside set 5
+SECOND_EXERCISE_CASES = SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))
@@ -407,3 +410,11 @@ def test_no_mistake_matches_the_reference():
                 except ValueError:  # e.g. dy @ W.T on a non-square weight: cannot match
                     hit = False
                 assert not hit, (name, m.key, case.label)
+
+
+def test_gradients_in_another_order_get_that_hint_alone():
+    """Outside set 5: (dx, dbias, dweight) also fired bias_not_summed, whose advice (sum dy over
+    the rows) was already followed. When every number is right, the order is the one mistake."""
+    res = check("linear", return_order_with_a_bias, verbose=False)
+    assert not res.passed and res.hint_keys == ["return_order"]
+    assert "(dx, dweight, dbias)" in res.hints[0].text

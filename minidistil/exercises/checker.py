@@ -268,8 +268,13 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
         fallback += [Hint(k, t) for k, t in H.scale_hints(ex, mine, ref, case)]
     # a structural slip is named only when every failing case shows it: a (1, V) bias gradient
     # in a case with B = 1 looks like keepdims, where the other cases show an unsummed batch axis
-    for key, text in (structural[0].items() if structural else ()):
-        if all(key in s for s in structural):
+    common = [(k, t) for k, t in (structural[0].items() if structural else ()) if all(k in s for s in structural)]
+    if any(k == "keepdims_extra" for k, _ in common):  # every case shows kept axes: the sharper name
+        common = [(k, t) for k, t in common if k != "reshape_needed"]
+    if any(k == "return_order" for k, _ in common):  # every number is right: nothing else to say
+        result.hints[:] = [Hint(k, t) for k, t in common if k == "return_order"]
+    else:
+        for key, text in common:
             add_hint(Hint(key, text))
     if not result.passed and not result.hints:
         for h in fallback:

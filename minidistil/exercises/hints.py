@@ -8,8 +8,8 @@
   τ·P = 1), so a factor names one cause.
 * **Shape.** ``wrong_shape`` prints the shape returned and the shape expected. Three shape slips
   are named: ``return_order`` (the right gradients in another order), ``keepdims_extra`` (the
-  right values with size-1 axes that a ``keepdims=True`` kept), ``transposed_grad`` (an input's
-  gradient transposed) and ``leading_axes_not_summed`` (a weight's gradient per example, not
+  right values with size-1 axes that a ``keepdims=True`` kept), ``reshape_needed`` (the right values
+  flattened), ``transposed_grad`` (an input's gradient transposed) and ``leading_axes_not_summed`` (a weight's gradient per example, not
   summed over the batch).
 * **Exceptions.** ``transpose_nd`` when the line that raised applies ``.T`` to an array of
   more than two axes (read from the traceback: the line's source and its frame's variables).
@@ -168,6 +168,11 @@ def _drop_ones(shape) -> tuple:
     return tuple(n for n in shape if n != 1)
 
 
+def _reshape_text(g, got, want) -> str:
+    return (f"{g} has the right values in the shape {got}: reshape it back to {want}, the shape "
+            "of what it differentiates (a flattened (B*T, ...) array goes back with .reshape(x.shape)).")
+
+
 def structure_hints(grad_names, mine: dict, ref: dict) -> list:
     """``[(key, text)]`` for the right numbers in the wrong structure: another order, kept
     size-1 axes, or a weight gradient left per example."""
@@ -185,6 +190,11 @@ def structure_hints(grad_names, mine: dict, ref: dict) -> list:
                         f"{g} has the right values but the shape {m.shape}, not {r.shape}: a sum "
                         "with keepdims=True (or an added axis) kept the axes it summed. Drop "
                         f"keepdims there; {g} must have the shape of what it differentiates."))
+            # a case with a size-1 axis cannot tell kept axes from a flattened array: the
+            # checker keeps reshape_needed when another case shows the flattening
+            out.append(("reshape_needed", _reshape_text(g, m.shape, r.shape)))
+        elif m.size == r.size and close(m.reshape(r.shape), r):
+            out.append(("reshape_needed", _reshape_text(g, m.shape, r.shape)))
         elif ("weight" not in g and r.ndim == 2 and m.shape == r.shape[::-1] and close(m, r.T)):
             out.append(("transposed_grad",
                         f"{g} is the transpose of the right gradient: it has the shape {m.shape}, "

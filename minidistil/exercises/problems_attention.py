@@ -185,7 +185,7 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     probabilities the attention backward uses); ``paths`` are the
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
     r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk;
-    ``gelu="tanh"`` uses the tanh approximation's derivative; ``ln1_backward``/``ln2_backward``
+    ``gelu="tanh"`` uses the tanh approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
     replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``).
     """
     ln1_back = ln1_backward or S.layernorm_backward
@@ -204,7 +204,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     def ffn_back(d):
         dgu = S.linear_backward(d, gu, p["ff2.weight"])[0]  # (B, T, F)
         cdf = 0.5 * (1.0 + F._erf(u / math.sqrt(2.0)))  # (B, T, F) Phi(u)
-        if gelu == "tanh":
+        if gelu == "at_output":
+            du = S.gelu_backward(dgu, gu)  # (B, T, F) gelu' at the output
+        elif gelu == "tanh":
             from .problems_layers import _gelu_tanh_grad
             du = dgu * _gelu_tanh_grad(u)  # (B, T, F)
         else:

@@ -190,13 +190,124 @@ def block_backward_ln(a, which):
                                      ln1_backward=ln1, ln2_backward=ln2)
 
 
+# ----------------------------------------------------------------------------------- after set 5
+
+
+def _gelu_d(x):
+    return 0.5 * (1.0 + F._erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
+
+
+def _gelu_dy_partial(m, r, c):
+    """dy multiplies one of the two terms only (dy * Phi + x * phi, or Phi + dy * x * phi)."""
+    x, dy = c.args["x"], c.args["dy"]
+    cdf = 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
+    xpdf = x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
+    return any_close(m, "dx", (dy * cdf + xpdf, cdf + dy * xpdf))
+
+
+def _gelu_at_output(m, r, c):
+    x = c.args["x"]
+    return close(m["dx"], c.args["dy"] * _gelu_d(F.gelu(x)))
+
+
+def _attn_scale_seq(m, r, c):
+    """1/sqrt(T) (the sequence length, q.shape[-2]) where the scale is 1/sqrt(HS)."""
+    T, hs = c.args["q"].shape[-2], c.args["q"].shape[-1]
+    f = math.sqrt(hs / T)
+    return T != hs and (close(m["dq"], r["dq"] * f) or close(m["dk"], r["dk"] * f))
+
+
+def _emb_pieces(c):
+    a = c.args
+    w, ids, d = a["weight"], a["ids"], a["dlogits"]
+    C = w.shape[1]
+    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C) the projection's part
+    lookup = np.zeros_like(w)  # (V, C) the lookup's part
+    np.add.at(lookup, ids.reshape(-1), (d @ w).reshape(-1, C))
+    return out_use, lookup
+
+
+def _emb_doubled(m, r, c):
+    out_use, lookup = _emb_pieces(c)
+    return any_close(m, "dweight", (2.0 * out_use, 2.0 * lookup))
+
+
+def _emb_loop_overwrite(m, r, c):
+    """A loop over the batch with dW = ... instead of +=: only the last sequence's projection part."""
+    a = c.args
+    w, ids, d = a["weight"], a["ids"], a["dlogits"]
+    if ids.shape[0] < 2:
+        return False
+    out_use, lookup = _emb_pieces(c)
+    last = d[-1].T @ w[ids[-1]]  # (V, C)
+    return any_close(m, "dweight", (last + lookup, last))
+
+
+def _emb_add_at_shape(e, c):
+    w, ids = c.args["weight"], c.args["ids"]
+    return raises_like(e, lambda: np.add.at(np.zeros_like(w), ids.reshape(-1),
+                                            np.zeros(ids.shape + (w.shape[1],))))
+
+
+def _kl_diag_jacobian(m, r, c):
+    a = c.args
+    P, tau = a["s_logits"].shape[0], a["tau"]
+    p, q = F.softmax_t(a["s_logits"], tau), F.softmax_t(a["t_logits"], tau)  # (P, V) each
+    g = -q * (1.0 - p) / P  # (P, V): -q/p times the diagonal p (1 - p) only
+    return any_close(m, "ds_logits", tuple(a["dloss"] * k * g for k in (tau, tau * tau, 1.0)))
+
+
+def _ce_onehot(a, probs, pairs=True):
+    y, keep = a["labels"], a["labels"] != -100  # (B, T) each
+    g = probs.reshape(-1, probs.shape[-1]).copy()  # (N, V)
+    yf, kf = y.reshape(-1), keep.reshape(-1)  # (N,) each
+    if pairs:
+        g[np.nonzero(kf)[0], yf[kf]] -= 1.0
+    else:  # g[:, y] -= 1: the label columns of every row
+        g[:, yf[kf]] -= 1.0
+    g[~kf] = 0.0
+    return a["dloss"] * g.reshape(probs.shape) / kf.sum()  # (B, T, V)
+
+
+def _ce_softmax_axis(m, r, c):
+    a = c.args
+    return any(close(m["dlogits"], _ce_onehot(a, np.exp(z - np.log(np.exp(z).sum(ax, keepdims=True)))))
+               for z in (a["logits"] - a["logits"].max(),) for ax in range(a["logits"].ndim - 1))
+
+
+def _ce_onehot_columns(m, r, c):
+    return close(m["dlogits"], _ce_onehot(c.args, F.softmax_t(c.args["logits"]), pairs=False))
+
+
+def _cos_unit_vectors(m, r, c):
+    s = c.args["s_h"]
+    return close(m["ds_h"], r["ds_h"] * np.sqrt((s * s).sum(-1, keepdims=True)))
+
+
+def _triple_mlm_tau(m, r, c):
+    a = c.args
+    logits = a["h"] @ a["weight"].T  # (P, V)
+    tempered = S.cross_entropy_backward(1.0, logits / a["tau"], a["labels"])  # (P, V)
+    plain = S.cross_entropy_backward(1.0, logits, a["labels"])  # (P, V)
+    extra = a["dloss"] * a["alphas"][1] * (tempered - plain) @ a["weight"]  # (P, C)
+    return any_close(m, "dh", (r["dh"] + extra, r["dh"] + extra / a["tau"]))
+
+
 MORE = {
     "gelu": [Mistake(
         "gelu_erf_sqrt2",
         "Phi(x) = 0.5 (1 + erf(x / sqrt 2)): the erf's argument is x / sqrt(2). With erf(x) you "
         "get another curve (the cdf of a normal of variance 1/2), and its derivative "
         "exp(-x**2) / sqrt(pi) is not phi(x) = exp(-x**2 / 2) / sqrt(2 pi).",
-        _gelu_erf_sqrt2)],
+        _gelu_erf_sqrt2),
+        Mistake("gelu_upstream_partial",
+                "dy multiplies the WHOLE derivative: dx = dy * (Phi(x) + x * phi(x)). Check the "
+                "parentheses: dy * Phi + x * phi leaves the second term without dy.",
+                _gelu_dy_partial),
+        Mistake("gelu_at_output",
+                "gelu'(.) is evaluated at the INPUT x: dx = dy * (Phi(x) + x * phi(x)), not at the "
+                "forward's output gelu(x).",
+                _gelu_at_output)],
     "layernorm": [Mistake(
         "layernorm_rstd_power",
         "The variance term has rstd to the wrong power. rstd = (var + eps)**-0.5, so d rstd / dx_j "
@@ -230,22 +341,52 @@ MORE = {
                 "scores = q k^T / sqrt(HS) DIVIDES by sqrt(HS): dq and dk are divided by sqrt(HS) "
                 "too; you multiplied.",
                 _attn_times_sqrt),
+        Mistake("attention_scale_size",
+                "The scale is 1/sqrt(HS), HS = q.shape[-1] the head size; q.shape[-2] is the "
+                "sequence length T.",
+                _attn_scale_seq),
     ],
     "embedding_tied": [Mistake(
         "embedding_decoder_mean",
         "The projection's part of dweight is a SUM over the B*T positions, dlogits^T @ h, like "
         "any linear layer's weight gradient: the forward adds nothing up that needs a mean.",
-        _emb_decoder_mean)],
+        _emb_decoder_mean),
+        Mistake("embedding_doubled",
+                "The two uses of the tied matrix give two DIFFERENT gradients: the projection's "
+                "dlogits^T @ h and the lookup's (dh added at the rows ids). dW is their sum, not "
+                "twice one of them.",
+                _emb_doubled),
+        Mistake("loop_overwrite",
+                "In a loop over the batch, ACCUMULATE: dW += dlogits[b].T @ h[b]; with dW = ... "
+                "only the last sequence's contribution is left.",
+                _emb_loop_overwrite),
+        Mistake("embedding_add_at_shape",
+                "np.add.at(dW, ids.reshape(-1), dh) pairs each flattened id with one row of dh: "
+                "flatten dh too, dh.reshape(-1, C).",
+                None, _emb_add_at_shape)],
     "kl_soft_target": [Mistake(
         "kl_softmaxes_without_tau",
         "Both softmaxes are taken at the temperature: p = softmax(s / τ) and q = softmax(t / τ); "
         "you used softmax(s) and softmax(t). The gradient is (τ / P) (p - q).",
-        _kl_no_tau_anywhere)],
+        _kl_no_tau_anywhere),
+        Mistake("kl_softmax_jacobian",
+                "The softmax Jacobian is not diagonal: going through dL/dp = -q/p and only "
+                "p (1 - p) loses the other entries. Through the full softmax (with sum q = 1) the "
+                "gradient is simply (τ / P) (p - q).",
+                _kl_diag_jacobian)],
     "cross_entropy": [Mistake(
         "ce_log_probs",
         "The gradient of -log softmax(z)[y] with respect to z is softmax(z) - onehot(y): the "
         "PROBABILITIES, not the log-probabilities.",
-        _ce_log_probs)],
+        _ce_log_probs),
+        Mistake("ce_softmax_axis",
+                "The softmax runs over the VOCABULARY, the last axis (each position's V logits), "
+                "not over the batch or the sequence.",
+                _ce_softmax_axis),
+        Mistake("ce_onehot_columns",
+                "Subtract the one-hot at each row's OWN label: g[rows, y] -= 1 with a row index "
+                "beside each label (np.arange(N)); g[:, y] hits the label columns of every row.",
+                _ce_onehot_columns)],
     "triple_loss": [
         Mistake("triple_cos_sign",
                 "Lcos = mean(1 - cos): its gradient at h is MINUS d cos/dh; the Lcos part of your "
@@ -255,16 +396,29 @@ MORE = {
                 "The upstream dloss multiplies the WHOLE loss, so all three terms: "
                 "dh = dloss * (a_ce dLce + a_mlm dLmlm + a_cos dLcos). Some of yours miss it.",
                 _triple_upstream_partial),
+        Mistake("triple_mlm_temperature",
+                "Lmlm is the cross-entropy with the labels at temperature 1: softmax(logits), not "
+                "softmax(logits / τ). The temperature belongs to Lce only.",
+                _triple_mlm_tau),
         Mistake("triple_projection_weight",
                 "Back through logits = h @ W.T with W (V, C): dh = dlogits @ W, (P, V) @ (V, C). "
                 "dlogits @ W.T does not fit.",
                 None, _triple_dh_weight),
     ],
+    "cosine": [Mistake(
+        "cosine_unit_vectors",
+        "d cos/ds = t / (|s| |t|) - cos * s / |s|**2: that is the unit-vector formula "
+        "t/|t| - cos * s/|s| divided by |s|; the 1/|s| is missing.",
+        _cos_unit_vectors)],
     "encoder_block": [
         Mistake("block_gelu_tanh",
                 "The FFN's GELU backward uses the tanh approximation's derivative; the block's "
                 "GELU is the exact erf one, gelu'(u) = Phi(u) + u * phi(u) (the gelu exercise).",
                 PA._variant(gelu="tanh")),
+        Mistake("block_gelu_at_output",
+                "The FFN's GELU derivative is taken at its INPUT u = ff1(h), not at its output "
+                "gelu(u): du = dgu * gelu'(u).",
+                PA._variant(gelu="at_output")),
         Mistake("block_ln_variance",
                 "A LayerNorm backward in the block drops the variance term: dx = rstd * (g - "
                 "mean(g) - xhat * mean(g * xhat)), g = dy * gamma (the layernorm exercise).",
