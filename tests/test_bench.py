@@ -17,7 +17,7 @@ import pytest
 from dataclasses import asdict
 
 from minidistil import bench
-from minidistil.bench import ab_history, fast_parity as FP, measure as M, run as R, steps as S
+from minidistil.bench import fast_parity as FP, measure as M, report as REP, run as R, steps as S
 from minidistil.bench.shapes import PRESETS, preset
 
 PARITY_MARK = "| teacher | 44.72% | 44.72% | identical |"
@@ -30,7 +30,8 @@ def quick_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     out, doc = d / "bench.json", d / "performance.md"
     # a section that another script measured (fast_parity.py): the run must keep it
-    doc.write_text(f"# old\n\n{FP.BEGIN}\n{PARITY_MARK}\n{FP.END}\n\n## Results\nstale\n")
+    kept = "".join(f"{REP.kept_begin(n)}\n## {n} by hand\n{n} text\n{REP.kept_end(n)}\n" for n in REP.KEPT)
+    doc.write_text(f"# old\n\n{FP.BEGIN}\n{PARITY_MARK}\n{FP.END}\n\n## Results\nstale\n{kept}")
     rc = bench.main(["--quick", "--repeats", "1", "--warmup", "1", "--skip", "torch,coexist", "--profile", "5",
                      "--json", str(out), "--write-doc", str(doc)])
     assert rc == 0
@@ -252,5 +253,21 @@ def test_doc_keeps_the_sections_this_run_does_not_measure(quick_run):
     _, doc = quick_run
     assert doc.count(FP.BEGIN) == 1 and PARITY_MARK in doc and "stale" not in doc
     assert doc.index(FP.END) < doc.index("\n## Results")
-    for title, text in ab_history.SECTIONS:  # the one-off A/B measurements, with their dates
-        assert f"## {title}" in doc and text.splitlines()[0] in doc
+    for n in REP.KEPT:  # the hand-kept sections (one-off A/B runs, the levers), as they were
+        assert doc.count(REP.kept_begin(n)) == 1 and f"## {n} by hand\n{n} text\n" in doc
+    assert doc.index(REP.kept_end(REP.KEPT[-1])) < doc.index("## FLOP model")
+
+
+def test_matmul_peak_gives_blas_its_own_threads(monkeypatch):
+    """With the fast layer on, BLAS is held to one thread between products; the peak that every
+    fraction divides by must be measured with BLAS's own threads (a one-thread peak halved the
+    denominator on 2 cores and showed the step at 88% of a peak it was at 50% of)."""
+    from minidistil.fast import threads
+    seen = []
+
+    def with_threads(fn):
+        seen.append(True)
+        return fn()
+    monkeypatch.setattr(threads, "_with_blas_threads", with_threads)
+    out = M.matmul_peak(True, 1)
+    assert seen == [True] and out["peak_gflops"] > 0

@@ -16,6 +16,7 @@ import tracemalloc
 
 import numpy as np
 
+from ..kernels.backend import IGNORE_INDEX
 from .shapes import preset
 
 
@@ -27,7 +28,7 @@ def _inputs(P: int, C: int, V: int, seed: int = 0):
     W = (rng.standard_normal((V, C), dtype=f) * 0.05).astype(f)  # (V, C)
     Wt = (rng.standard_normal((V, C), dtype=f) * 0.05).astype(f)  # (V, C)
     b, bt = np.zeros(V, f), np.zeros(V, f)  # (V,) each
-    labels = np.full(P, -100, dtype=np.int64)  # (P,)
+    labels = np.full(P, IGNORE_INDEX, dtype=np.int64)  # (P,)
     lab = rng.random(P) < 0.15
     labels[lab] = rng.integers(0, V, size=int(lab.sum()))
     return h, W, b, th, Wt, bt, labels

@@ -77,55 +77,6 @@ METHOD = """\
   drifts over minutes, and bracketing keeps that drift from favouring either side."""
 
 
-LEVERS = """What was done, and what is left. The figures in brackets were measured on the development
-machine (an AMD EPYC with AVX-512, 2 cores, shared), each pair in the same minute.
-
-Done:
-
-1. **One threading owner per phase** (`minidistil/fast/threads.py`): OpenBLAS's two threads ran
-   the attention's small batched products at 0.8-3.2 ms each against 0.7-0.8 ms cut over two
-   Python threads with BLAS single-threaded, and its workers spin between calls. Teacher step
-   241-245 -> 221-228 ms, distillation step 326-331 -> 286-299 ms (malloc tuned in both, the
-   same minute); backward products run in pairs, one whole product per thread (1-8% faster).
-2. **Freed memory kept for reuse** (`minidistil/fast/malloc.py`): about 25,000 page faults per
-   teacher step went away: 264-268 -> 221-228 ms (pool in both, the same minute); serving no
-   block by `mmap` took the distillation step from 577 faults to none.
-3. **Stacked q/k/v projection, heads as views** (`minidistil/layers/attention.py`): one
-   (N, C) x (C, 3C) product; no head-split copies; one input-gradient product instead of three
-   products and two additions (teacher step 243-250 -> 235-242 ms, the same minute).
-4. **Fused soft-target loss** (`minidistil/kernels/kl.py`): one row kernel returns each row's KL
-   and its gradient from two reads of the logits (distillation step 0.41 -> 0.36 of PyTorch).
-5. **Attention one head at a time, its products called from Numba** (`fast/attention.py`,
-   `fast/gemm.py`): one `prange` over B x NH calls OpenBLAS's `cblas_sgemm` by address for
-   the head's six products and runs the softmax on the head's (T, T) tile while it is in cache,
-   kept transposed so every softmax pass is a vectorised loop over queries; keys after a
-   sequence's last real key are not computed. Attention forward+backward 6.8 ms -> 4.5-5.0 ms
-   (twin 12.4-13.7 ms), and no (B, NH, T, T) temporaries beyond the probabilities.
-6. **AVX-512 products where OpenBLAS does not pick them** (`fast/gemm.py`): NumPy's OpenBLAS
-   does not know the development machine's CPU (AMD Zen 5, family 0x1A) and runs its AVX2
-   "Haswell" kernels there, although the same library ships AVX-512 kernels. The attention
-   kernel calls OpenBLAS's exported AVX-512 small-matrix kernels directly where the CPU has
-   AVX-512 (self-tested at start-up; `MINIDISTIL_GEMM=cblas` turns it off): 4.1-4.4 us per
-   128 x 128 x 32 product against 9.4-9.8 us; attention forward+backward 4.3-4.9 ms ->
-   2.3-2.9 ms.
-7. **Fused passes** in LayerNorm, GELU (vectorisable `fast_erf`/`fast_exp`), the softmax-with-
-   temperature kernels, and the bias added inside each matmul piece; `fast_exp_nonpositive`
-   (one power of two, flush below 2^-126) halves the cost of the attention softmax's exp.
-
-Each of 1, 2, 5 and 6 is part of the opt-in fast layer (`minidistil.fast`), on only where its
-self-test and calibration say it helps on the CPU at hand; `--no-fast` runs the plain code.
-
-Left:
-
-1. **No (N, V) arrays in distillation**: the logits of teacher and student and their gradient
-   are (4096, 4096) float32 = 64 MB each, so every pass over them goes through DRAM. Computing
-   decoder, loss and decoder gradient in blocks of rows would keep them in cache (the loss phase
-   is 8% of the step, the decoder products about a third).
-2. **Cold caches in the backward**: each layer keeps ~30 MB of activations, so every backward
-   product reads its operands from DRAM (the step's products run 15-20% slower than the same
-   products timed alone)."""
-
-
 # Why a kernel may stay under 3x; used only for kernels that miss the target.
 KERNEL_LIMITS = {
     "softmax_t": "NumPy's float32 `exp` is SIMD-vectorised while a Numba loop calls scalar libm "
@@ -203,7 +154,7 @@ def limit_text(t: dict, r: dict) -> str:
                      "two-thread kernel far more than its mostly single-threaded twin.")
         if k is not None and k["speedup"] < 1.0:
             text += (" Here the Numba version was even slower than its twin: it alternates Numba's "
-                     "thread pool (the fused loops) with BLAS's (the products), two pools on two cores.")
+                     "thread pool (the fused loops) with BLAS's (the products): two pools on the same cores.")
         return text
     if key == "cold_compile_s":
         cold = (r.get("subprocess") or {}).get("cold") or {}

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from .format import fmt as _fmt, fmt_s as _fmt_s, met as _met, probes as _probes, table as _table, turns as _turns
-from .ab_history import SECTIONS as AB_SECTIONS
-from .notes import FLOP_MODEL, LEVERS, METHOD, limit_text as _limit_text
+from .notes import FLOP_MODEL, METHOD, limit_text as _limit_text
 
 def summary_lines(r: dict, targets: bool = True) -> list:
     """The tables shared by stdout and the doc (markdown, readable as plain text)."""
@@ -150,6 +149,20 @@ def fast_lines(r: dict) -> list:
     return out
 
 
+# Sections of docs/performance.md kept by hand: one-off A/B measurements that need two builds
+# of the code (a run cannot repeat them), and the record of what was tried. Each carries its own
+# date and conditions; a benchmark run keeps them as they are.
+KEPT = ("row-sums-ab", "speed-layer-ab", "levers")
+
+
+def kept_begin(name: str) -> str:
+    return f"<!-- kept by hand: begin {name} -->"
+
+
+def kept_end(name: str) -> str:
+    return f"<!-- kept by hand: end {name} -->"
+
+
 COEXIST_BEGIN = "<!-- coexist: begin (minidistil/bench/coexist.py) -->"
 COEXIST_END = "<!-- coexist: end -->"
 
@@ -236,8 +249,8 @@ def render_doc(r: dict) -> str:
         out += _table(["function", "where", "calls", "own time", "cumulative"],
                       [[f"`{p['function']}`", p["where"], p["calls"], _fmt_s(p["tottime_s"]),
                         _fmt_s(p["cumtime_s"])] for p in r["profile"][:15]])
-    for title, text in AB_SECTIONS:
-        out += ["", f"## {title}", "", text.rstrip("\n")]
-    out += ["", "## Open levers", "", LEVERS, "", "## FLOP model", "", FLOP_MODEL, "", "## Method", "", METHOD, ""]
+    for name in KEPT:  # written by hand, with their dates; run.py carries them over from the old file
+        out += ["", kept_begin(name), kept_end(name)]
+    out += ["", "## FLOP model", "", FLOP_MODEL, "", "## Method", "", METHOD, ""]
     return "\n".join(out)
 

@@ -207,7 +207,7 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
     part("subprocess", subprocesses)
     no_torch = None if has_torch else "torch is not installed (optional: pip install torch==2.13.0)"
     part("torch", lambda: run_child("torch", {**payload, "threads": threads}, {}, threads), no_torch)
-    from .coexist import measure_coexist  # here: coexist imports run (its children), run must not import it first
+    from .coexist import measure_coexist  # only when the part runs: it starts three child processes
     part("coexist", lambda: measure_coexist(s, repeats, warmup, threads, log=log),
          no_torch or (None if use_fast else "--no-fast (the fix lives in minidistil.fast)"))
     if r["torch"] is not None and r["steps"] is not None:
@@ -316,9 +316,12 @@ def main(argv=None) -> int:
         text = render_doc(r)
         from .coexist import carried_section, splice
         from .fast_parity import BEGIN as FP_BEGIN, END as FP_END
-        kept = carried_section(a.write_doc, FP_BEGIN, FP_END)
-        if kept:  # measured by fast_parity.py, not by this run: keep it
-            text = splice(text, kept, FP_BEGIN, FP_END)
+        from .report import KEPT, kept_begin, kept_end
+        # measured by fast_parity.py, or written by hand: not by this run, so kept as they are
+        for begin, end in [(FP_BEGIN, FP_END)] + [(kept_begin(n), kept_end(n)) for n in KEPT]:
+            kept = carried_section(a.write_doc, begin, end)
+            if kept:
+                text = splice(text, kept, begin, end)
         atomic_write(a.write_doc, text)
         print(f"doc written to {a.write_doc}")
     return 0
