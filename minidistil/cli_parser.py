@@ -64,10 +64,10 @@ NONNEG_FLOAT = _number(float, 0.0)
 
 
 def TEMPERATURE(text):
-    """> 0, and 1/T and T^2 representable in float32, the training dtype (1e-40 -> 1/T = inf)."""
+    """> 0, and 1/tau and tau^2 representable in float32, the training dtype (1e-40 -> 1/tau = inf)."""
     t = POS_FLOAT(text)
     if not (1.0 / 3.4e38 < t < 1.8e19):
-        raise argparse.ArgumentTypeError(f"must be between 3e-39 and 1.8e19 (1/T and T^2 must fit "
+        raise argparse.ArgumentTypeError(f"must be between 3e-39 and 1.8e19 (1/tau and tau^2 must fit "
                                          f"in float32), got {text!r}; the paper uses 2")
     return t
 

@@ -120,9 +120,7 @@ def mask_tokens(input_ids: np.ndarray, attention_mask: np.ndarray, rng: np.rando
     if not (0.0 < mlm_prob < 1.0):
         raise ValueError(f"mlm_prob must be in (0, 1), got {mlm_prob!r}")
     p_mask, p_rand, _ = _check_split(split)
-    if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= V):
-        bad = input_ids[(input_ids < 0) | (input_ids >= V)].flat[0]
-        raise ValueError(f"input_ids must hold ids in [0, {V}), got {bad}")
+    check_ids("input_ids", input_ids, V)
     if token_probs is not None:
         if not isinstance(token_probs, np.ndarray) or not np.issubdtype(token_probs.dtype, np.floating):
             raise TypeError("token_probs must be a float numpy.ndarray of shape (vocab_size,)")

@@ -39,8 +39,7 @@ class GlueConfig:
     seeds: tuple = (0, 1, 2)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     table2_task: str = "area"
-    alpha_soft: float = 0.5
-    temperature: float = 2.0
+    alpha_soft: float = 0.5  # (D)'s weight of the soft-target loss; its temperature is finetune.temperature
     max_train: int | None = None  # keep the first examples only (tests)
     max_dev: int | None = None
     bootstrap: int = 1000
@@ -179,7 +178,7 @@ def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bo
                 log(f"  {task.name:<8} {label:<32} median {np.median(scores):6.2f}  seeds "
                     + " ".join(f"{s:.2f}" for s in scores))
         if soft:
-            d_cfg = replace(ft, alpha_soft=cfg.alpha_soft, temperature=cfg.temperature)
+            d_cfg = replace(ft, alpha_soft=cfg.alpha_soft)
             d_scores, d_runs = [], []
             for seed in cfg.seeds:
                 clf = classifier_for(encoders["student"], seed=seed, num_labels=task.num_labels)
@@ -188,7 +187,7 @@ def run_glue(run: str, tasks: list, cfg: GlueConfig = GlueConfig(), progress: bo
                 d_scores.append(r.best_score)
                 d_runs.append(r)
             d_preds = d_runs[_median_index(d_scores)].dev_pred
-            report["table2"] = {"task": task.name, "alpha_soft": cfg.alpha_soft, "temperature": cfg.temperature,
+            report["table2"] = {"task": task.name, "alpha_soft": cfg.alpha_soft, "temperature": ft.temperature,
                                 "teacher": report["scores"]["teacher"][task.name],
                                 "student": report["scores"]["student"][task.name],
                                 "student_D": {"median": float(np.median(d_scores)), "seeds": d_scores}}

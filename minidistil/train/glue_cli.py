@@ -19,8 +19,8 @@ def add_glue_parser(sub, pos_int, pos_float, nonneg_float) -> None:
                    help="plain shuffled batches (default: batches of similar length, less padding, as "
                         "Hugging Face's --group_by_length)")
     g.add_argument("--table2-task", default="area", help="the classification task of Table 2 (default area)")
-    g.add_argument("--alpha", type=nonneg_float, default=0.5, help="weight of the soft-target loss in (D)")
-    g.add_argument("--temperature", type=pos_float, default=2.0, help="temperature of (D) (default 2)")
+    g.add_argument("--alpha", type=nonneg_float, help="weight of the soft-target loss in (D) (default 0.5)")
+    g.add_argument("--temperature", type=pos_float, help="temperature of (D) (default 2)")
     g.add_argument("--quick", action="store_true", help="96 training / 64 dev examples per task, 1 epoch (tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--no-fast", action="store_true", help="run the plain reference code only: "
@@ -63,14 +63,17 @@ def run_glue_command(args, usage_error) -> int:
     over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)) if v}
     if args.no_group_by_length:
         over["group_by_length"] = False
+    if args.temperature is not None:
+        over["temperature"] = args.temperature
     if args.quick:
         over.setdefault("epochs", 1)
     ft = replace(ft, **over)
     t2 = args.table2_task
     if t2 not in [t.name for t in tasks] or next(t for t in tasks if t.name == t2).is_regression:
         t2 = next((t.name for t in tasks if not t.is_regression), "")  # the first classification task
-    cfg = GlueConfig(seeds=tuple(range(args.seeds)), finetune=ft, table2_task=t2, alpha_soft=args.alpha,
-                     temperature=args.temperature, max_train=96 if args.quick else None,
+    soft = {} if args.alpha is None else {"alpha_soft": args.alpha}
+    cfg = GlueConfig(seeds=tuple(range(args.seeds)), finetune=ft, table2_task=t2, **soft,
+                     max_train=96 if args.quick else None,
                      max_dev=64 if args.quick else None, bootstrap=200 if args.quick else 1000)
     if not args.no_fast:  # as every training command: the speed layer, after the checks
         from .. import fast

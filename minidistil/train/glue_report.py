@@ -40,7 +40,7 @@ def format_glue(report: dict) -> str:
         rows = [["model", f"{t2['task']} dev score", "paper: SQuAD EM / F1"],
                 ["BERT teacher", f"{t2['teacher']['median']:.1f}", PAPER_T2["BERT-base"]],
                 ["DistilBERT student", f"{t2['student']['median']:.1f}", PAPER_T2["DistilBERT"]],
-                [f"DistilBERT (D), alpha {t2['alpha_soft']}, T {t2['temperature']}",
+                [f"DistilBERT (D), alpha {t2['alpha_soft']}, tau {t2['temperature']}",
                  f"{t2['student_D']['median']:.1f}", PAPER_T2["DistilBERT (D)"]]]
         lines += ["", "Table 2 in miniature: fine-tuning with a second distillation step "
                       "(seeds: " + ", ".join(f"{s:.1f}" for s in t2["student_D"]["seeds"]) + " for (D))"]
