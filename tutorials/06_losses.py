@@ -14,10 +14,10 @@
 # **Learning goals**
 # * see what a temperature does to the teacher's distribution, and why soft targets carry
 #   more information than the single right answer;
-# * understand — and measure — why the soft-target loss is multiplied by T²;
+# * understand — and measure — why the soft-target loss is multiplied by τ²;
 # * compute Lce, Lmlm and Lcos with `minidistil.losses`, check each gradient by finite
 #   differences, and check that padding gets exactly zero gradient;
-# * combine them into DistilBERT's triple loss `5·Lce + 2·Lmlm + 1·Lcos` (T = 2).
+# * combine them into DistilBERT's triple loss `5·Lce + 2·Lmlm + 1·Lcos` (τ = 2).
 
 # %%
 import matplotlib.pyplot as plt
@@ -34,69 +34,69 @@ rng = np.random.default_rng(0)
 
 # %% [markdown]
 # ## What temperature does
-# A confident teacher puts almost all its mass on one token; dividing its logits by T > 1
+# A confident teacher puts almost all its mass on one token; dividing its logits by τ > 1
 # reveals the ranking of the others ("dark knowledge", Hinton et al. 2015).
 
 # %%
 words = ["dog", "puppy", "cat", "wolf", "car", "the", "blue", "run"]
 t_logits = np.array([8.0, 6.5, 4.0, 3.8, 0.5, 0.0, -0.5, -1.0])
 fig, ax = plt.subplots()
-for i, T in enumerate([1, 2, 4]):
-    ax.bar(np.arange(8) + 0.27 * (i - 1), softmax_forward(t_logits, T)[0], width=0.27, label=f"T={T}")
+for i, tau in enumerate([1, 2, 4]):
+    ax.bar(np.arange(8) + 0.27 * (i - 1), softmax_forward(t_logits, tau)[0], width=0.27, label=f"τ={tau}")
 ax.set_xticks(range(8), words, fontsize=8)
-ax.set(xlabel="candidate word", ylabel="probability softmax(t / T)",
+ax.set(xlabel="candidate word", ylabel="probability softmax(t / τ)",
        title="teacher distribution over a masked word")
 ax.legend(fontsize=8)
 plt.show()
 
 entropy = lambda p: float(-(p * np.log(p)).sum())
-for T in (1, 2, 4, 8):
-    p, _ = softmax_forward(t_logits, T)  # (probabilities, cache for a backward we do not need)
-    print(f"T={T}: entropy {entropy(p):.2f} nats (uniform: {np.log(8):.2f}), p(dog) = {p[0]:.2f}")
+for tau in (1, 2, 4, 8):
+    p, _ = softmax_forward(t_logits, tau)  # (probabilities, cache for a backward we do not need)
+    print(f"τ={tau}: entropy {entropy(p):.2f} nats (uniform: {np.log(8):.2f}), p(dog) = {p[0]:.2f}")
 
 # %% [markdown]
-# ## Lce: KL at temperature T, times T²
-# `Lce = T² · mean_rows KL(softmax(t/T) ‖ softmax(s/T))`; its gradient is
-# `(T / P) (softmax(s/T) − softmax(t/T))` (derivation in `docs/math.md`).
+# ## Lce: KL at temperature τ, times τ²
+# `Lce = τ² · mean_rows KL(softmax(t/τ) ‖ softmax(s/τ))`; its gradient is
+# `(τ / P) (softmax(s/τ) − softmax(t/τ))` (derivation in `docs/math.md`).
 
 # %%
-P, V, T = 6, 10, 2.0
+P, V, tau = 6, 10, 2.0
 s = rng.standard_normal((P, V)) * 2
 t = rng.standard_normal((P, V)) * 2
-loss, cache = soft_target_forward(s, t, T)
+loss, cache = soft_target_forward(s, t, tau)
 ds = soft_target_backward(1.0, cache)
-by_hand = T / P * (softmax_forward(s, T)[0] - softmax_forward(t, T)[0])
-num = gradcheck.numerical_grad(lambda: soft_target_forward(s, t, T)[0], s)
+by_hand = tau / P * (softmax_forward(s, tau)[0] - softmax_forward(t, tau)[0])
+num = gradcheck.numerical_grad(lambda: soft_target_forward(s, t, tau)[0], s)
 print(f"Lce = {loss:.4f}")
 assert gradcheck.compare({"ds ~ numeric": (ds, num), "ds ~ formula": (ds, by_hand)})
-print("student == teacher gives loss", soft_target_forward(t, t, T)[0], "and zero gradient:",
-      not np.any(soft_target_backward(1.0, soft_target_forward(t, t, T)[1])))
+print("student == teacher gives loss", soft_target_forward(t, t, tau)[0], "and zero gradient:",
+      not np.any(soft_target_backward(1.0, soft_target_forward(t, t, tau)[1])))
 
 # %% [markdown]
-# ## Why T²
-# For large T, `softmax(s/T) − softmax(t/T) ≈ (s − t)/(T·V)` (after centring), so the
-# gradient of the plain KL shrinks like `1/T²`. Multiplying by T² keeps the soft-target
-# gradient on the same scale as the hard MLM loss whatever T is. Measured:
+# ## Why τ²
+# For large τ, `softmax(s/τ) − softmax(t/τ) ≈ (s − t)/(τ·V)` (after centring), so the
+# gradient of the plain KL shrinks like `1/τ²`. Multiplying by τ² keeps the soft-target
+# gradient on the same scale as the hard MLM loss whatever τ is. Measured:
 
 # %%
-Ts = np.array([1, 1.5, 2, 3, 4, 6, 8, 12])
+taus = np.array([1, 1.5, 2, 3, 4, 6, 8, 12])
 norm_with, norm_without = [], []
-for T in Ts:
-    g = soft_target_backward(1.0, soft_target_forward(s, t, T)[1])
+for tau in taus:
+    g = soft_target_backward(1.0, soft_target_forward(s, t, tau)[1])
     norm_with.append(np.linalg.norm(g))
-    norm_without.append(np.linalg.norm(g) / T ** 2)
+    norm_without.append(np.linalg.norm(g) / tau ** 2)
 fig, ax = plt.subplots()
-ax.loglog(Ts, norm_with, "o-", label="T² · KL (what DistilBERT uses)")
-ax.loglog(Ts, norm_without, "s-", label="KL alone")
-ax.loglog(Ts, norm_without[0] * Ts ** -2.0, "k:", label="∝ 1/T²")
+ax.loglog(taus, norm_with, "o-", label="τ² · KL (what DistilBERT uses)")
+ax.loglog(taus, norm_without, "s-", label="KL alone")
+ax.loglog(taus, norm_without[0] * taus ** -2.0, "k:", label="∝ 1/τ²")
 ax.set_xticks([1, 2, 4, 8, 12], ["1", "2", "4", "8", "12"])
 ax.xaxis.set_minor_formatter(plt.NullFormatter())
-ax.set(xlabel="temperature T (log scale)", ylabel="‖∂L/∂s‖, Frobenius norm (log scale)",
-       title="T² keeps the soft-target gradient's scale")
+ax.set(xlabel="temperature τ (log scale)", ylabel="‖∂L/∂s‖, Frobenius norm (log scale)",
+       title="τ² keeps the soft-target gradient's scale")
 ax.legend(fontsize=8)
 plt.show()
 ratio = norm_with[-1] / norm_with[2]
-print(f"gradient norm with T², T=12 vs T=2: x{ratio:.2f};  without: x{norm_without[-1] / norm_without[2]:.3f}")
+print(f"gradient norm with τ², τ=12 vs τ=2: x{ratio:.2f};  without: x{norm_without[-1] / norm_without[2]:.3f}")
 assert 0.2 < ratio < 5 and norm_without[-1] / norm_without[2] < 0.05
 
 # %% [markdown]
@@ -119,8 +119,8 @@ print("rows without a label get zero gradient:", not np.any(dl[labels == -100]))
 # so its gradient is orthogonal to `s_h`, and padded positions must get exactly zero.
 
 # %%
-B, Tn, C = 2, 5, 8
-s_h, t_h = rng.standard_normal((B, Tn, C)), rng.standard_normal((B, Tn, C))
+B, T, C = 2, 5, 8
+s_h, t_h = rng.standard_normal((B, T, C)), rng.standard_normal((B, T, C))
 mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
 loss, cache = cosine_forward(s_h, t_h, mask)
 dh = cosine_backward(1.0, cache)
@@ -133,18 +133,18 @@ print("gradient orthogonal to s_h: max |<ds_h, s_h>| =", float(np.abs((dh * s_h)
 
 # %% [markdown]
 # ## The triple loss
-# `L = 5·Lce + 2·Lmlm + 1·Lcos` at T = 2 (the Hugging Face recipe). Lce runs over every real
+# `L = 5·Lce + 2·Lmlm + 1·Lcos` at τ = 2 (the Hugging Face recipe). Lce runs over every real
 # position by default (`ce_positions="all"`), Lmlm over the masked ones, Lcos over the real ones.
 # One backward gives the student's gradients on its logits and on its last hidden state.
 
 # %%
 cfg = DistillLossConfig()  # alpha_ce=5, alpha_mlm=2, alpha_cos=1, temperature=2
 print(cfg)
-B, Tn, V, C = 2, 5, 12, 8
+B, T, V, C = 2, 5, 12, 8
 attn = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
 P = int(attn.sum())
 s_logits, t_logits = rng.standard_normal((P, V)), rng.standard_normal((P, V))
-labels = np.full((B, Tn), -100)
+labels = np.full((B, T), -100)
 labels[0, 1], labels[1, 2] = 4, 9  # two masked positions
 total, parts, cache = distill_loss_forward(s_logits, t_logits, labels, s_h, t_h, attn, cfg)
 print({k: round(v, 4) for k, v in parts.items()})
@@ -159,12 +159,12 @@ assert gradcheck.compare({"ds_logits ~ numeric": (ds_logits, gradcheck.numerical
 # ## Summary
 # * Temperature spreads the teacher's mass over plausible alternatives; the student learns the
 #   whole ranking, not only the argmax.
-# * The T² factor cancels the `1/T²` shrinkage of the soft-target gradient, so α_ce means the
+# * The τ² factor cancels the `1/τ²` shrinkage of the soft-target gradient, so α_ce means the
 #   same thing at any temperature.
 # * Lmlm uses masked positions only; Lcos uses real positions only and is blind to vector length.
 # * Every gradient above agrees with central differences to better than 1e-7.
 #
 # **Exercises.** (1) `check("kl_soft_target", fn)` and `check("cosine", fn)` from
-# `minidistil.exercises`. (2) Repeat the T² plot with `V = 1000`: does the scale change?
+# `minidistil.exercises`. (2) Repeat the τ² plot with `V = 1000`: does the scale change?
 # (3) Set `ce_positions="masked"` in `DistillLossConfig` and compare `loss_ce`: which positions
 # dropped out?

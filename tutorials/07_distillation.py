@@ -35,7 +35,7 @@ from minidistil import gradcheck
 from minidistil.train import intervals
 from minidistil.losses import DistillLossConfig, distill_loss_backward, distill_loss_forward
 from minidistil.masking import mask_tokens
-from minidistil.models import Bert, BertConfig, DistilBert
+from minidistil import Bert, BertConfig, DistilBert
 from minidistil.train.controls import GAIN_AGAINST, LABELS, format_claims, read_curve, train_students
 from minidistil.train.demo import (curve_set, evaluate_run, load_teacher_folder, shipped_teacher_folder,
                                    teacher_run_config)
