@@ -19,6 +19,7 @@ from hint_cases_outside import MORE_KEY_CASES
 from hint_cases_set3 import SECOND_EXERCISE_CASES, SET3_KEY_CASES
 from hint_cases_set4 import SET4_KEY_CASES
 from hint_cases_set5 import SET5_KEY_CASES, SET5_SECOND_EXERCISE_CASES, return_order_with_a_bias
+from hint_cases_set6 import SET6_KEY_CASES, SET6_SECOND_EXERCISE_CASES, write_into_logits
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
 
@@ -258,7 +259,8 @@ KEY_CASES.update(MORE_KEY_CASES)  # the keys added after the outside sets were m
 KEY_CASES.update(SET3_KEY_CASES)  # ... and after outside set 3
 KEY_CASES.update(SET4_KEY_CASES)  # ... and after outside set 4
 KEY_CASES.update(SET5_KEY_CASES)  # ... and after outside set 5
-SECOND_EXERCISE_CASES = SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES
+KEY_CASES.update(SET6_KEY_CASES)  # ... and after outside set 6
+SECOND_EXERCISE_CASES = SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES + SET6_SECOND_EXERCISE_CASES
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))
@@ -418,3 +420,11 @@ def test_gradients_in_another_order_get_that_hint_alone():
     res = check("linear", return_order_with_a_bias, verbose=False)
     assert not res.passed and res.hint_keys == ["return_order"]
     assert "(dx, dweight, dbias)" in res.hints[0].text
+
+
+def test_an_in_place_write_names_its_line_and_the_inputs():
+    """Outside set 6: the hint guessed "(dy?)" for a write into logits."""
+    res = check("cross_entropy", write_into_logits, verbose=False)
+    assert not res.passed and res.hint_keys == ["mutates_input"]
+    text = res.hints[0].text
+    assert "`d -= 1.0  # writes into logits`" in text and "logits" in text and "dy?" not in text

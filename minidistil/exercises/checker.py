@@ -17,6 +17,8 @@ failing gradient of the encoder block, and at last ``generic``.
 from __future__ import annotations
 
 import inspect
+import linecache
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +27,8 @@ from .. import gradcheck
 from . import hints as H
 from .problems import BLOCK_HINT, EXERCISES, Case, Exercise, close
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # minidistil/
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
 NUMERIC_TOL = 1e-6  # relative bound against central differences (h = 1e-5, float64)
 NUMERIC_ATOL = 1e-8
 REFERENCE_TOL = 1e-8  # relative bound against the reference solution (round-off only)
@@ -103,6 +107,19 @@ def _learner_kwargs(fn, frozen: dict) -> dict:
     return {("T" if k == "tau" else k): v for k, v in frozen.items()}
 
 
+def _raising_line(e: BaseException) -> str:
+    """The source line, in the learner's code, that raised ``e`` (empty when unknown)."""
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith((_PACKAGE_DIR, _NUMPY_DIR)):
+            last = tb
+        tb = tb.tb_next
+    if last is None:
+        return ""
+    return linecache.getline(last.tb_frame.f_code.co_filename, last.tb_lineno).strip()
+
+
 def _call(fn, args, ex: Exercise, case: Case):
     """Run ``fn`` on read-only copies; returns (output, list of error Hints or None)."""
     frozen = _freeze(args)
@@ -112,10 +129,14 @@ def _call(fn, args, ex: Exercise, case: Case):
         return None, [Hint("not_implemented", f"NotImplementedError: {e}")]
     except Exception as e:  # noqa: BLE001 - a learner's bug can be anything; report it
         if isinstance(e, ValueError) and "read-only" in str(e):
+            names = ", ".join(k for k, v in args.items() if isinstance(v, np.ndarray))
+            line = _raising_line(e)
             return None, [Hint("mutates_input",
-                               "Your function writes into one of its inputs (dy?) in place "
-                               f"({e}). Backward passes must not change dy: compute a new array "
-                               "(g = dy * gamma, not dy *= gamma).")]
+                               "Your function writes into one of its inputs in place ("
+                               + (f"the line `{line}`: " if line else "") + f"{e}). The inputs "
+                               f"({names}) belong to the rest of the graph, which reads them too: "
+                               "work on a copy (g = logits.copy()) or a new array (g = dy * gamma, "
+                               "not dy *= gamma).")]
         named = []
         for mistake in ex.mistakes:
             try:

@@ -174,7 +174,8 @@ def _merge_reshape(x):
 def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2=True,
                            heads="transpose", ln_order="post", gelu="erf", masked=True,
                            paths=("q", "k", "v"), ln_input="own", attn_scale=True,
-                           ln1_backward=None, ln2_backward=None):
+                           ln1_backward=None, ln2_backward=None, dk_transposed=True,
+                           residual_dy=()):
     """The reference backward with one classic slip switched on (returns dx only).
 
     ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
@@ -186,7 +187,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
     r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk;
     ``gelu="tanh"`` uses the tanh approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
-    replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``).
+    replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``); ``dk_transposed=False``
+    computes dk as dscores @ q; ``residual_dy`` names the residual paths ("ffn", "attn") that
+    carry the gradient from above the LayerNorm (dy, dh) instead of the one from below it.
     """
     ln1_back = ln1_backward or S.layernorm_backward
     ln2_back = ln2_backward or S.layernorm_backward
@@ -215,7 +218,12 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
 
     def attn_back(d):
         dctx2 = S.linear_backward(d, ctx2, p["o.weight"])[0]  # (B, T, C)
-        dq, dk, dv = S.attention_backward(split(dctx2, num_heads), q, k, v, probs)
+        dheads = split(dctx2, num_heads)  # (B, NH, T, HS)
+        dq, dk, dv = S.attention_backward(dheads, q, k, v, probs)
+        if not dk_transposed:
+            dprobs = dheads @ v.swapaxes(-1, -2)  # (B, NH, T, T)
+            ds = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # (B, NH, T, T)
+            dk = ds @ q / math.sqrt(q.shape[-1])  # (B, NH, T, HS) WRONG: dscores not transposed
         if not attn_scale:
             dq, dk = dq * math.sqrt(q.shape[-1]), dk * math.sqrt(q.shape[-1])
         grads = {"q": dq, "k": dk, "v": dv}
@@ -225,9 +233,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         dh = ln2_back(dy + ffn_back(dy), ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
         return ln1_back(dh + attn_back(dh), ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
     dr2 = ln2_back(dy, ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
-    dh = (dr2 if res2 else 0.0) + ffn_back(dr2)  # (B, T, C)
+    dh = ((dy if "ffn" in residual_dy else dr2) if res2 else 0.0) + ffn_back(dr2)  # (B, T, C)
     dr1 = ln1_back(dh, ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)
-    return (dr1 if res1 else 0.0) + attn_back(dr1)  # (B, T, C)
+    return ((dh if "attn" in residual_dy else dr1) if res1 else 0.0) + attn_back(dr1)  # (B, T, C)
 
 
 def _variant(**kw):

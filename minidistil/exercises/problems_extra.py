@@ -151,6 +151,94 @@ def _triple_ce_masked(m, r, c):
     return any(close(m["dh"], r["dh"] + al[0] * (g - full) @ w) for g in (part, masked_rows))
 
 
+# ----------------------------------------------------------------------------------- after set 6
+
+
+def _lin_loop_overwrite(m, r, c):
+    """dW = outer(dy[n], x[n]) in a loop over the rows with = instead of +=: the last row only."""
+    dy, x = c.args["dy"], c.args["x"]
+    return dy.shape[0] > 1 and close(m["dweight"], np.outer(dy[-1], x[-1]))
+
+
+def _ln_global_mean(m, r, c):
+    from .problems_layers import ln_parts
+    dy, gamma, rstd, xhat = ln_parts(c)
+    if xhat.ndim < 2 or xhat.shape[0] * (xhat.size // xhat.shape[-1]) <= 1:
+        return False
+    g = dy * gamma  # (N, C)
+    row_g, row_gx = g.mean(-1, keepdims=True), (g * xhat).mean(-1, keepdims=True)  # (N, 1) each
+    all_g, all_gx = g.mean(), (g * xhat).mean()
+    cands = (rstd * (g - all_g - xhat * row_gx), rstd * (g - row_g - xhat * all_gx),
+             rstd * (g - all_g - xhat * all_gx))
+    return any_close(m, "dx", cands)
+
+
+def _sm_tau_partial(m, r, c):
+    x, dp, tau = c.args["x"], c.args["dp"], c.args["tau"]
+    p = F.softmax_t(x, tau)  # (N, V)
+    a, b = p * dp, p * (dp * p).sum(-1, keepdims=True)  # (N, V) each: the two terms
+    return any_close(m, "dx", (a - b / tau, a / tau - b))
+
+
+def _lsm_tau_partial(m, r, c):
+    x, dy, tau = c.args["x"], c.args["dy"], c.args["tau"]
+    b = F.softmax_t(x, tau) * dy.sum(-1, keepdims=True)  # (N, V)
+    return any_close(m, "dx", (dy - b / tau, dy / tau - b))
+
+
+_TAU_PARTIAL = ("The chain-rule factor 1/τ multiplies the WHOLE gradient: dx = (...) / τ. Only one "
+                "of your two terms is divided by τ: check the parentheses.")
+
+
+def _emb_lookup_assign(m, r, c):
+    """dW[ids] = dh: the lookup's rows overwrite the projection's part (and each other)."""
+    a = c.args
+    w, ids, d = a["weight"], a["ids"], a["dlogits"]
+    C = w.shape[1]
+    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C)
+    dh = (d @ w).reshape(-1, C)  # (B*T, C)
+    g = out_use.copy()  # (V, C)
+    g[ids.reshape(-1)] = dh
+    return close(m["dweight"], g) and not close(g, r["dweight"])
+
+
+def _ce_onehot_never(m, r, c):
+    """The one-hot never subtracted (chained indexing d[keep][...] -= 1 writes into a copy)."""
+    a = c.args
+    keep = a["labels"] != -100  # (B, T)
+    g = F.softmax_t(a["logits"]) * keep[..., None] / keep.sum()  # (B, T, V)
+    return any_close(m, "dlogits", (a["dloss"] * g, a["dloss"] * F.softmax_t(a["logits"]) / keep.sum()))
+
+
+def _triple_returns_dlogits(m, r, c):
+    a = c.args
+    P, V = a["h"].shape[0], a["weight"].shape[0]
+    return np.shape(m["dh"]) == (P, V) and V != a["h"].shape[1]
+
+
+def _mse_dweight_raw(m, r, c):
+    a = c.args
+    e = a["s_h"] @ a["weight"].T - a["t_h"]  # (B, T, CT)
+    s2 = a["s_h"].reshape(-1, a["s_h"].shape[-1])  # (B*T, CS)
+    raw = e.reshape(-1, e.shape[-1]).T @ s2  # (CT, CS)
+    return any_close(m, "dweight", (raw, a["dloss"] * raw, 2.0 * raw, a["dloss"] * 2.0 * raw))
+
+
+def _mse_dweight_twice(m, r, c):
+    B, T = c.args["t_h"].shape[:2]
+    return close(m["dweight"], r["dweight"] / (B * T))
+
+
+
+def _block_var(**kw):
+    from .problems_attention import _variant
+    return _variant(**kw)
+
+
+def _any_block(*tests):
+    return lambda m, r, c: any(t(m, r, c) for t in tests)
+
+
 MORE = {
     "gelu": [
         Mistake("gelu_pdf_constant",
@@ -167,9 +255,21 @@ MORE = {
         "layernorm_gamma_partial",
         "gamma scales the whole upstream gradient before the normalisation is undone: use "
         "g = dy * gamma in EVERY term, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).",
-        _ln_gamma_partial)],
-    "softmax_t": [Mistake("softmax_used_logits", _USED_X, _sm_used_x)],
-    "log_softmax_t": [Mistake("softmax_used_logits", _USED_X, _lsm_used_x)],
+        _ln_gamma_partial),
+        Mistake("layernorm_global_mean",
+                "The means in LayerNorm's backward are PER ROW, over its C features: "
+                "g.mean(axis=-1, keepdims=True) and (g * xhat).mean(axis=-1, keepdims=True), not "
+                "a mean over the whole array.",
+                _ln_global_mean)],
+    "softmax_t": [Mistake("softmax_used_logits", _USED_X, _sm_used_x),
+                  Mistake("tau_partial", _TAU_PARTIAL, _sm_tau_partial)],
+    "log_softmax_t": [Mistake("softmax_used_logits", _USED_X, _lsm_used_x),
+                      Mistake("tau_partial", _TAU_PARTIAL, _lsm_tau_partial)],
+    "linear": [Mistake(
+        "loop_overwrite",
+        "In a loop over the rows, ACCUMULATE: dW += outer(dy[n], x[n]); with dW = ... only the "
+        "last row's contribution is left (or write it at once: dW = dy^T @ x).",
+        _lin_loop_overwrite)],
     "attention": [Mistake(
         "attention_softmax_missing_p",
         "Back through the softmax, each row's gradient is multiplied by the probabilities: "
@@ -180,6 +280,27 @@ MORE = {
         "The gradient of τ**2 * KL(q || softmax(s / τ)) with respect to s is (τ / P) (p - q), "
         "the difference of the PROBABILITIES, not of the log-probabilities.",
         _kl_log_probs)],
+    "embedding_tied": [Mistake(
+        "embedding_lookup_assign",
+        "The lookup's gradient is ADDED to the projection's, and repeated ids add up: "
+        "np.add.at(dW, ids.reshape(-1), dh). dW[ids] = dh overwrites both.",
+        _emb_lookup_assign)],
+    "cross_entropy": [Mistake(
+        "ce_onehot_missing",
+        "Your gradient is softmax / n with no one-hot subtracted. If you wrote "
+        "d[keep][rows, y] -= 1: d[keep] is a COPY, so the subtraction is lost. Index in one step: "
+        "d[rows_kept, y[rows_kept]] -= 1 on the (N, V) array itself.",
+        _ce_onehot_never)],
+    "hidden_mse": [
+        Mistake("mse_dweight_raw_error",
+                "dweight = de^T @ s_h with de = dloss * 2 e / n, the gradient at the error; you "
+                "used the raw error e (without 2 / n, or dloss).",
+                _mse_dweight_raw),
+        Mistake("mse_dweight_mean_twice",
+                "dweight is divided by B*T once more: the 1/n of the mean is already in de = "
+                "dloss * 2 e / n; dweight = de^T @ s_h sums over the positions.",
+                _mse_dweight_twice),
+    ],
     "cosine": [
         Mistake("cosine_norm_term_sign",
                 "d cos/ds = t / (|s| |t|) - cos * s / |s|**2: the norm term is SUBTRACTED "
@@ -190,9 +311,25 @@ MORE = {
                 "student's is d cos/ds = t / (|s| |t|) - cos * s / |s|**2.",
                 _cos_wrt_teacher),
     ],
+    "encoder_block": [
+        Mistake("block_residual_before_ln",
+                "Post-LN: the residual path carries the gradient from BELOW the LayerNorm. "
+                "dr2 = LN2_backward(dy), then dh = dr2 + FFN_backward(dr2) (likewise dx = dr1 + "
+                "...); adding dy itself (or dh) is the pre-LN block's rule.",
+                _any_block(_block_var(residual_dy=("ffn",)), _block_var(residual_dy=("attn",)),
+                           _block_var(residual_dy=("ffn", "attn")))),
+        Mistake("block_attention_dk",
+                "Inside the block's attention, dk = dscores^T @ q / sqrt(HS) (transpose the (T, T) "
+                "matrix; the attention exercise); dscores @ q is not it.",
+                _block_var(dk_transposed=False)),
+    ],
     "triple_loss": [Mistake(
         "triple_ce_masked",
         "Here Lce is taken at EVERY row (the exercise's forward), not only at the masked rows: "
         "only Lmlm skips the rows whose label is -100.",
-        _triple_ce_masked)],
+        _triple_ce_masked),
+        Mistake("triple_returns_dlogits",
+                "That is the gradient at the LOGITS, (P, V). The exercise asks for dh, (P, C): go "
+                "back through logits = h @ W.T (dh = dlogits @ W) and add the Lcos part.",
+                _triple_returns_dlogits)],
 }
