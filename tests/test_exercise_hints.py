@@ -20,6 +20,7 @@ from hint_cases_set3 import SECOND_EXERCISE_CASES, SET3_KEY_CASES
 from hint_cases_set4 import SET4_KEY_CASES
 from hint_cases_set5 import SET5_KEY_CASES, SET5_SECOND_EXERCISE_CASES, return_order_with_a_bias
 from hint_cases_set6 import SET6_KEY_CASES, SET6_SECOND_EXERCISE_CASES, write_into_logits
+from hint_cases_tail import TAIL_KEY_CASES, TAIL_SECOND_EXERCISE_CASES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
 
@@ -260,7 +261,9 @@ KEY_CASES.update(SET3_KEY_CASES)  # ... and after outside set 3
 KEY_CASES.update(SET4_KEY_CASES)  # ... and after outside set 4
 KEY_CASES.update(SET5_KEY_CASES)  # ... and after outside set 5
 KEY_CASES.update(SET6_KEY_CASES)  # ... and after outside set 6
-SECOND_EXERCISE_CASES = SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES + SET6_SECOND_EXERCISE_CASES
+KEY_CASES.update(TAIL_KEY_CASES)  # ... and after outside sets 7 and 8
+SECOND_EXERCISE_CASES = (SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES + SET6_SECOND_EXERCISE_CASES
+                         + TAIL_SECOND_EXERCISE_CASES)
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))

@@ -181,7 +181,7 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
     splits and merges the gradient heads with a bare reshape (``"split"``/``"merge"``: only one
     of the two); ``ln_order="swapped"`` adds the residual branch's gradient BEFORE going back
-    through the LayerNorm; ``gelu="cdf"`` keeps only Phi(u) of GELU's derivative;
+    through the LayerNorm (``"pre"``: the pre-LN block's backward on these caches); ``gelu="cdf"`` keeps only Phi(u) of GELU's derivative;
     ``masked=False`` recomputes the forward without the padding mask (``"forward"``: only the
     probabilities the attention backward uses); ``paths`` are the
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
@@ -229,6 +229,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         grads = {"q": dq, "k": dk, "v": dv}
         return sum(S.linear_backward(merge(grads[n]), x, p[f"{n}.weight"])[0] for n in paths)  # (B, T, C)
 
+    if ln_order == "pre":  # the pre-LN block's rule, run on this post-LN block's caches
+        dh = dy + ln2_back(ffn_back(dy), h, p["ln2.weight"], eps)[0]  # (B, T, C)
+        return dh + ln1_back(attn_back(dh), x, p["ln1.weight"], eps)[0]  # (B, T, C)
     if ln_order == "swapped":
         dh = ln2_back(dy + ffn_back(dy), ln2_at, p["ln2.weight"], eps)[0]  # (B, T, C)
         return ln1_back(dh + attn_back(dh), ln1_at, p["ln1.weight"], eps)[0]  # (B, T, C)

@@ -295,14 +295,14 @@ def _cos_norm_power(m, r, c):
     nt = np.sqrt((t * t).sum(-1, keepdims=True))  # (B, T, 1)
     cos = (s * t).sum(-1, keepdims=True) / (ns * nt)  # (B, T, 1)
     w = mask[..., None] / mask.sum()  # (B, T, 1)
-    wrong = [cos * s / ns ** k for k in (1, 3)] + [cos * s / (ns * nt)]  # (B, T, C) each
+    wrong = [cos * s / ns ** k for k in (1, 3)] + [cos * s / (ns * nt), cos * s / nt ** 2]  # (B, T, C) each
     return any_close(m, "ds_h", tuple(-a["dloss"] * (t / (ns * nt) - g) * w for g in wrong))
 
 
 COSINE_MISTAKES = [
     Mistake("cosine_norm_power",
             "The norm term is cos * s / |s|**2 (d|s|/ds = s / |s|, and cos has |s| in its "
-            "denominator): yours divides by another power of |s|, or by |s| |t|.",
+            "denominator): yours divides by another power of |s|, or by |s| |t| or |t|**2.",
             _cos_norm_power),
     Mistake("cosine_padding",
             "Padded positions are not in the loss: their gradient must be exactly 0 (multiply by the mask).",
