@@ -15,6 +15,9 @@ import math
 import numpy as np
 
 from . import forwards as F
+from . import problems_attention as PA
+from . import problems_layers as PL
+from . import problems_losses as PS
 from . import solutions as S
 from .base import Mistake, any_close, close
 
@@ -24,7 +27,7 @@ from .base import Mistake, any_close, close
 def _gelu_pdf_fit(c, m):
     """``(a, k)`` when dx = dy * (Phi(x) + a * x * exp(-k x^2)) for constants a, k, else None."""
     x, dy = c.args["x"], c.args["dy"]
-    cdf = 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
+    cdf = PL.phi_cdf(x)  # (...)
     rest = np.asarray(m["dx"], dtype=np.float64) - dy * cdf  # (...) the learner's second term
     base = dy * x  # (...)
     for k in (0.5, 1.0, 0.25, 2.0):
@@ -50,8 +53,7 @@ def _gelu_pdf_constant(m, r, c):
 
 def _gelu_pdf_sign(m, r, c):
     x, dy = c.args["x"], c.args["dy"]
-    cdf = 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
-    return close(m["dx"], dy * (cdf - x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)))
+    return close(m["dx"], dy * (PL.phi_cdf(x) - x * PL._phi(x)))
 
 
 # ----------------------------------------------------------------------------------- LayerNorm
@@ -59,8 +61,7 @@ def _gelu_pdf_sign(m, r, c):
 
 def _ln_gamma_partial(m, r, c):
     """gamma applied in some terms of dx only: g = dy * gamma in one place, dy in another."""
-    from .problems_layers import ln_parts
-    dy, gamma, rstd, xhat = ln_parts(c)
+    dy, gamma, rstd, xhat = PL.ln_parts(c)
     g = dy * gamma  # (N, C)
     cands = (rstd * (g - dy.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True)),
              rstd * (g - g.mean(-1, keepdims=True) - xhat * (dy * xhat).mean(-1, keepdims=True)),
@@ -161,8 +162,7 @@ def _lin_loop_overwrite(m, r, c):
 
 
 def _ln_global_mean(m, r, c):
-    from .problems_layers import ln_parts
-    dy, gamma, rstd, xhat = ln_parts(c)
+    dy, gamma, rstd, xhat = PL.ln_parts(c)
     if xhat.ndim < 2 or xhat.shape[0] * (xhat.size // xhat.shape[-1]) <= 1:
         return False
     g = dy * gamma  # (N, C)
@@ -192,12 +192,9 @@ _TAU_PARTIAL = ("The chain-rule factor 1/τ multiplies the WHOLE gradient: dx = 
 
 def _emb_lookup_assign(m, r, c):
     """dW[ids] = dh: the lookup's rows overwrite the projection's part (and each other)."""
-    a = c.args
-    w, ids, d = a["weight"], a["ids"], a["dlogits"]
-    C = w.shape[1]
-    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C)
-    dh = (d @ w).reshape(-1, C)  # (B*T, C)
-    g = out_use.copy()  # (V, C)
+    w, ids, d = c.args["weight"], c.args["ids"], c.args["dlogits"]
+    dh = (d @ w).reshape(-1, w.shape[1])  # (B*T, C)
+    g = PS._emb_parts(c)[0].copy()  # (V, C) the projection's part
     g[ids.reshape(-1)] = dh
     return close(m["dweight"], g) and not close(g, r["dweight"])
 
@@ -228,15 +225,6 @@ def _mse_dweight_twice(m, r, c):
     B, T = c.args["t_h"].shape[:2]
     return close(m["dweight"], r["dweight"] / (B * T))
 
-
-
-def _block_var(**kw):
-    from .problems_attention import _variant
-    return _variant(**kw)
-
-
-def _any_block(*tests):
-    return lambda m, r, c: any(t(m, r, c) for t in tests)
 
 
 MORE = {
@@ -316,12 +304,12 @@ MORE = {
                 "Post-LN: the residual path carries the gradient from BELOW the LayerNorm. "
                 "dr2 = LN2_backward(dy), then dh = dr2 + FFN_backward(dr2) (likewise dx = dr1 + "
                 "...); adding dy itself (or dh) is the pre-LN block's rule.",
-                _any_block(_block_var(residual_dy=("ffn",)), _block_var(residual_dy=("attn",)),
-                           _block_var(residual_dy=("ffn", "attn")))),
+                PA._any(PA._variant(residual_dy=("ffn",)), PA._variant(residual_dy=("attn",)),
+                        PA._variant(residual_dy=("ffn", "attn")))),
         Mistake("block_attention_dk",
                 "Inside the block's attention, dk = dscores^T @ q / sqrt(HS) (transpose the (T, T) "
                 "matrix; the attention exercise); dscores @ q is not it.",
-                _block_var(dk_transposed=False)),
+                PA._variant(dk_transposed=False)),
     ],
     "triple_loss": [Mistake(
         "triple_ce_masked",

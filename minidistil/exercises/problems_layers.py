@@ -160,6 +160,16 @@ def ln_parts(c, ddof=0):
     return dy, gamma, rstd, xhat
 
 
+def ln_var_term_scaled(c, factors) -> tuple:
+    """dx with the variance term ``rstd * xhat * mean(g * xhat)`` times each factor (a number, or
+    a per-row (N, 1) array): the slips of the variance stage of the derivation."""
+    dy, gamma, rstd, xhat = ln_parts(c)
+    g = dy * gamma  # (N, C)
+    base = rstd * (g - g.mean(-1, keepdims=True))  # (N, C)
+    var_term = rstd * xhat * (g * xhat).mean(-1, keepdims=True)  # (N, C)
+    return tuple(base - f * var_term for f in factors)
+
+
 def _ln_no_mean(m, r, c):
     dy, gamma, rstd, xhat = ln_parts(c)
     g = dy * gamma  # (N, C)

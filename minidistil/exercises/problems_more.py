@@ -16,6 +16,8 @@ import numpy as np
 
 from . import forwards as F
 from . import problems_attention as PA
+from . import problems_layers as PL
+from . import problems_losses as PS
 from . import solutions as S
 from .base import Mistake, any_close, close, raises_like
 from .problems_distill import triple_parts
@@ -27,9 +29,8 @@ def _gelu_erf_sqrt2(m, r, c):
     """Phi written 0.5 (1 + erf(x)): alone, or with its own derivative exp(-x^2) / sqrt(pi)."""
     x, dy = c.args["x"], c.args["dy"]
     cdf_wrong = 0.5 * (1.0 + F._erf(x))  # (...)
-    cdf = 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
+    cdf, pdf = PL.phi_cdf(x), PL._phi(x)  # (...) each
     pdf_wrong = np.exp(-x * x) / math.sqrt(math.pi)  # (...) d/dx of cdf_wrong
-    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
     return any_close(m, "dx", (dy * (cdf_wrong + x * pdf), dy * (cdf_wrong + x * pdf_wrong),
                                dy * (cdf + x * pdf_wrong)))
 
@@ -39,12 +40,8 @@ def _gelu_erf_sqrt2(m, r, c):
 
 def _ln_rstd_power(m, r, c):
     """The variance term with rstd to the wrong power: d rstd/dx_j written -(rstd/C) xhat_j."""
-    from .problems_layers import ln_parts
-    dy, gamma, rstd, xhat = ln_parts(c)
-    g = dy * gamma  # (N, C)
-    var_term = xhat * (g * xhat).mean(-1, keepdims=True)  # (N, C)
-    base = rstd * (g - g.mean(-1, keepdims=True))  # (N, C)
-    return any_close(m, "dx", (base - var_term, base - rstd * rstd * var_term))
+    rstd = PL.ln_parts(c)[2]  # (N, 1)
+    return any_close(m, "dx", PL.ln_var_term_scaled(c, (1.0 / rstd, rstd)))
 
 
 # ----------------------------------------------------------------------------------- (log-)softmax
@@ -117,11 +114,8 @@ def _attn_times_sqrt(m, r, c):
 
 
 def _emb_decoder_mean(m, r, c):
-    a = c.args
-    w, ids, d = a["weight"], a["ids"], a["dlogits"]
-    C, n = w.shape[1], ids.size
-    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C) the projection's part
-    return close(m["dweight"], r["dweight"] - out_use + out_use / n)
+    out_use = PS._emb_parts(c)[0]  # (V, C) the projection's part
+    return close(m["dweight"], r["dweight"] - out_use + out_use / c.args["ids"].size)
 
 
 # ----------------------------------------------------------------------------------- KL, CE, cosine
@@ -193,21 +187,16 @@ def block_backward_ln(a, which):
 # ----------------------------------------------------------------------------------- after set 5
 
 
-def _gelu_d(x):
-    return 0.5 * (1.0 + F._erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
-
-
 def _gelu_dy_partial(m, r, c):
     """dy multiplies one of the two terms only (dy * Phi + x * phi, or Phi + dy * x * phi)."""
     x, dy = c.args["x"], c.args["dy"]
-    cdf = 0.5 * (1.0 + F._erf(x / math.sqrt(2.0)))  # (...)
-    xpdf = x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
+    cdf, xpdf = PL.phi_cdf(x), x * PL._phi(x)  # (...) each
     return any_close(m, "dx", (dy * cdf + xpdf, cdf + dy * xpdf))
 
 
 def _gelu_at_output(m, r, c):
     x = c.args["x"]
-    return close(m["dx"], c.args["dy"] * _gelu_d(F.gelu(x)))
+    return close(m["dx"], S.gelu_backward(c.args["dy"], F.gelu(x)))
 
 
 def _attn_scale_seq(m, r, c):
@@ -217,18 +206,8 @@ def _attn_scale_seq(m, r, c):
     return T != hs and (close(m["dq"], r["dq"] * f) or close(m["dk"], r["dk"] * f))
 
 
-def _emb_pieces(c):
-    a = c.args
-    w, ids, d = a["weight"], a["ids"], a["dlogits"]
-    C = w.shape[1]
-    out_use = d.reshape(-1, d.shape[-1]).T @ w[ids].reshape(-1, C)  # (V, C) the projection's part
-    lookup = np.zeros_like(w)  # (V, C) the lookup's part
-    np.add.at(lookup, ids.reshape(-1), (d @ w).reshape(-1, C))
-    return out_use, lookup
-
-
 def _emb_doubled(m, r, c):
-    out_use, lookup = _emb_pieces(c)
+    out_use, lookup = PS._emb_parts(c)[:2]
     return any_close(m, "dweight", (2.0 * out_use, 2.0 * lookup))
 
 
@@ -238,7 +217,7 @@ def _emb_loop_overwrite(m, r, c):
     w, ids, d = a["weight"], a["ids"], a["dlogits"]
     if ids.shape[0] < 2:
         return False
-    out_use, lookup = _emb_pieces(c)
+    lookup = PS._emb_parts(c)[1]  # (V, C)
     last = d[-1].T @ w[ids[-1]]  # (V, C)
     return any_close(m, "dweight", (last + lookup, last))
 

@@ -9,12 +9,14 @@ Jacobian loop that assigns, a pre-LN backward for a post-LN block, and their kin
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import gradcheck
 from . import forwards as F
+from . import problems_attention as PA
+from . import problems_layers as PL
+from . import problems_losses as PS
+from . import problems_more as PM
 from . import solutions as S
 from .base import Mistake, any_close, close
 
@@ -23,9 +25,8 @@ from .base import Mistake, any_close, close
 
 def _gelu_no_half(m, r, c):
     x, dy = c.args["x"], c.args["dy"]
-    xpdf = x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # (...)
-    erf = F._erf(x / math.sqrt(2.0))  # (...)
-    return close(m["dx"], dy * ((1.0 + erf) + xpdf))  # the whole derivative doubled is scale_2
+    # 1 + erf(x / sqrt 2) = 2 Phi(x); the whole derivative doubled is scale_2
+    return close(m["dx"], dy * (2.0 * PL.phi_cdf(x) + x * PL._phi(x)))
 
 
 # ----------------------------------------------------------------------------------- LayerNorm
@@ -35,12 +36,8 @@ def _ln_var_term_factor(m, r, c):
     """The staged derivation with the variance stage's factor wrong: the var term times 1/2
     (the 2 of d var/dx dropped), 2 (the 1/2 of d rstd/d var dropped), or 1/rstd^2 (the power
     -1/2 for -3/2)."""
-    from .problems_layers import ln_parts
-    dy, gamma, rstd, xhat = ln_parts(c)
-    g = dy * gamma  # (N, C)
-    base = rstd * (g - g.mean(-1, keepdims=True))  # (N, C)
-    var_term = rstd * xhat * (g * xhat).mean(-1, keepdims=True)  # (N, C)
-    return any_close(m, "dx", tuple(base - f * var_term for f in (0.5, 2.0, rstd ** -2)))
+    rstd = PL.ln_parts(c)[2]  # (N, 1)
+    return any_close(m, "dx", PL.ln_var_term_scaled(c, (0.5, 2.0, rstd ** -2)))
 
 
 def _ln_no_sqrt(m, r, c):
@@ -48,14 +45,11 @@ def _ln_no_sqrt(m, r, c):
     x, dy, gamma = c.args["x"], c.args["dy"], c.args["gamma"]
     mu = x.mean(-1, keepdims=True)  # (N, 1)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)  # (N, 1)
-    lead = tuple(range(x.ndim - 1))
-    for rs in (1.0 / (var + c.args["eps"]),):
-        xh = (x - mu) * rs  # (N, C) with the wrong rstd
-        g = dy * gamma  # (N, C)
-        dx = rs * (g - g.mean(-1, keepdims=True) - xh * (g * xh).mean(-1, keepdims=True))  # (N, C)
-        if close(m["dx"], dx) or close(m["dgamma"], (dy * xh).sum(axis=lead)):
-            return True
-    return False
+    rs = 1.0 / (var + c.args["eps"])  # (N, 1) the wrong rstd
+    xh = (x - mu) * rs  # (N, C)
+    g = dy * gamma  # (N, C)
+    dx = rs * (g - g.mean(-1, keepdims=True) - xh * (g * xh).mean(-1, keepdims=True))  # (N, C)
+    return close(m["dx"], dx) or close(m["dgamma"], (dy * xh).sum(axis=tuple(range(x.ndim - 1))))
 
 
 # ----------------------------------------------------------------------------------- (log-)softmax
@@ -86,25 +80,21 @@ def _lsm_no_p(m, r, c):
 # ----------------------------------------------------------------------------------- tied embedding
 
 
-def _emb_parts(a):
-    w, ids, d = a["weight"], a["ids"], a["dlogits"]
-    V, C = w.shape
-    lookup = np.zeros_like(w)  # (V, C)
-    np.add.at(lookup, ids.reshape(-1), (d @ w).reshape(-1, C))
-    return w, ids, d, V, C, lookup
-
-
 def _emb_reshape_for_transpose(m, r, c):
-    w, ids, d, V, C, lookup = _emb_parts(c.args)
+    w, ids, d = c.args["weight"], c.args["ids"], c.args["dlogits"]
+    V, C = w.shape
+    lookup = PS._emb_parts(c)[1]  # (V, C) the lookup's part
     d2, h2 = d.reshape(-1, V), w[ids].reshape(-1, C)  # (B*T, V), (B*T, C)
     cands = (d2.reshape(V, -1) @ h2, (h2.T @ d2).reshape(V, C))  # (V, C) each: reshape, not .T
     return any_close(m, "dweight", tuple(g + lookup for g in cands) + cands)
 
 
 def _emb_flatten_order(m, r, c):
-    w, ids, d, V, C, lookup = _emb_parts(c.args)
+    w, ids, d = c.args["weight"], c.args["ids"], c.args["dlogits"]
+    V, C = w.shape
     if ids.shape[0] < 2 or ids.shape[1] < 2:
         return False
+    lookup = PS._emb_parts(c)[1]  # (V, C) the lookup's part
     out_wrong = d.reshape(-1, V).T @ w[ids.T].reshape(-1, C)  # (V, C): rows of h out of order
     return any_close(m, "dweight", (out_wrong + lookup, out_wrong))
 
@@ -140,13 +130,7 @@ def _kl_normalisation(m, r, c):
 
 
 def _ce_normalisation(m, r, c):
-    a = c.args
-    y, keep = a["labels"], a["labels"] != -100  # (B, T) each
-    z = a["logits"]
-    g = np.exp(z - z.max()) / np.exp(z - z.max()).sum()  # (B, T, V): one sum over everything
-    g[np.nonzero(keep) + (y[keep],)] -= 1.0
-    g[~keep] = 0.0
-    return close(m["dlogits"], a["dloss"] * g / keep.sum())
+    return close(m["dlogits"], PM._ce_onehot(c.args, _softmax_all(c.args["logits"])))
 
 
 def _ce_onehot_unscaled(m, r, c):
@@ -162,20 +146,20 @@ def _ce_onehot_unscaled(m, r, c):
 # ----------------------------------------------------------------------------------- triple, MSE
 
 
-def _triple_parts(a, s_tau=True, t_tau=True):
+def _lce_dlogits(a, s_tau=True, t_tau=True):
     h, w = a["h"], a["weight"]
     logits = h @ w.T  # (P, V)
     P, tau = h.shape[0], a["tau"]
     p = F.softmax_t(logits, tau if s_tau else 1.0)  # (P, V)
     q = F.softmax_t(a["t_logits"], tau if t_tau else 1.0)  # (P, V)
-    return logits, a["dloss"] * tau * (p - q) / P  # (P, V) the Lce dlogits
+    return a["dloss"] * tau * (p - q) / P  # (P, V) the Lce part of dlogits
 
 
 def _triple_lce_without_tau(m, r, c):
     a = c.args
-    logits, right = _triple_parts(a)
+    right = _lce_dlogits(a)  # (P, V)
     w, al = a["weight"], a["alphas"]
-    cands = [r["dh"] + al[0] * (_triple_parts(a, s, t)[1] - right) @ w
+    cands = [r["dh"] + al[0] * (_lce_dlogits(a, s, t) - right) @ w
              for s, t in ((True, False), (False, True), (False, False))]
     return any_close(m, "dh", cands)
 
@@ -229,11 +213,6 @@ def _block_pre_ln(m, r, c):
     want = gradcheck.numerical_grad(f, x)  # (B, T, C)
     mine = np.asarray(m["dx"], dtype=np.float64)
     return mine.shape == want.shape and bool(np.allclose(mine, want, rtol=1e-5, atol=1e-7))
-
-
-def _block_pre_ln_rule(m, r, c):
-    from .problems_attention import _variant
-    return _variant(ln_order="pre")(m, r, c)
 
 
 def _block_ff2_preact(m, r, c):
@@ -319,7 +298,7 @@ MORE = {
                 "That is the backward of a PRE-LN block (h = x + Attn(LN1(x)), y = h + FFN(LN2(h))). "
                 "This block is post-LN, as BERT: h = LN1(x + Attn(x)), y = LN2(h + FFN(h)); go back "
                 "through LN2 first, then split into the residual and the FFN.",
-                lambda m, r, c: _block_pre_ln_rule(m, r, c) or _block_pre_ln(m, r, c)),
+                PA._any(PA._variant(ln_order="pre"), _block_pre_ln)),
         Mistake("block_ff2_input",
                 "ff2's weight gradient pairs dr2 with ff2's INPUT, gelu(u): d[ff2.weight] = "
                 "dr2^T @ gelu(u); you used the pre-activation u.",
