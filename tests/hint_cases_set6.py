@@ -3,12 +3,12 @@
 Each function shows one mistake the way a learner writes it (not with the recogniser's code);
 ``test_exercise_hints.py`` checks that it fires its key and no other.
 """
-import math
-
 import numpy as np
 
 from minidistil.exercises import forwards as F
 from minidistil.exercises import solutions as S
+
+from hint_cases_set4 import _block  # the block with one slip, every parameter gradient right
 
 
 def _lin_rows_loop(dy, x, weight):
@@ -77,12 +77,6 @@ def _mse_mean_again(dloss, s_h, t_h, weight):
     ds, dw = S.hidden_mse_backward(dloss, s_h, t_h, weight)
     B, T = s_h.shape[:2]
     return ds, dw / (B * T)
-
-
-def _block(dy, x, mask, p, num_heads, eps=1e-12, **kw):
-    from minidistil.exercises import problems_attention as PA
-    dx = PA.block_backward_variant(dy, x, mask, p, num_heads, eps, **kw)
-    return dx, S.encoder_block_backward(dy, x, mask, p, num_heads, eps)[1]
 
 
 def _block_pre_ln_residual(dy, x, mask, p, num_heads, eps=1e-12):

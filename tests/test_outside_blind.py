@@ -7,19 +7,14 @@ and 10 on ``eb7f98d``, 109 and 106 of 117; no wrong hint in any. Later hints may
 fewer.
 """
 import importlib
-import math
 
 import pytest
 
 from minidistil.exercises import check
 
+from test_outside_mistakes import _wilson
+
 SETS = (7, 9, 10)
-
-
-def _wilson(k, n, z=1.96):
-    p = k / n
-    mid, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return 100 * (mid - half) / (1 + z * z / n), 100 * (mid + half) / (1 + z * z / n)
 
 
 @pytest.fixture(scope="module", params=SETS, ids=[f"set{s}" for s in SETS])
