@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from .comm import MPI_EXTRA_HINT, SingleProcess, launched_by_mpiexec
+from .comm import MPI_EXTRA_HINT, RanksDiverged, SingleProcess, launched_by_mpiexec
 
 PARALLEL_COMMANDS = ("pretrain", "distill")
 
@@ -55,9 +55,20 @@ def abort_on_error(comm, command: str, exc: BaseException) -> None:
     """On several ranks: print the traceback of an unexpected error, then stop every rank.
 
     Returns (does nothing) in a single process, where the exception simply propagates.
+
+    :class:`RanksDiverged` is raised by a collective check, so every rank meets it at the same
+    point: rank 0 reports it in one line and every rank exits with code 1 in order (no Abort,
+    whose launcher may drop the line). Any other error may be one rank's alone: MPI Abort.
     """
     if getattr(comm, "size", 1) <= 1:
         return
+    if isinstance(exc, RanksDiverged):
+        if comm.is_root:
+            sys.stderr.write(f"minidistil {command}: {' '.join(str(exc).split())}; stopping every "
+                             "rank. The last checkpoint written is intact: continue with --resume\n")
+            sys.stderr.flush()
+        comm.barrier()
+        raise SystemExit(1)
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     comm.abort(f"minidistil {command}: {type(exc).__name__}: {' '.join(str(exc).split())}; "
                "stopping every rank (MPI Abort). "

@@ -25,6 +25,10 @@ from .shard import Shard
 # rank 0, which usually meets the same error (bad input is the same everywhere), to report it
 # alone and stop everyone; short enough that a rank's private error still ends the run soon.
 ABORT_GRACE_S = 2.0
+# How long a rank waits between writing its last line and calling Abort. MPICH's launcher stops
+# forwarding a rank's output as soon as one rank aborts; without this pause the line that says
+# what went wrong can be lost (seen once in CI: only "Traceback (most recent call last):" came).
+ABORT_FLUSH_S = 1.0
 
 
 def _import_mpi():
@@ -129,6 +133,7 @@ class MPIComm:
         sys.stderr.write(message.rstrip("\n") + "\n")
         sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(ABORT_FLUSH_S)  # let the launcher forward the line before Abort cuts it off
         self.MPI.COMM_WORLD.Abort(int(code))
         os._exit(int(code))  # not reached: Abort ends the process
 
