@@ -153,14 +153,23 @@ def test_temperature_must_be_a_number(numba_must_not_run):
 
 
 def test_the_earlier_temperature_keyword_still_works():
-    """``T=`` was the keyword's name before ``tau``: old calls give the same numbers."""
+    """``T=`` was the keyword's name before ``tau``: old calls give the same numbers, and a
+    FutureWarning that names the new keyword."""
+    import warnings
     from minidistil.kernels import soft_target_rows
     x = np.random.default_rng(0).standard_normal((3, 5))  # (N, V)
     y = x[::-1].copy()  # (N, V)
-    assert np.array_equal(softmax_forward(x, T=2.5)[0], softmax_forward(x, 2.5)[0])
-    assert not np.allclose(softmax_forward(x, T=2.5)[0], softmax_forward(x)[0])
-    assert np.array_equal(log_softmax_forward(x, T=0.5)[0], log_softmax_forward(x, tau=0.5)[0])
-    assert np.array_equal(soft_target_rows(x, y, T=3.0)[1], soft_target_rows(x, y, 3.0)[1])
+    with pytest.warns(FutureWarning, match="pass tau= instead"):
+        old = softmax_forward(x, T=2.5)[0]
+    assert np.array_equal(old, softmax_forward(x, 2.5)[0])
+    assert not np.allclose(old, softmax_forward(x)[0])
+    with pytest.warns(FutureWarning, match="T= is deprecated"):
+        assert np.array_equal(log_softmax_forward(x, T=0.5)[0], log_softmax_forward(x, tau=0.5)[0])
+    with pytest.warns(FutureWarning):
+        assert np.array_equal(soft_target_rows(x, y, T=3.0)[1], soft_target_rows(x, y, 3.0)[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new keyword warns about nothing
+        softmax_forward(x, tau=2.5)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.float16, np.complex128])

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from ..masking import IGNORE_INDEX  # -100, Hugging Face's label of a position no loss scores
+
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
@@ -84,7 +86,7 @@ def cross_entropy(logits, labels):
     V = logits.shape[-1]
     z = log_softmax_t(logits.reshape(-1, V))  # (N, V)
     y = np.asarray(labels).reshape(-1)  # (N,)
-    keep = y != -100  # (N,)
+    keep = y != IGNORE_INDEX  # (N,)
     return float(-z[keep, y[keep]].sum() / keep.sum())
 
 

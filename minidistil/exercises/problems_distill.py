@@ -21,7 +21,7 @@ def triple_cases(rng):
         t_logits = rng.standard_normal((P, V)) * 2.0  # (P, V)
         t_h = rng.standard_normal((P, C))  # (P, C)
         labels = rng.integers(0, V, size=P)  # (P,)
-        labels[1] = -100  # one position not scored by Lmlm
+        labels[1] = F.IGNORE_INDEX  # one position not scored by Lmlm
         dloss = float(rng.uniform(0.5, 1.5))
         args = {"dloss": dloss, "h": h, "weight": w, "t_logits": t_logits, "t_h": t_h,
                 "labels": labels, "tau": tau, "alphas": alphas}
@@ -79,7 +79,7 @@ def _triple_alpha_order(m, r, c):
 def _mlm_pieces(a):
     """Pieces of the MLM term's dh: (ignored rows' softmax / n, the scored count n, P)."""
     logits = a["h"] @ a["weight"].T  # (P, V)
-    ignored = np.asarray(a["labels"]) == -100  # (P,)
+    ignored = np.asarray(a["labels"]) == F.IGNORE_INDEX  # (P,)
     n = int((~ignored).sum())
     extra = a["dloss"] * (F.softmax_t(logits) * ignored[:, None] / n) @ a["weight"]  # (P, C)
     return extra, n, a["h"].shape[0]
@@ -105,7 +105,7 @@ def _triple_cos_mean(m, r, c):
 def _triple_cos_labels(m, r, c):
     a = c.args
     parts, al = triple_parts(a), a["alphas"]
-    keep = (np.asarray(a["labels"]) != -100).astype(np.int64)[None]  # (1, P)
+    keep = (np.asarray(a["labels"]) != F.IGNORE_INDEX).astype(np.int64)[None]  # (1, P)
     cos_kept = a["dloss"] * S.cosine_backward(1.0, a["h"][None], a["t_h"][None], keep)[0]  # (P, C)
     return close(m["dh"], r["dh"] + al[2] * (cos_kept - parts[2]))
 

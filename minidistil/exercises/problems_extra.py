@@ -141,7 +141,7 @@ def _triple_ce_masked(m, r, c):
     """Lce taken at the masked rows only (labels != -100), where the exercise scores every row."""
     a = c.args
     h, w, al = a["h"], a["weight"], a["alphas"]
-    keep = np.asarray(a["labels"]) != -100  # (P,)
+    keep = np.asarray(a["labels"]) != F.IGNORE_INDEX  # (P,)
     if keep.all() or not keep.any():
         return False
     logits = h @ w.T  # (P, V)
@@ -202,7 +202,7 @@ def _emb_lookup_assign(m, r, c):
 def _ce_onehot_never(m, r, c):
     """The one-hot never subtracted (chained indexing d[keep][...] -= 1 writes into a copy)."""
     a = c.args
-    keep = a["labels"] != -100  # (B, T)
+    keep = a["labels"] != F.IGNORE_INDEX  # (B, T)
     g = F.softmax_t(a["logits"]) * keep[..., None] / keep.sum()  # (B, T, V)
     return any_close(m, "dlogits", (a["dloss"] * g, a["dloss"] * F.softmax_t(a["logits"]) / keep.sum()))
 

@@ -135,7 +135,7 @@ def _ce_normalisation(m, r, c):
 
 def _ce_onehot_unscaled(m, r, c):
     a = c.args
-    y, keep = a["labels"], a["labels"] != -100  # (B, T) each
+    y, keep = a["labels"], a["labels"] != F.IGNORE_INDEX  # (B, T) each
     n = keep.sum()
     g = F.softmax_t(a["logits"]) / n  # (B, T, V)
     g[np.nonzero(keep) + (y[keep],)] -= 1.0
@@ -166,7 +166,7 @@ def _triple_lce_without_tau(m, r, c):
 
 def _triple_cos_over_labelled(m, r, c):
     a = c.args
-    keep = np.asarray(a["labels"]) != -100  # (P,)
+    keep = np.asarray(a["labels"]) != F.IGNORE_INDEX  # (P,)
     n, P = int(keep.sum()), keep.size
     if n in (0, P):
         return False

@@ -97,7 +97,7 @@ def kl_soft_target_backward(dloss, s_logits, t_logits, tau):
 def cross_entropy_backward(dloss, logits, labels):
     """(softmax(logits) - onehot(label)) / n on the n scored rows; 0 where the label is -100."""
     p = F.softmax_t(logits)  # (..., V)
-    keep = np.asarray(labels) != -100  # (...)
+    keep = np.asarray(labels) != F.IGNORE_INDEX  # (...)
     onehot = np.zeros_like(p)  # (..., V)
     onehot[np.nonzero(keep) + (labels[keep],)] = 1.0
     return dloss * (p - onehot) * keep[..., None] / keep.sum()  # (..., V)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from typing import Iterator, Sequence
 
 import numba
@@ -205,8 +206,13 @@ def check_temperature(tau, dtype=None) -> float:
 
 def legacy_temperature(tau: float, T) -> float:
     """``T=`` was the temperature keyword's name before ``tau`` (T is the sequence length in every
-    shape legend); an old call ``softmax_forward(x, T=2.0)`` still works."""
-    return tau if T is None else T
+    shape legend); an old call ``softmax_forward(x, T=2.0)`` still works, with a FutureWarning
+    (as Hugging Face retires a renamed argument), and will be removed."""
+    if T is None:
+        return tau
+    warnings.warn("the temperature keyword T= is deprecated (T is the sequence length in every "
+                  "shape legend): pass tau= instead", FutureWarning, stacklevel=3)
+    return T
 
 
 def check_cache(name: str, cache, cls: type, forward: str) -> None:

@@ -91,7 +91,7 @@ def soft_target_rows_numba(s: np.ndarray, t: np.ndarray, tau: float):
 
 def soft_target_rows(s: np.ndarray, t: np.ndarray, tau: float = 1.0, *, T: float | None = None):
     """``(kl, diff)``: per-row KL(softmax(t/tau) || softmax(s/tau)) (N,) float64 and ``ps - pt`` (N, V).
-    ``T=`` is the temperature keyword's earlier name, still accepted."""
+    ``T=`` is the temperature keyword's earlier name, deprecated (a FutureWarning)."""
     check_float_array("s", s, 2)
     check_float_array("t", t, 2)
     check_shape("t", t, s.shape)

@@ -245,7 +245,7 @@ def _check_backward(dname: str, d: np.ndarray, oname: str, o) -> None:
 def softmax_forward(x: np.ndarray, tau: float = 1.0, *, T: float | None = None):
     """``(p, SoftmaxCache)``: ``p = softmax(x / tau)`` over the last axis; ``x`` float32/float64,
     at least 1-D. Only the probabilities? ``p, _ = softmax_forward(x, tau)``. (``T=`` is the
-    keyword's earlier name, still accepted.)"""
+    keyword's earlier name, deprecated: it gives a FutureWarning.)"""
     _check_logits(x)
     tau = check_temperature(legacy_temperature(tau, T), x.dtype)
     fn = softmax_forward_numba if backend.get_backend() == "numba" else softmax_forward_numpy
