@@ -146,6 +146,7 @@ def assemble_row(name: str, step: str, chunk: int, flop: float, res: dict, tor: 
     c_med, c = _peer(comp, step)
     row["torch_compile_s"] = c_med
     row["vs_torch_compile"] = row["median_s"] / c_med if c_med else None
+    row["torch_compile_times_s"] = c.get("times_s")
     row["torch_compile_warmup_s"] = c.get("compile_s")
     row["torch_compile_error"] = c.get("error") or (comp or {}).get("error")
     return row
