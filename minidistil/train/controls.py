@@ -147,10 +147,17 @@ def format_claims(report: dict, teacher_label: str = "teacher") -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
+    few = report.get("control_masks")
+    same = "the same for the teacher, the distilled student and (a)" if few else "the same for every model"
     lines.append(f"(validation masked-token accuracy: {report['n_val_sequences']} sequences x "
-                 f"{report['n_masks']} fixed masks = {report['n_masked']} tokens, the same for every "
-                 "model; se clustered by sequence; retention by the delta method; paper: BERT-base "
+                 f"{report['n_masks']} fixed masks = {report['n_masked']} tokens, {same}; se "
+                 "clustered by sequence; retention by the delta method; paper: BERT-base "
                  "79.5, DistilBERT 77.0 GLUE macro = 96.9%)")
+    if few:
+        names = ", ".join(LABELS.get(n, n).split(" ")[0] for n in few["controls"])
+        lines.append(f"({names}: scored on the first {few['n_masks']} masks = {few['n_masked']} tokens, "
+                     "their retention and difference against the teacher and the distilled student "
+                     "on those same tokens)")
     g = report.get("gain")
     if g:
         lines.append(f"distillation gain (distilled minus {LABELS[g['against']]}): "

@@ -234,15 +234,25 @@ def evaluate_models(teacher, student, data: Data, cfg: EvalConfig, timing: bool 
         return _evaluate_headless(teacher, student, data, cfg, timing)
     evalset = make_eval_set(data.val, data.tokenizer, cfg) if evalset is None else evalset
     masked = cluster_masked(evalset)
-    t = predict(teacher, evalset)
+    k = getattr(cfg, "control_masks", 0)
+    coarse = [n for n in (controls or {}) if n != gain_against] if 0 < k < evalset.n_masks else []
+    if coarse:  # eval_subsets.py: those controls on the first k masks, against the same tokens
+        from .eval_subsets import first_masks, predict_nested
+        head = first_masks(evalset, k)[0]
+        masked_head = cluster_masked(head)
+        t, t_head = predict_nested(teacher, evalset, k)
+    else:
+        t, t_head = predict(teacher, evalset), None
     report = {"n_val_sequences": len(data.val), "n_masked": t["n_masked"],
               "n_masks": evalset.n_masks, "batch_size": cfg.batch_size,
               "interval": "95% = estimate +/- 1.96 se; se clustered by validation sequence",
               "unigram": unigram_baseline(data.counts, data.tokenizer.special_ids, evalset),
               "teacher": _scores(teacher, t)}
-    s = None
+    if coarse:
+        report["control_masks"] = {"n_masks": k, "n_masked": t_head["n_masked"], "controls": coarse}
+    s = s_head = None
     if student is not None:
-        s = predict(student, evalset)
+        s, s_head = predict_nested(student, evalset, k) if coarse else (predict(student, evalset), None)
         report["student"] = _scores(student, s)
         report["agreement"] = float((t["preds"] == s["preds"]).mean())
         ret = retention_of(s, t)
@@ -252,11 +262,12 @@ def evaluate_models(teacher, student, data: Data, cfg: EvalConfig, timing: bool 
     if controls:
         report["controls"] = {}
         for name, model in controls.items():
-            c = predict(model, evalset)
+            few = name in coarse
+            c = predict(model, head if few else evalset)
             row = _scores(model, c)
-            row["retention"] = retention_of(c, t)
+            row["retention"] = retention_of(c, t_head if few else t)
             if s is not None:
-                row["student_minus_this"] = compare(s, c, masked)
+                row["student_minus_this"] = compare(s_head if few else s, c, masked_head if few else masked)
             report["controls"][name] = row
             if name == gain_against and s is not None:
                 report["gain"] = dict(row["student_minus_this"], against=name)

@@ -106,6 +106,7 @@ class EvalConfig:
     batch_size: int = 32
     eval_seed: int = 1234            # the fixed evaluation masks (eval_masks.py)
     n_masks: int = 8                 # each validation sequence is masked this many times
+    control_masks: int = 0           # > 0: controls other than the gain's are scored on this many
     timing_repeats: int = 3
 
 
