@@ -20,7 +20,8 @@ accuracies with and without the fast layer).
 
 The files: shapes (the presets of ``--shapes``), measure (timers, probe, machine), kernel_times,
 steps, report and notes (the tables and the prose of the doc), format, torch_peer, coexist,
-fast_parity, run (the
+fast_parity, sweep (the roofline sweep, ``--shapes a,b``) with torch_compile_peer and inference
+(batch 1 x T = 128), run (the
 order of the parts, the children, the targets, ``main``). ``python -m minidistil.bench --help``.
 """
 from .run import main

@@ -24,7 +24,8 @@ Achieved GFLOP/s = counted FLOP / median step time; the fraction is taken agains
 float32 matmul peak (square products of 512, 1024 and 2048, the best median of two measurements
 in the same run, one before and one after the steps). [flops.md](flops.md) writes the model out
 product by product with its figures at the demo, small, minilm and base widths; `minidistil
-bench --shapes demo,small,minilm,base` measures each width against the peak."""
+bench --shapes demo,small,minilm,base` measures each width against the peak, PyTorch eager and
+`torch.compile`, and inference at batch 1 x T = 128 (bench/sweep.py, bench/inference.py)."""
 
 METHOD = """\
 - Timings are wall-clock medians of `--repeats` runs after `--warmup` untimed runs (the first

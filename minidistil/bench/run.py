@@ -269,7 +269,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
     p.add_argument("--write-doc", nargs="?", const=str(DEFAULT_DOC), default=None, metavar="PATH",
                    help="regenerate docs/performance.md (or PATH) from this run")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: " + ",".join(PARTS))
+    p.add_argument("--skip", default="", help="comma list of parts to skip: " + ",".join(PARTS) +
+                   "; in the sweep: torch,compile,inference")
     p.add_argument("--profile", type=int, default=25, metavar="N",
                    help="cProfile the distillation step, keep the top N functions (0: off)")
     try:
@@ -278,18 +279,20 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     if "," in a.shapes and not a.quick:  # the roofline sweep over several widths
         from .shapes import preset_list
-        from .sweep import main_sweep
+        from .sweep import SKIPS, main_sweep
         problem = None
+        skip = tuple(x.strip() for x in a.skip.split(",") if x.strip())
         try:
             names = preset_list(a.shapes)
         except ValueError as e:
             problem = f"--shapes: {e}"
         if a.head_chunk < 0 or a.peak_n < 1 or (a.repeats is not None and a.repeats < 1) or a.threads < 1:
             problem = "--head-chunk must be >= 0; --peak-n, --repeats and --threads >= 1"
+        if set(skip) - set(SKIPS):
+            problem = f"--skip: unknown parts of the sweep {sorted(set(skip) - set(SKIPS))}; choose from {', '.join(SKIPS)}"
         if problem:
             sys.stderr.write(f"minidistil bench: error: {problem}\n")
             return 2
-        skip = tuple(x.strip() for x in a.skip.split(",") if x.strip())
         return main_sweep(names, a.repeats or 3, 1 if a.warmup is None else a.warmup, a.threads, a.head_chunk,
                           a.peak_n, not a.no_fast, skip, a.json)
     name = "quick" if a.quick else a.shapes

@@ -91,6 +91,13 @@ class MaskedLM(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, ids, attention_mask):  # ids (B, T) int64, attention_mask (B, T) 0/1
+        x = self.encode(ids, attention_mask)  # (B, T, C)
+        h = self.head_ln(F.gelu(self.head_dense(x)))  # (B, T, C)
+        logits = h @ self.word.weight.T + self.head_bias  # (B, T, V), decoder tied to word embeddings
+        return logits, x
+
+    def encode(self, ids, attention_mask):
+        """The last hidden states (B, T, C): embeddings and blocks, no MLM head (inference)."""
         B, T = ids.shape
         x = self.word(ids) + self.pos.weight[:T]  # (B, T, C)
         if self.tok is not None:
@@ -100,9 +107,7 @@ class MaskedLM(nn.Module):
         bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, T)
         for blk in self.blocks:
             x = blk(x, bias)  # (B, T, C)
-        h = self.head_ln(F.gelu(self.head_dense(x)))  # (B, T, C)
-        logits = h @ self.word.weight.T + self.head_bias  # (B, T, V), decoder tied to word embeddings
-        return logits, x
+        return x
 
 
 # ---------------------------------------------------------------------------- the two steps
@@ -140,6 +145,22 @@ def make_teacher_step(s: BenchShapes, seed: int = 0):
     return step
 
 
+def distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau: float = 2.0):
+    """``5 Lce + 2 Lmlm + 1 Lcos`` as the research project's ``Distiller.step`` computes it.
+
+    s_logits, t_logits (B, T, V); s_hidden, t_hidden (B, T, C); mask (B, T) 0/1; labels (B, T)."""
+    V = s_logits.shape[-1]
+    sel = mask.bool()  # (B, T) every real token (restrict_ce_to_mask=False)
+    s_sel = s_logits[sel]  # (P, V)
+    t_sel = t_logits[sel]  # (P, V)
+    loss_ce = F.kl_div(F.log_softmax(s_sel / tau, dim=-1), F.softmax(t_sel / tau, dim=-1),
+                       reduction="batchmean") * tau ** 2
+    loss_mlm = F.cross_entropy(s_logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
+    s_h, t_h = s_hidden[sel], t_hidden[sel]  # (P, C)
+    loss_cos = F.cosine_embedding_loss(s_h, t_h, torch.ones(s_h.shape[0], dtype=s_h.dtype), reduction="mean")
+    return 5.0 * loss_ce + 2.0 * loss_mlm + 1.0 * loss_cos
+
+
 def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0):
     """A closure running one ``Distiller.step``: teacher no-grad forward, student step, AdamW."""
     torch.manual_seed(seed)
@@ -155,15 +176,7 @@ def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0):
         with torch.no_grad():
             t_logits, t_hidden = teacher(ids, mask)  # (B, T, V), (B, T, C)
         s_logits, s_hidden = student(ids, mask)
-        sel = mask.bool()  # (B, T) every real token (restrict_ce_to_mask=False)
-        s_sel = s_logits[sel]  # (P, V)
-        t_sel = t_logits[sel]  # (P, V)
-        loss_ce = F.kl_div(F.log_softmax(s_sel / tau, dim=-1), F.softmax(t_sel / tau, dim=-1),
-                           reduction="batchmean") * tau ** 2
-        loss_mlm = F.cross_entropy(s_logits.view(-1, s.vocab), labels.view(-1), ignore_index=-100)
-        s_h, t_h = s_hidden[sel], t_hidden[sel]  # (P, C)
-        loss_cos = F.cosine_embedding_loss(s_h, t_h, torch.ones(s_h.shape[0]), reduction="mean")
-        loss = 5.0 * loss_ce + 2.0 * loss_mlm + 1.0 * loss_cos
+        loss = distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(student.parameters(), 5.0)
