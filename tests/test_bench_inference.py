@@ -9,6 +9,7 @@ import os
 import pytest
 
 from minidistil import bench
+from minidistil.bench import measure as measure_mod
 from minidistil.bench import sweep
 from minidistil.bench.inference import PAPER_SPEEDUP, inference_lines, ratio_ci, run_inference
 from minidistil.bench.shapes import PRESETS
@@ -85,7 +86,7 @@ def _fake_sweep(monkeypatch, skip):
             t = {"median_s": 0.01, "times_s": [0.01, 0.011], "cpu_over_wall": 1.0}
             return {"teacher": t, "student": t}
         return _child_result(1.0)
-    monkeypatch.setattr(sweep, "_run_child", fake)
+    monkeypatch.setattr(measure_mod, "run_script", fake)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "torch" else None)
     return sweep.run_sweep(["quick"], 1, 1, 1, 0, 64, skip=skip, log=_quiet), seen
 

@@ -26,6 +26,7 @@ import json
 import numpy as np
 
 from .format import table
+from . import measure as measure_mod
 from .measure import atomic_write, measure, rss_mb
 from .shapes import BenchShapes, preset
 
@@ -138,18 +139,17 @@ def run_inference(names: list, repeats: int = REPEATS, warmup: int = WARMUP, thr
                   seq: int = SEQ) -> list:
     """Every shape's row: each framework's forwards in its own child process."""
     import subprocess
-    from .sweep import _run_child
     rows = []
     for name in names:
         payload = {"shape": name, "seq": seq, "repeats": repeats, "warmup": warmup, "threads": threads,
                    "fast": use_fast}
         log(f"[sweep] {name}: inference, batch 1 x T={seq}, minidistil ...")
-        md = _run_child(_CHILD, [json.dumps({**payload, "framework": "minidistil"})], threads, timeout)
+        md = measure_mod.run_script(_CHILD, [json.dumps({**payload, "framework": "minidistil"})], threads, timeout)
         tor, err = None, None
         if with_torch:
             log(f"[sweep] {name}: inference, batch 1 x T={seq}, PyTorch eager ...")
             try:
-                tor = _run_child(_CHILD, [json.dumps({**payload, "framework": "torch"})], threads, timeout)
+                tor = measure_mod.run_script(_CHILD, [json.dumps({**payload, "framework": "torch"})], threads, timeout)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 err = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
         rows.append(assemble_row(name, seq, md, tor, err))

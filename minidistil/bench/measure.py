@@ -218,3 +218,19 @@ def run_child(mode: str, payload: dict, env_extra: dict, threads: int, timeout: 
             res = json.load(f)
     res["process_wall_s"] = wall
     return res
+
+
+def run_script(script: str, args: list, threads: int, timeout: float) -> dict:
+    """Run ``script`` in a fresh interpreter with ``threads`` threads for every library; it writes
+    its result as JSON to the path given as its last argument, which is returned, parsed."""
+    env = dict(os.environ)
+    env.update({k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                          "NUMBA_NUM_THREADS")})
+    with tempfile.TemporaryDirectory(prefix="minidistil-sweep-") as d:
+        out = os.path.join(d, "out.json")
+        proc = subprocess.run([sys.executable, "-c", script, *args, out], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench sweep child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        with open(out, encoding="utf-8") as f:
+            return json.load(f)

@@ -29,11 +29,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+from . import measure as measure_mod
 from .flops import achieved, distill_terms, teacher_terms, total
 from .format import table
 from .measure import atomic_write, machine, measure, rss_mb
@@ -108,20 +108,6 @@ def child(payload: dict, out_path: str) -> None:
     atomic_write(out_path, json.dumps(res))
 
 
-def _run_child(script: str, args: list, threads: int, timeout: float) -> dict:
-    env = dict(os.environ)
-    env.update({k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                          "NUMBA_NUM_THREADS")})
-    with tempfile.TemporaryDirectory(prefix="minidistil-sweep-") as d:
-        out = os.path.join(d, "out.json")
-        proc = subprocess.run([sys.executable, "-c", script, *args, out], env=env, capture_output=True,
-                              text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"bench sweep child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        with open(out, encoding="utf-8") as f:
-            return json.load(f)
-
-
 def _peer(tor: dict | None, step: str) -> tuple:
     """(median seconds or None, the peer's result for ``step`` or {})."""
     got = (tor or {}).get(step) or {}
@@ -157,7 +143,7 @@ def _compile_peer(name: str, repeats: int, warmup: int, threads: int, timeout: f
     payload = {"shape": name, "step": "torch_compile", "repeats": repeats, "warmup": max(2, warmup),
                "threads": threads}
     try:
-        return _run_child(_CHILD, [json.dumps(payload)], threads, timeout)
+        return measure_mod.run_script(_CHILD, [json.dumps(payload)], threads, timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"torch.compile child timed out after {timeout:.0f} s"}
     except RuntimeError as e:
@@ -194,7 +180,7 @@ def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, 
         tor = comp = None
         if has_torch:
             log(f"[sweep] {name}: PyTorch eager ...")
-            tor = _run_child(_CHILD, [json.dumps({"shape": name, "step": "torch", "repeats": repeats,
+            tor = measure_mod.run_script(_CHILD, [json.dumps({"shape": name, "step": "torch", "repeats": repeats,
                                                   "warmup": warmup, "threads": threads})], threads, timeout)
         if has_compile:
             log(f"[sweep] {name}: torch.compile (inductor; the first compile takes minutes) ...")
@@ -204,7 +190,7 @@ def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, 
             t0 = time.perf_counter()
             payload = {"shape": name, "step": step, "head_chunk": chunk, "repeats": repeats, "warmup": warmup,
                        "threads": threads, "peak_n": peak_n, "peak_repeats": max(3, repeats), "fast": use_fast}
-            res = _run_child(_CHILD, [json.dumps(payload)], threads, timeout)
+            res = measure_mod.run_script(_CHILD, [json.dumps(payload)], threads, timeout)
             out["rows"].append(assemble_row(name, step, chunk, flop[step], res, tor, comp, time.perf_counter() - t0))
         if "inference" not in skip:
             out["inference"] += run_inference([name], infer_repeats, INFER_WARMUP, threads, use_fast,
