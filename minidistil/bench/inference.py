@@ -151,7 +151,7 @@ def run_inference(names: list, repeats: int = REPEATS, warmup: int = WARMUP, thr
             try:
                 tor = measure_mod.run_script(_CHILD, [json.dumps({**payload, "framework": "torch"})], threads, timeout)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
-                err = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
+                err = measure_mod.script_failure(e, "PyTorch eager child", timeout)
         rows.append(assemble_row(name, seq, md, tor, err))
     return rows
 

@@ -234,3 +234,12 @@ def run_script(script: str, args: list, threads: int, timeout: float) -> dict:
             raise RuntimeError(f"bench sweep child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         with open(out, encoding="utf-8") as f:
             return json.load(f)
+
+
+def script_failure(e: BaseException, what: str, timeout: float) -> str:
+    """One line saying why a :func:`run_script` child gave no result: its timeout, or the last
+    non-empty line of what it wrote on stderr."""
+    if isinstance(e, subprocess.TimeoutExpired):
+        return f"{what} timed out after {timeout:.0f} s"
+    tail = [x for x in str(e).strip().splitlines() if x.strip()]
+    return f"{what} failed: {tail[-1][:300] if tail else type(e).__name__}"

@@ -144,11 +144,8 @@ def _compile_peer(name: str, repeats: int, warmup: int, threads: int, timeout: f
                "threads": threads}
     try:
         return measure_mod.run_script(_CHILD, [json.dumps(payload)], threads, timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"torch.compile child timed out after {timeout:.0f} s"}
-    except RuntimeError as e:
-        tail = [x for x in str(e).strip().splitlines() if x.strip()]
-        return {"error": f"torch.compile child failed: {tail[-1][:300] if tail else e}"}
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        return {"error": measure_mod.script_failure(e, "torch.compile child", timeout)}
 
 
 def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, head_chunk: int = 256,

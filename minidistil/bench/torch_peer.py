@@ -126,16 +126,30 @@ def _batch(s: BenchShapes, seed: int):
             torch.from_numpy(labels).long())
 
 
-def make_teacher_step(s: BenchShapes, seed: int = 0):
-    """A closure running one BertForMaskedLM training step; returns the loss as a float."""
+def _eager(f):
+    """The ``wrap`` of the eager peer: the module or function as it is."""
+    return f
+
+
+def mlm_loss(logits, labels):
+    """Cross-entropy at the labelled positions; logits (B, T, V), labels (B, T) with -100 elsewhere."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def make_teacher_step(s: BenchShapes, seed: int = 0, wrap=_eager):
+    """A closure running one BertForMaskedLM training step; returns the loss as a float.
+
+    ``wrap`` is applied to the model and to the loss function (``torch.compile`` in
+    bench/torch_compile_peer.py); the optimizer step stays as it is."""
     torch.manual_seed(seed)
     model = MaskedLM(s, s.teacher_layers, token_types=True)
+    run_model, loss_fn = wrap(model), wrap(mlm_loss)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
     ids, mask, labels = _batch(s, seed)
 
     def step() -> float:
-        logits, _ = model(ids, mask)  # (B, T, V): Hugging Face computes every position
-        loss = F.cross_entropy(logits.view(-1, s.vocab), labels.view(-1), ignore_index=-100)
+        logits, _ = run_model(ids, mask)  # (B, T, V): Hugging Face computes every position
+        loss = loss_fn(logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -161,22 +175,27 @@ def distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau: floa
     return 5.0 * loss_ce + 2.0 * loss_mlm + 1.0 * loss_cos
 
 
-def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0):
-    """A closure running one ``Distiller.step``: teacher no-grad forward, student step, AdamW."""
+def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0, wrap=_eager,
+                      loss=distill_loss):
+    """A closure running one ``Distiller.step``: teacher no-grad forward, student step, AdamW.
+
+    ``wrap`` is applied to the teacher, the student and ``loss`` (a function of the same
+    arguments as :func:`distill_loss`); the optimizer step stays as it is."""
     torch.manual_seed(seed)
     teacher = MaskedLM(s, s.teacher_layers, token_types=True).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     student = MaskedLM(s, s.student_layers, token_types=False)
+    run_teacher, run_student, loss_fn = wrap(teacher), wrap(student), wrap(loss)
     opt = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
     ids, mask, labels = _batch(s, seed)
     tau = temperature
 
     def step() -> float:
         with torch.no_grad():
-            t_logits, t_hidden = teacher(ids, mask)  # (B, T, V), (B, T, C)
-        s_logits, s_hidden = student(ids, mask)
-        loss = distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau)
+            t_logits, t_hidden = run_teacher(ids, mask)  # (B, T, V), (B, T, C)
+        s_logits, s_hidden = run_student(ids, mask)
+        loss = loss_fn(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(student.parameters(), 5.0)
@@ -186,18 +205,24 @@ def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0):
     return step
 
 
+def run_timed(step, warmup: int, repeats: int) -> tuple[list, list]:
+    """``(warm-up seconds, timed seconds)``: ``warmup`` untimed calls of ``step``, then ``repeats``."""
+    def seconds(n):
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            step()
+            out.append(time.perf_counter() - t0)
+        return out
+    warm = seconds(warmup)
+    return warm, seconds(repeats)
+
+
 def time_steps(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2) -> dict:
     """Median seconds of each step (after ``warmup`` untimed steps); also the per-step times."""
     torch.set_num_threads(threads)
     out = {"torch_version": torch.__version__, "threads": torch.get_num_threads()}
     for name, maker in (("teacher_mlm_step", make_teacher_step), ("distill_step", make_distill_step)):
-        step = maker(s)
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
+        _, times = run_timed(maker(s), warmup, repeats)
         out[name] = {"median_s": float(np.median(times)), "times_s": times}
     return out
