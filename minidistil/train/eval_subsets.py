@@ -16,12 +16,9 @@ coarse row is still compared with them on the same tokens.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from . import intervals
-from .evaluate import EvalSet, cluster_masked, predict
+from .evaluate import EvalSet, cluster_masked, predict, prediction_result
 
 
 def first_masks(evalset: EvalSet, k: int) -> tuple[EvalSet, EvalSet]:
@@ -40,13 +37,9 @@ def merge(a: dict, b: dict, masked: np.ndarray) -> dict:
     """The :func:`~minidistil.train.evaluate.predict` result of two disjoint sets of batches
     together (``a``'s batches first); ``masked`` (n,) is the union's masked tokens per sequence."""
     n = a["n_masked"] + b["n_masked"]
-    cc = a["cluster_correct"] + b["cluster_correct"]  # (n,)
-    correct = float(cc.sum())
     loss = (a["mlm_loss"] * a["n_masked"] + b["mlm_loss"] * b["n_masked"]) / n
-    _, se = intervals.accuracy_se(cc, masked)
-    return {"accuracy": correct / n, "se": se, "mlm_loss": loss,
-            "perplexity": math.exp(min(loss, 700.0)), "n_masked": n,
-            "preds": np.concatenate([a["preds"], b["preds"]]), "cluster_correct": cc}
+    return prediction_result(a["cluster_correct"] + b["cluster_correct"], masked, loss, n,
+                             np.concatenate([a["preds"], b["preds"]]))
 
 
 def predict_nested(model, evalset: EvalSet, k: int) -> tuple[dict, dict]:

@@ -113,30 +113,35 @@ def predict(model, evalset: list[EvalBatch]) -> dict:
     every interval in ``intervals.py``.
     """
     from ..losses import mlm_forward
-    preds, correct, loss_sum, n = [], 0, 0.0, 0
+    preds, loss_sum, n = [], 0.0, 0
     seqs, hits = [], []
     for b in evalset:
         out = model.forward(b.input_ids, b.attention_mask, mlm_positions=b.positions, keep_cache=False)
         p = out.logits.argmax(axis=-1)  # (P,)
         preds.append(p)
         hit = p == b.labels  # (P,)
-        correct += int(hit.sum())
         seqs.append(b.seq)
         hits.append(hit)
         loss, _ = mlm_forward(out.logits, b.labels)
         loss_sum += float(loss) * len(b.labels)
         n += len(b.labels)
-    loss = loss_sum / n
     m = cluster_masked(evalset) if isinstance(evalset, EvalSet) else None
     seq = np.concatenate(seqs)  # (N,)
     nclus = len(m) if m is not None else int(seq.max()) + 1
     cc = np.bincount(seq, weights=np.concatenate(hits), minlength=nclus)  # (n,)
     if m is None:
         m = np.bincount(seq, minlength=nclus)  # (n,)
-    acc, se = intervals.accuracy_se(cc, m) if np.count_nonzero(m) >= 2 else (correct / n, float("nan"))
+    return prediction_result(cc, m, loss_sum / n, n, np.concatenate(preds))
+
+
+def prediction_result(cc: np.ndarray, masked: np.ndarray, loss: float, n: int, preds: np.ndarray) -> dict:
+    """What :func:`predict` returns, from the correct (``cc``) and masked tokens per sequence
+    (n,), the mean MLM loss over the ``n`` scored tokens and their top-1 predictions (N,)."""
+    correct = float(cc.sum())
+    _, se = intervals.accuracy_se(cc, masked) if np.count_nonzero(masked) >= 2 else (None, float("nan"))
     return {"accuracy": correct / n, "se": se, "mlm_loss": loss,
             "perplexity": math.exp(min(loss, 700.0)), "n_masked": n,
-            "preds": np.concatenate(preds), "cluster_correct": cc}
+            "preds": preds, "cluster_correct": cc}
 
 
 def unigram_baseline(counts: np.ndarray, special_ids, evalset: list[EvalBatch]) -> dict:
