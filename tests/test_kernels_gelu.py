@@ -76,7 +76,8 @@ def test_gelu_between_min_and_relu(backend, approximate, x):
     assert y.shape == x.shape
     assert np.all(np.isfinite(y))
     assert np.all(y <= np.maximum(x, 0.0) + 1e-12)  # x * Phi(x) <= relu(x)
-    assert np.all(y >= -0.17)  # its minimum is about -0.17 (at x ~ -0.75)
+    # minima: exact (erf) GELU -0.169971 at x ~ -0.7518; the tanh form -0.170041 at x ~ -0.7523
+    assert np.all(y >= (-0.17005 if approximate == "tanh" else -0.16998))
 
 
 @pytest.fixture
