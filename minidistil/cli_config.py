@@ -9,7 +9,9 @@ Rules (what a user of ``--resume`` expects):
 * ``--resume`` continues with exactly the stored settings: no flag needs repeating, and a flag
   that contradicts them (a changed ``--steps`` would change the learning-rate schedule under
   the run) is refused with one line naming both values;
-* a ``--teacher`` run remembers its teacher folder in ``config.json``.
+* a ``--teacher`` run remembers its teacher folder in ``config.json``;
+* the evaluation settings (masks, batch) are the run's own, so ``evaluate --out RUN`` scores a
+  run on the tokens its stages were scored on, and leaves them as they were.
 """
 from __future__ import annotations
 
@@ -143,8 +145,9 @@ def resolve(args):
              or args.corpus or args.quick or args.seed is not None) and not stored_teacher:
         raise ConfigError(f"--out {args.out} holds a run with another corpus/model/seed "
                           "configuration; use another --out (or the same options)")
-    # data, model and seed come from the run directory; stage settings from it too, unless given
-    return apply_flags(dataclasses.replace(saved, eval=cfg.eval), args), saved
+    # data, model, seed and the evaluation settings come from the run directory (so that
+    # `evaluate --out RUN` re-scores a run on its own masks); stage settings too, unless given
+    return apply_flags(saved, args), saved
 
 
 def resume_teacher_run(args, saved, source: str | None):

@@ -298,3 +298,22 @@ def test_evaluate_without_training_writes_no_empty_loss_panel(tmp_path):
     assert [os.path.basename(p) for p in paths] == ["comparison.png"]
     assert not (tmp_path / "plots" / "losses.png").exists()
     assert (tmp_path / "plots" / "comparison.png").stat().st_size > 1000
+
+
+def test_evaluate_keeps_the_runs_own_evaluation_settings(tmp_path, capsys):
+    """`evaluate --out RUN` re-scores RUN on its own masks (the demo's 42, say), not the preset's,
+    and leaves config.json's evaluation as it was; before, it took the preset's and rewrote it."""
+    import dataclasses
+    from minidistil.train.runs import EvalConfig, load_config
+    own = EvalConfig(batch_size=4, n_masks=3, eval_seed=99, timing_repeats=1)
+    out, _ = _run_dir(tmp_path, ("pretrain", "distill"), cfg=dataclasses.replace(quick_config(), eval=own))
+    assert own != quick_config().eval
+    from minidistil.cli_checks import resolve_config as _config
+    cfg, _ = _config(build_parser().parse_args(["evaluate", "--out", str(out)]))
+    assert cfg.eval == own
+    code, _, err = run(["evaluate", "--out", str(out), "--no-progress"], capsys)
+    assert code == 0, err
+    assert load_config(str(out)).eval == own
+    import json
+    report = json.loads((out / "eval.json").read_text())
+    assert report["n_masks"] == own.n_masks
