@@ -48,7 +48,8 @@ def check_inputs(args) -> None:
         check_writable_dir(args.out)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    _probe_out(args.out)
+    if getattr(getattr(args, "comm", None), "is_root", True):  # under MPI rank 0 alone writes the run:
+        _probe_out(args.out)  # a probe on every rank raced (one removed the folder another probed in)
 
 
 def _probe_out(out):

@@ -134,3 +134,26 @@ def test_demo_and_ablate_with_an_unusable_teacher_folder(tmp_path, capsys):
         code, _, err = run([cmd, "--teacher", str(folder), "--out", str(out)], capsys)
         assert_one_line_error(code, err, "teacher")
         assert not out.exists()
+
+
+def test_only_rank_0_probes_the_out_folder(tmp_path, monkeypatch):
+    """Under mpiexec every rank checks its inputs, but rank 0 alone writes the run. When every rank
+    probed --out (made the folder, wrote a file, removed what it had made), rank 0 could remove the
+    folder while rank 1 was writing its probe into it: "cannot write there (No such file or
+    directory)". Another rank now checks the path and touches nothing."""
+    import os
+    import types
+
+    from minidistil.cli_checks import check_inputs
+    from minidistil.cli_parser import build_parser
+    out = tmp_path / "new" / "run"
+    args = build_parser().parse_args(["pretrain", "--out", str(out)])
+    touched = []
+    real_makedirs = os.makedirs
+    monkeypatch.setattr(os, "makedirs", lambda p, *a, **k: (touched.append(p), real_makedirs(p, *a, **k)))
+    args.comm = types.SimpleNamespace(is_root=False, size=2, rank=1)
+    check_inputs(args)
+    assert touched == [] and not (tmp_path / "new").exists()
+    args.comm = types.SimpleNamespace(is_root=True, size=2, rank=0)
+    check_inputs(args)  # rank 0 probes, and leaves nothing behind
+    assert touched and not (tmp_path / "new").exists()
