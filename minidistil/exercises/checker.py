@@ -273,11 +273,11 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
             if mistake.test is None:
                 continue
             try:
-                hit = bool(mistake.test(mine, ref, case))
+                hit = mistake.test(mine, ref, case)
             except Exception:  # noqa: BLE001 - a malformed answer simply does not match
                 hit = False
-            if hit:
-                add_hint(Hint(mistake.key, mistake.hint))
+            if hit:  # a test may return its own, sharper text (which term, which residual)
+                add_hint(Hint(mistake.key, hit if isinstance(hit, str) else mistake.hint))
         structural.append(dict(H.structure_hints(ex.grad_names, mine, ref)))
         for g in ex.grad_names:
             if g in mine and mine[g].shape != ref[g].shape:
