@@ -175,7 +175,7 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
                            heads="transpose", ln_order="post", gelu="erf", masked=True,
                            paths=("q", "k", "v"), ln_input="own", attn_scale=True,
                            ln1_backward=None, ln2_backward=None, dk_transposed=True,
-                           residual_dy=()):
+                           residual_dy=(), dscores_fn=None):
     """The reference backward with one classic slip switched on (returns dx only).
 
     ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
@@ -189,7 +189,8 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     ``gelu="tanh"`` uses the tanh approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
     replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``); ``dk_transposed=False``
     computes dk as dscores @ q; ``residual_dy`` names the residual paths ("ffn", "attn") that
-    carry the gradient from above the LayerNorm (dy, dh) instead of the one from below it.
+    carry the gradient from above the LayerNorm (dy, dh) instead of the one from below it;
+    ``dscores_fn(dprobs, probs)`` replaces the attention softmax's backward.
     """
     ln1_back = ln1_backward or S.layernorm_backward
     ln2_back = ln2_backward or S.layernorm_backward
@@ -220,6 +221,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         dctx2 = S.linear_backward(d, ctx2, p["o.weight"])[0]  # (B, T, C)
         dheads = split(dctx2, num_heads)  # (B, NH, T, HS)
         dq, dk, dv = S.attention_backward(dheads, q, k, v, probs)
+        if dscores_fn is not None:
+            ds = dscores_fn(dheads @ v.swapaxes(-1, -2), probs)  # (B, NH, T, T)
+            dq, dk = ds @ k / math.sqrt(q.shape[-1]), ds.swapaxes(-1, -2) @ q / math.sqrt(q.shape[-1])
         if not dk_transposed:
             dprobs = dheads @ v.swapaxes(-1, -2)  # (B, NH, T, T)
             ds = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # (B, NH, T, T)

@@ -202,7 +202,9 @@ def _ln_no_gamma(m, r, c):
 def _ln_dgamma_x(m, r, c):
     lead = tuple(range(c.args["x"].ndim - 1))
     dy = c.args["dy"]
-    return any_close(m, "dgamma", ((dy * c.args["x"]).sum(axis=lead), dy.sum(axis=lead)))
+    x = c.args["x"]
+    xc = x - x.mean(-1, keepdims=True)  # (N, C) centred, not divided by the std
+    return any_close(m, "dgamma", ((dy * x).sum(axis=lead), dy.sum(axis=lead), (dy * xc).sum(axis=lead)))
 
 
 def _ln_unbiased(m, r, c):
@@ -241,8 +243,8 @@ LAYERNORM_MISTAKES = [
             "Multiply dy by gamma before normalising back: g = dy * gamma.",
             _ln_no_gamma),
     Mistake("layernorm_dgamma_xhat",
-            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x (not x; and sum(dy) "
-            "alone is dbeta).",
+            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x, xhat = (x - mean) / "
+            "sqrt(var + eps) (not x, nor x - mean without the division; and sum(dy) alone is dbeta).",
             _ln_dgamma_x),
     Mistake("layernorm_unbiased_var",
             "LayerNorm uses the biased variance, mean((x - mu)**2) (divide by C, np.var's default "
