@@ -257,11 +257,23 @@ def _any(*tests):
     return lambda m, r, c: any(t(m, r, c) for t in tests)
 
 
+def _which_residual(m, r, c):
+    for kw, what in (({"res1": False}, "the attention's residual (x reaches r1 = x + Attn(x) twice: "
+                                        "dx = dr1 + Attn_backward(dr1))"),
+                     ({"res2": False}, "the FFN's residual (h reaches r2 = h + FFN(h) twice: "
+                                       "dh = dr2 + FFN_backward(dr2))"),
+                     ({"res1": False, "res2": False}, "both residuals (dh = dr2 + FFN_backward(dr2) "
+                                                      "and dx = dr1 + Attn_backward(dr1))")):
+        if _variant(**kw)(m, r, c):
+            return f"A residual connection is forgotten in the backward: {what}."
+    return False
+
+
 BLOCK_MISTAKES = [
     Mistake("block_residual",
             "A residual connection is forgotten in the backward: y = LN(r), r = h + FFN(h), so h "
             "reaches r twice and dh = dr + FFN_backward(dr); likewise dx = dr1 + Attn_backward(dr1).",
-            _any(_variant(res1=False), _variant(res2=False), _variant(res1=False, res2=False))),
+            lambda m, r, c: _which_residual(m, r, c)),
     Mistake("block_ln_order",
             "Post-LN order: the LayerNorm comes AFTER the residual add, so in the backward go "
             "through LN first (dr = LN_backward(dy)), then split dr into the residual path and the "

@@ -35,12 +35,26 @@ def _matmul_error(e, c):
     return isinstance(e, ValueError) and "matmul" in str(e)
 
 
+def _bias_how(m, c):
+    """The bias hint, saying what the learner's dbias summed (True: the plain text)."""
+    g, dy = np.asarray(m["dbias"], dtype=np.float64), c.args["dy"]
+    want = "sum dy over every row, dy.sum(axis=0), shape (OUT,) (each row contributes)."
+    if close(g, dy):
+        return "Your dbias is dy itself, one row per example: " + want
+    if close(g, dy.sum(-1)):
+        return ("Your dbias is dy.sum(axis=-1), one number per row: that sums over the OUT features. "
+                "The bias is added to every row, so " + want)
+    if g.size == 1 and close(g.reshape(()), dy.sum()):
+        return "Your dbias is one number, dy summed over every axis: " + want
+    return True
+
+
 LINEAR_MISTAKES = [
     Mistake("bias_not_summed",
             "dbias must have the shape of bias (OUT,): sum dy over every row (the bias is "
             "added to each row, so each row contributes).",
             lambda m, r, c: np.shape(m["dbias"]) != np.shape(r["dbias"])
-            and np.size(m["dbias"]) != np.size(r["dbias"])),  # same size: keepdims_extra
+            and np.size(m["dbias"]) != np.size(r["dbias"]) and _bias_how(m, c)),  # same size: keepdims_extra
     Mistake("linear_dx_weight",
             "dx = dy @ weight: weight is stored (OUT, IN) and dy is (N, OUT), so dy @ weight "
             "is (N, IN). dy @ weight.T only fits when the weight is square, and is wrong there.",

@@ -65,6 +65,22 @@ def _emb_layout(e, c):
     return V != C and (V, C) in shapes and (C, V) in shapes
 
 
+def _tied_half(m, c):
+    out_use, emb_add, emb_assign = _emb_parts(c)
+    tied = "The matrix is TIED: it is used twice, so dW is the SUM of both gradients. "
+    if close(m["dweight"], out_use):
+        return tied + ("Your dweight has only the projection's part, dlogits^T @ h; add the lookup's: "
+                       "np.add.at(dW, ids, dh) with dh = dlogits @ W.")
+    if close(m["dweight"], emb_add):
+        return tied + ("Your dweight has only the lookup's part, np.add.at(dW, ids, dh); add the "
+                       "projection's: dlogits^T @ h (flattened to (B*T, V) and (B*T, C)).")
+    if close(m["dweight"], emb_assign):
+        return tied + ("Your dweight has only the lookup's part, written with dW[ids] = / += dh, which "
+                       "also keeps one write per repeated id: use np.add.at(dW, ids, dh), added to the "
+                       "projection's dlogits^T @ h.")
+    return False
+
+
 EMBEDDING_MISTAKES = [
     Mistake("embedding_dweight_layout",
             "dweight has the layout of weight, (V, C): the projection's part is dlogits^T @ h, "
@@ -83,7 +99,7 @@ EMBEDDING_MISTAKES = [
     Mistake("tied_two_gradients",
             "The matrix is TIED: it is used twice (lookup h = W[ids] and projection h @ W.T), so "
             "dW is the SUM of both gradients.",
-            lambda m, r, c: any_close(m, "dweight", _emb_parts(c))),
+            lambda m, r, c: _tied_half(m, c)),
     Mistake("embedding_repeated_ids",
             "dW[ids] += dh drops repeated ids (fancy-index assignment keeps only one write): "
             "use np.add.at(dW, ids, dh).",
