@@ -211,3 +211,79 @@ SET9_SECOND_EXERCISE_CASES = [
     ("embedding_flatten_order", "embedding_tied", _emb_ids_column_major),
     ("cosine_wrt_teacher", "triple_loss", _triple_cos_of_teacher),
 ]
+
+
+# ----------------------------------------------------------------- course mistakes (problems_course.py)
+def _ln_gamma_last(dy, x, gamma, eps=1e-12):
+    xh, sd = _ln_stats(x, eps)
+    dx = (dy - dy.mean(-1, keepdims=True) - xh * (dy * xh).mean(-1, keepdims=True)) / sd * gamma
+    lead = tuple(range(x.ndim - 1))
+    return dx, (dy * xh).sum(lead), dy.sum(lead)
+
+
+def _ln_mean_of_squares(dy, x, gamma, eps=1e-12):
+    mu = x.mean(-1, keepdims=True)
+    sd = np.sqrt(np.mean(x ** 2, axis=-1, keepdims=True) + eps)  # forgot to centre
+    xh = (x - mu) / sd
+    d = dy * gamma
+    dx = (d - d.mean(-1, keepdims=True) - xh * (d * xh).mean(-1, keepdims=True)) / sd
+    lead = tuple(range(x.ndim - 1))
+    return dx, (dy * xh).sum(lead), dy.sum(lead)
+
+
+def _sm_plus(dp, x, tau):
+    p = F.softmax_t(x, tau)
+    return (p * dp + p * np.sum(p * dp, axis=-1, keepdims=True)) / tau
+
+
+def _ce_raw_logits(dloss, logits, labels):
+    B, T, V = logits.shape
+    g = logits.reshape(-1, V).copy()  # forgot the softmax
+    y = labels.reshape(-1)
+    g[y == -100] = 0
+    rows = np.flatnonzero(y != -100)
+    g[rows, y[rows]] -= 1
+    return (dloss * g / len(rows)).reshape(B, T, V)
+
+
+def _block_ln1_as_identity(dy, x, mask, p, num_heads, eps=1e-12):
+    return _block_with(dy, x, mask, p, num_heads, eps, ln1=lambda d, a: d)
+
+
+def _block_ln_ddof1(dy, x, mask, p, num_heads, eps=1e-12):
+    def back(gamma):
+        def f(d, a):
+            mu = a.mean(-1, keepdims=True)
+            sd = np.sqrt(a.var(-1, ddof=1, keepdims=True) + eps)
+            xh, g = (a - mu) / sd, d * gamma
+            return (g - g.mean(-1, keepdims=True) - xh * (g * xh).mean(-1, keepdims=True)) / sd
+        return f
+    return _block_with(dy, x, mask, p, num_heads, eps, ln1=back(p["ln1.weight"]), ln2=back(p["ln2.weight"]))
+
+
+def _block_gelu_sig(dy, x, mask, p, num_heads, eps=1e-12):
+    c = S.encoder_block_cache(x, mask, p, num_heads, eps)
+    dr2 = S.layernorm_backward(dy, c.r2, p["ln2.weight"], eps)[0]
+    s = 1 / (1 + np.exp(-1.702 * c.u))
+    du = (dr2 @ p["ff2.weight"]) * (s + 1.702 * c.u * s * (1 - s))
+    dh = dr2 + du @ p["ff1.weight"]
+
+    def ln1(d, a):
+        return S.layernorm_backward(d, a, p["ln1.weight"], eps)[0]
+    # the rest of the block as the hooks' default, starting from this dh
+    dr1 = ln1(dh, c.r1)
+    dctx = F.split_heads(dr1 @ p["o.weight"], num_heads)
+    dq, dk, dv = S.attention_backward(dctx, c.q, c.k, c.v, c.probs)
+    dx = dr1 + sum(F.merge_heads(g) @ p[f"{n}.weight"] for n, g in (("q", dq), ("k", dk), ("v", dv)))
+    return dx, S.encoder_block_backward(dy, x, mask, p, num_heads, eps)[1]
+
+
+SET9_KEY_CASES.update({
+    "layernorm_gamma_outside": ("layernorm", _ln_gamma_last),
+    "layernorm_var_uncentred": ("layernorm", _ln_mean_of_squares),
+    "softmax_sum_sign": ("softmax_t", _sm_plus),
+    "ce_softmax_missing": ("cross_entropy", _ce_raw_logits),
+    "block_ln_skipped": ("encoder_block", _block_ln1_as_identity),
+    "block_ln_unbiased_var": ("encoder_block", _block_ln_ddof1),
+    "block_gelu_sigmoid": ("encoder_block", _block_gelu_sig),
+})

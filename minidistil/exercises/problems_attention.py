@@ -111,7 +111,8 @@ ATTENTION_MISTAKES = [
             "negative finite float, to padded keys' scores before the softmax).",
             _attn_unmasked),
 ]
-ATTENTION_SCALES = {"1/√HS": "the 1/sqrt(HS) is applied twice.",
+ATTENTION_SCALES = {"1/√HS": "the 1/sqrt(HS) is applied twice (dq, dk) or where it does not belong "
+                             "(dv = probs^T @ dout has none).",
                     "−1": "the sign is flipped."}
 
 # ----------------------------------------------------------------------------------- encoder block
@@ -186,7 +187,7 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     probabilities the attention backward uses); ``paths`` are the
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
     r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk;
-    ``gelu="tanh"`` uses the tanh approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
+    ``gelu="tanh"`` (``"sigmoid"``) uses the tanh (sigmoid) approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
     replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``); ``dk_transposed=False``
     computes dk as dscores @ q; ``residual_dy`` names the residual paths ("ffn", "attn") that
     carry the gradient from above the LayerNorm (dy, dh) instead of the one from below it;
@@ -210,6 +211,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         cdf = 0.5 * (1.0 + F._erf(u / math.sqrt(2.0)))  # (B, T, F) Phi(u)
         if gelu == "at_output":
             du = S.gelu_backward(dgu, gu)  # (B, T, F) gelu' at the output
+        elif gelu == "sigmoid":
+            from .problems_layers import _gelu_sigmoid_grad
+            du = dgu * _gelu_sigmoid_grad(u)  # (B, T, F)
         elif gelu == "tanh":
             from .problems_layers import _gelu_tanh_grad
             du = dgu * _gelu_tanh_grad(u)  # (B, T, F)

@@ -180,7 +180,7 @@ KL_MISTAKES = [
     Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_logits")),
 ]
 KL_SCALES = {"1/τ": "both the τ**2 of the loss and the 1/τ of the chain rule are missing "
-                    "(τ**2 / τ = τ is the factor).",
+                    "(τ**2 / τ = τ is the factor), or the loss was scaled by τ instead of τ**2.",
              "τ²": "the τ**2 is applied twice, or the chain rule multiplies by τ.",
              "1/P": "divided by P twice.", "V": "multiplied by V (a sum over classes counted twice?).",
              # τ, 1/τ², P, 1/V and -1 have their own keys: kl_chain_tau, kl_tau_squared, kl_mean,
