@@ -287,3 +287,61 @@ SET9_KEY_CASES.update({
     "block_ln_unbiased_var": ("encoder_block", _block_ln_ddof1),
     "block_gelu_sigmoid": ("encoder_block", _block_gelu_sig),
 })
+
+
+def _ln_forgot_rstd(dy, x, gamma, eps=1e-12):
+    xh, sd = _ln_stats(x, eps)
+    d = dy * gamma
+    lead = tuple(range(x.ndim - 1))
+    return d - d.mean(-1, keepdims=True) - xh * (d * xh).mean(-1, keepdims=True), (dy * xh).sum(lead), dy.sum(lead)
+
+
+def _ln_params_with_gamma(dy, x, gamma, eps=1e-12):
+    xh, sd = _ln_stats(x, eps)
+    g = dy * gamma  # reused for the parameters too
+    lead = tuple(range(x.ndim - 1))
+    return S.layernorm_backward(dy, x, gamma, eps)[0], (g * xh).sum(lead), g.sum(lead)
+
+
+def _sm_like_log_softmax(dp, x, tau):
+    p = F.softmax_t(x, tau)
+    return (dp - p * np.sum(dp, axis=-1, keepdims=True)) / tau
+
+
+def _ce_mean_of_sequences(dloss, logits, labels):
+    B, T, V = logits.shape
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    g = np.zeros_like(p)
+    for b in range(B):
+        rows = np.flatnonzero(labels[b] != -100)
+        gb = p[b, rows].copy()
+        gb[np.arange(len(rows)), labels[b, rows]] -= 1
+        g[b, rows] = gb / len(rows) / B  # mean per sentence, then over the batch
+    return dloss * g
+
+
+def _emb_dbias_over_vocab(dlogits, ids, weight):
+    dW = S.embedding_tied_backward(dlogits, ids, weight)[0]
+    return dW, dlogits.sum(axis=-1)
+
+
+def _block_o_transposed(dy, x, mask, p, num_heads, eps=1e-12):
+    c = S.encoder_block_cache(x, mask, p, num_heads, eps)
+    dr2 = S.layernorm_backward(dy, c.r2, p["ln2.weight"], eps)[0]
+    dh = dr2 + S.gelu_backward(dr2 @ p["ff2.weight"], c.u) @ p["ff1.weight"]
+    dr1 = S.layernorm_backward(dh, c.r1, p["ln1.weight"], eps)[0]
+    dctx = F.split_heads(dr1 @ p["o.weight"].T, num_heads)  # W.T: (C, C), so it fits
+    dq, dk, dv = S.attention_backward(dctx, c.q, c.k, c.v, c.probs)
+    dx = dr1 + sum(F.merge_heads(g) @ p[f"{n}.weight"] for n, g in (("q", dq), ("k", dk), ("v", dv)))
+    return dx, S.encoder_block_backward(dy, x, mask, p, num_heads, eps)[1]
+
+
+SET9_KEY_CASES.update({
+    "layernorm_rstd_missing": ("layernorm", _ln_forgot_rstd),
+    "layernorm_param_gamma": ("layernorm", _ln_params_with_gamma),
+    "softmax_used_log_softmax": ("softmax_t", _sm_like_log_softmax),
+    "ce_per_sequence": ("cross_entropy", _ce_mean_of_sequences),
+    "embedding_bias_axis": ("embedding_tied", _emb_dbias_over_vocab),
+    "block_linear_dx_weight": ("encoder_block", _block_o_transposed),
+})

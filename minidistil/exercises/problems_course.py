@@ -2,10 +2,12 @@
 
 Legend: N rows, B batch, T sequence, C hidden, V vocabulary; tau the temperature.
 
-gamma multiplied after LayerNorm's backward instead of into it, the variance taken without
-centring, the softmax's sum term added, the cross-entropy's gradient from the raw logits, and in
-the encoder block a LayerNorm gone through as the identity or with the unbiased variance, and
-GELU's sigmoid approximation.
+gamma multiplied after LayerNorm's backward instead of into it (or into its own gradient), the
+std missing or the variance taken without centring, the softmax's sum term added or the
+log-softmax's backward used, the cross-entropy's gradient from the raw logits or averaged per
+sequence, the bias summed over the vocabulary, and in the encoder block a LayerNorm gone through
+as the identity or with the unbiased variance, a square Linear's dx through W.T, and GELU's
+sigmoid approximation.
 """
 from __future__ import annotations
 
@@ -39,7 +41,39 @@ def _ln_var_uncentred(m, r, c):
     return any_close(m, "dx", cands) or close(m["dgamma"], (dy * (x - mu) * rs).sum(axis=lead))
 
 
+def _ln_no_rstd(m, r, c):
+    dy, gamma, rstd, xhat = PL.ln_parts(c)
+    g = dy * gamma  # (N, C)
+    return close(m["dx"], g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+
+
+def _ln_param_gamma(m, r, c):
+    """gamma multiplied into its own gradient (or beta's): g = dy * gamma used for them too."""
+    dy, gamma, rstd, xhat = PL.ln_parts(c)
+    lead = tuple(range(dy.ndim - 1))
+    g = dy * gamma  # (N, C)
+    return (any_close(m, "dgamma", ((g * xhat).sum(axis=lead),))
+            or any_close(m, "dbeta", (g.sum(axis=lead),)))
+
+
 # ----------------------------------------------------------------------------------- softmax, CE
+
+
+def _sm_as_log_softmax(m, r, c):
+    p, dp, tau = F.softmax_t(c.args["x"], c.args["tau"]), c.args["dp"], c.args["tau"]  # (N, V)
+    g = dp - p * dp.sum(-1, keepdims=True)  # (N, V) log-softmax's backward
+    return any_close(m, "dx", (g / tau, g))
+
+
+def _ce_per_sequence(m, r, c):
+    """A mean over each sequence's scored tokens, then over the B sequences."""
+    y = c.args["labels"]  # (B, T)
+    keep = y != -100
+    n_b = keep.sum(-1, keepdims=True)  # (B, 1)
+    if n_b.min() == 0:
+        return False
+    w = keep.sum() / (y.shape[0] * n_b)  # (B, 1) the reference's 1/n becomes 1/(B n_b)
+    return not np.allclose(w, 1.0) and close(m["dlogits"], r["dlogits"] * w[..., None])
 
 
 def _sm_sum_sign(m, r, c):
@@ -58,7 +92,36 @@ def _ce_from_logits(m, r, c):
     return any_close(m, "dlogits", (a["dloss"] * g / keep.sum(), a["dloss"] * g))
 
 
+def _emb_bias_axis(m, r, c):
+    g = np.asarray(m["dbias"], dtype=np.float64)
+    return close(g, c.args["dlogits"].sum(-1)) or close(g, c.args["dlogits"].sum())
+
+
 # ----------------------------------------------------------------------------------- encoder block
+
+
+def _block_dx_linears(a, transposed):
+    """The block's dx with ``d @ W.T`` for ``d @ W`` in the square Linears named in ``transposed``."""
+    p, eps, nh = a["p"], a["eps"], a["num_heads"]
+    c = S.encoder_block_cache(a["x"], a["mask"], p, nh, eps)
+
+    def back(d, name):
+        w = p[f"{name}.weight"]  # (OUT, IN)
+        return d @ (w.T if name in transposed else w)
+    dr2 = S.layernorm_backward(a["dy"], c.r2, p["ln2.weight"], eps)[0]  # (B, T, C)
+    dh = dr2 + S.gelu_backward(dr2 @ p["ff2.weight"], c.u) @ p["ff1.weight"]  # (B, T, C)
+    dr1 = S.layernorm_backward(dh, c.r1, p["ln1.weight"], eps)[0]  # (B, T, C)
+    dq, dk, dv = S.attention_backward(F.split_heads(back(dr1, "o"), nh), c.q, c.k, c.v, c.probs)
+    return dr1 + sum(back(F.merge_heads(g), n) for n, g in (("q", dq), ("k", dk), ("v", dv)))  # (B, T, C)
+
+
+def _block_linear_dx(m, r, c):
+    for names in (("o",), ("q", "k", "v"), ("o", "q", "k", "v"), ("q",), ("k",), ("v",)):
+        if close(m["dx"], _block_dx_linears(c.args, names)):
+            return (f"The input gradient of a Linear is d @ W (W stored (OUT, IN)), not d @ W.T: "
+                    f"yours uses W.T for {', '.join(n + '.weight' for n in names)} (square, so the "
+                    "shapes fit and the numbers are wrong).")
+    return False
 
 
 def _identity_ln(d, x, gamma, eps):
@@ -117,19 +180,45 @@ MORE = {
                 "dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); multiplying the finished dx by "
                 "gamma puts it outside the means.",
                 _ln_gamma_outside),
+        Mistake("layernorm_rstd_missing",
+                "Undoing the normalisation divides by the std: dx = rstd * (g - mean(g) - xhat * "
+                "mean(g * xhat)); your dx lacks the factor rstd = 1 / sqrt(var + eps).",
+                _ln_no_rstd),
+        Mistake("layernorm_param_gamma",
+                "gamma does not scale its own gradient: dgamma = sum(dy * xhat) and dbeta = sum(dy) "
+                "use dy, not g = dy * gamma (that one is for dx).",
+                _ln_param_gamma),
         Mistake("layernorm_var_uncentred",
                 "The variance is the mean of the CENTRED squares, mean((x - mu)**2) (or mean(x**2) - "
                 "mu**2); mean(x**2) alone leaves the mean in.",
                 _ln_var_uncentred),
     ],
-    "softmax_t": [Mistake("softmax_sum_sign",
-                          "The sum term is SUBTRACTED: dx = p * (dp - sum(dp * p)) / τ (the Jacobian's "
-                          "off-diagonal part is -p_i p_j).",
-                          _sm_sum_sign)],
-    "cross_entropy": [Mistake("ce_softmax_missing",
-                              "dlogits = (softmax(logits) - onehot) / n: the probabilities, not the raw "
-                              "logits, minus the one-hot.",
-                              _ce_from_logits)],
+    "softmax_t": [
+        Mistake("softmax_sum_sign",
+                "The sum term is SUBTRACTED: dx = p * (dp - sum(dp * p)) / τ (the Jacobian's "
+                "off-diagonal part is -p_i p_j).",
+                _sm_sum_sign),
+        Mistake("softmax_used_log_softmax",
+                "That is the LOG-softmax backward, (dp - p * sum(dp)) / τ. For the softmax, "
+                "dp_i/dx_j = p_i (delta_ij - p_j) / τ, so dx = p * (dp - sum(dp * p)) / τ.",
+                _sm_as_log_softmax),
+    ],
+    "cross_entropy": [
+        Mistake("ce_softmax_missing",
+                "dlogits = (softmax(logits) - onehot) / n: the probabilities, not the raw "
+                "logits, minus the one-hot.",
+                _ce_from_logits),
+        Mistake("ce_per_sequence",
+                "The loss is ONE mean over all n scored tokens of the batch, n = (labels != -100)"
+                ".sum(); you averaged per sequence, then over the sequences, so a sequence with "
+                "fewer scored tokens weighs more.",
+                _ce_per_sequence),
+    ],
+    "embedding_tied": [Mistake("embedding_bias_axis",
+                               "The bias has one entry per vocabulary id, shape (V,): dbias sums "
+                               "dlogits over the POSITIONS, dlogits.sum(axis=(0, 1)), not over the "
+                               "vocabulary axis.",
+                               _emb_bias_axis)],
     "encoder_block": [
         Mistake("block_ln_skipped",
                 "A LayerNorm's backward is missing inside the block: the gradient went through it "
@@ -139,6 +228,9 @@ MORE = {
                 "A LayerNorm backward inside the block uses the unbiased variance (C - 1): "
                 "LayerNorm's is mean((x - mu)**2).",
                 _block_ln_unbiased),
+        Mistake("block_linear_dx_weight",
+                "The input gradient of a Linear is d @ W, not d @ W.T.",
+                _block_linear_dx),
         Mistake("block_gelu_sigmoid",
                 "The FFN's GELU backward uses the sigmoid approximation x * sigmoid(1.702 x); the "
                 "block's GELU is the exact one, gelu'(u) = Phi(u) + u * phi(u).",

@@ -202,6 +202,17 @@ def ce_cases(rng):
                           {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
                           lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
                           {"B": B, "T": T, "V": V, "n": n}))
+    # sequences with unequal numbers of scored tokens (3 and 0 ignored): a mean per sequence,
+    # then over the batch, differs from the one mean over the tokens only here
+    B, T, V = 2, 4, 6
+    logits = rng.standard_normal((B, T, V)) * 2.0  # (B, T, V)
+    labels = rng.integers(0, V, size=(B, T))  # (B, T)
+    labels[0, 1:] = -100
+    dloss = float(rng.uniform(0.5, 1.5))
+    cases.append(Case(f"logits{logits.shape} ignored=3 in one row",
+                      {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
+                      lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
+                      {"B": B, "T": T, "V": V, "n": 5}))
     return cases
 
 
