@@ -57,3 +57,12 @@ def test_the_block_layernorm_and_softmax_hints_say_which():
     assert "LN2" in _text("encoder_block", _block_ln2_no_mean, "block_ln_mean_term")
     assert "LN1's backward used ln2.weight" in _text("encoder_block", _block_ln1_gets_ln2_gamma, "block_ln_gamma")
     assert "diagonal" in _text("encoder_block", _block_softmax_diag, "block_attention_softmax")
+
+
+def test_a_scale_suspect_is_named_only_when_every_case_agrees():
+    """A mean over the C features of the cosine (C = 3, 4, 2 in the cases) is 1/2 in the case with
+    C = 2 alone: that is not the stray factor 1/2, so only scale_other may fire."""
+    from minidistil.exercises import solutions as S
+    res = check("cosine", lambda dloss, s_h, t_h, mask: S.cosine_backward(dloss, s_h, t_h, mask)
+                / s_h.shape[-1], verbose=False)
+    assert not res.passed and res.hint_keys == ["scale_other"], res.hint_keys

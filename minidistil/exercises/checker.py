@@ -238,6 +238,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
 
     fallback = []  # generic hints, shown only when no specific one matched
     structural = []  # per failing case: {key: text} of hints.structure_hints
+    votes = []  # per failing case: the constant factors of hints.scale_votes
 
     for case in ex.make_cases(rng):
         ref = ex.unpack(ex.solution(**_freeze(case.args)))
@@ -286,7 +287,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
         if ex.name == "encoder_block":
             first = next((r.name.split(" ~")[0] for r in reversed(verdict.rows) if not r.ok), None)
             fallback.append(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
-        fallback += [Hint(k, t) for k, t in H.scale_hints(ex, mine, ref, case)]
+        votes.append(H.scale_votes(ex, mine, ref, case))
     # a structural slip is named only when every failing case shows it: a (1, V) bias gradient
     # in a case with B = 1 looks like keepdims, where the other cases show an unsummed batch axis
     common = [(k, t) for k, t in (structural[0].items() if structural else ()) if all(k in s for s in structural)]
@@ -297,6 +298,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
     else:
         for key, text in common:
             add_hint(Hint(key, text))
+    fallback += [Hint(k, t) for k, t in H.scale_hints(ex, votes)]
     if not result.passed and not result.hints:
         for h in fallback:
             add_hint(h)
