@@ -66,3 +66,12 @@ def test_a_scale_suspect_is_named_only_when_every_case_agrees():
     res = check("cosine", lambda dloss, s_h, t_h, mask: S.cosine_backward(dloss, s_h, t_h, mask)
                 / s_h.shape[-1], verbose=False)
     assert not res.passed and res.hint_keys == ["scale_other"], res.hint_keys
+
+
+def test_block_first_failure_says_when_only_dx_fails():
+    from minidistil.exercises import solutions as S
+
+    def dx_off(dy, x, mask, p, num_heads, eps=1e-12):
+        dx, grads = S.encoder_block_backward(dy, x, mask, p, num_heads, eps)
+        return dx * 1.1 + 0.01, grads
+    assert "Only dx fails" in _text("encoder_block", dx_off, "block_first_failure")

@@ -286,7 +286,12 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
                                                    _target_name(g))))
         if ex.name == "encoder_block":
             first = next((r.name.split(" ~")[0] for r in reversed(verdict.rows) if not r.ok), None)
-            fallback.append(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
+            failing = {r.name.split(" ~")[0] for r in verdict.rows if not r.ok}
+            only_dx = (" Only dx fails, every weight's gradient is right: if the same code made "
+                       "them, the slip is in the last step to x (the residual dx = dr1 + ..., or the "
+                       "dx of q, k and v: d @ W, the heads merged back)." if failing == {"dx"} else "")
+            fallback.append(Hint("block_first_failure", f"first failing gradient: {first}.{only_dx} "
+                                 + BLOCK_HINT))
         votes.append(H.scale_votes(ex, mine, ref, case))
     # a structural slip is named only when every failing case shows it: a (1, V) bias gradient
     # in a case with B = 1 looks like keepdims, where the other cases show an unsummed batch axis

@@ -217,7 +217,7 @@ MORE = {
     "embedding_tied": [Mistake("embedding_bias_axis",
                                "The bias has one entry per vocabulary id, shape (V,): dbias sums "
                                "dlogits over the POSITIONS, dlogits.sum(axis=(0, 1)), not over the "
-                               "vocabulary axis.",
+                               "vocabulary axis (nor over every axis).",
                                _emb_bias_axis)],
     "encoder_block": [
         Mistake("block_ln_skipped",
