@@ -267,11 +267,7 @@ def _block_gelu_sig(dy, x, mask, p, num_heads, eps=1e-12):
     s = 1 / (1 + np.exp(-1.702 * c.u))
     du = (dr2 @ p["ff2.weight"]) * (s + 1.702 * c.u * s * (1 - s))
     dh = dr2 + du @ p["ff1.weight"]
-
-    def ln1(d, a):
-        return S.layernorm_backward(d, a, p["ln1.weight"], eps)[0]
-    # the rest of the block as the hooks' default, starting from this dh
-    dr1 = ln1(dh, c.r1)
+    dr1 = S.layernorm_backward(dh, c.r1, p["ln1.weight"], eps)[0]
     dctx = F.split_heads(dr1 @ p["o.weight"], num_heads)
     dq, dk, dv = S.attention_backward(dctx, c.q, c.k, c.v, c.probs)
     dx = dr1 + sum(F.merge_heads(g) @ p[f"{n}.weight"] for n, g in (("q", dq), ("k", dk), ("v", dv)))
