@@ -215,7 +215,13 @@ def _ce_more_ignored(m, r, c):
     if not extra.any() or left == 0:
         return False
     keep = ~zero
-    return any(close(g[keep], ref[keep] * k) for k in (n / left, 1.0))
+    if not any(close(g[keep], ref[keep] * k) for k in (n / left, 1.0)):
+        return False
+    dropped = sorted({int(v) for v in y[extra]})
+    which = ("label 0 (a real class, not padding)" if dropped == [0] else
+             "rows whose labels (" + ", ".join(map(str, dropped)) + ") are real classes")
+    return (f"Only the label -100 is ignored; you also dropped {which}. Every other label is scored: "
+            "it gets softmax - onehot and counts in n = (labels != -100).sum().")
 
 
 # ----------------------------------------------------------------------------------- cosine
