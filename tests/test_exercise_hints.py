@@ -20,6 +20,7 @@ from hint_cases_set3 import SECOND_EXERCISE_CASES, SET3_KEY_CASES
 from hint_cases_set4 import SET4_KEY_CASES
 from hint_cases_set5 import SET5_KEY_CASES, SET5_SECOND_EXERCISE_CASES, return_order_with_a_bias
 from hint_cases_set6 import SET6_KEY_CASES, SET6_SECOND_EXERCISE_CASES, write_into_logits
+from hint_cases_set9 import SET9_KEY_CASES, SET9_SECOND_EXERCISE_CASES
 from hint_cases_tail import TAIL_KEY_CASES, TAIL_SECOND_EXERCISE_CASES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
@@ -262,8 +263,9 @@ KEY_CASES.update(SET4_KEY_CASES)  # ... and after outside set 4
 KEY_CASES.update(SET5_KEY_CASES)  # ... and after outside set 5
 KEY_CASES.update(SET6_KEY_CASES)  # ... and after outside set 6
 KEY_CASES.update(TAIL_KEY_CASES)  # ... and after outside sets 7 and 8
+KEY_CASES.update(SET9_KEY_CASES)  # ... and after outside sets 9 and 10
 SECOND_EXERCISE_CASES = (SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES + SET6_SECOND_EXERCISE_CASES
-                         + TAIL_SECOND_EXERCISE_CASES)
+                         + TAIL_SECOND_EXERCISE_CASES + SET9_SECOND_EXERCISE_CASES)
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))

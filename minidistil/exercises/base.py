@@ -33,7 +33,8 @@ class Case:
 
 @dataclass
 class Mistake:
-    """A named wrong formula: ``test(mine, ref, case)`` is True when the learner wrote it.
+    """A named wrong formula: ``test(mine, ref, case)`` is True when the learner wrote it (or a
+    string: the hint's text made sharper for this answer, e.g. naming which term is wrong).
 
     ``on_error(exc, case)`` (optional) recognises the mistake from the exception it raises.
     """

@@ -238,6 +238,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
 
     fallback = []  # generic hints, shown only when no specific one matched
     structural = []  # per failing case: {key: text} of hints.structure_hints
+    votes = []  # per failing case: the constant factors of hints.scale_votes
 
     for case in ex.make_cases(rng):
         ref = ex.unpack(ex.solution(**_freeze(case.args)))
@@ -273,11 +274,11 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
             if mistake.test is None:
                 continue
             try:
-                hit = bool(mistake.test(mine, ref, case))
+                hit = mistake.test(mine, ref, case)
             except Exception:  # noqa: BLE001 - a malformed answer simply does not match
                 hit = False
-            if hit:
-                add_hint(Hint(mistake.key, mistake.hint))
+            if hit:  # a test may return its own, sharper text (which term, which residual)
+                add_hint(Hint(mistake.key, hit if isinstance(hit, str) else mistake.hint))
         structural.append(dict(H.structure_hints(ex.grad_names, mine, ref)))
         for g in ex.grad_names:
             if g in mine and mine[g].shape != ref[g].shape:
@@ -285,8 +286,13 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
                                                    _target_name(g))))
         if ex.name == "encoder_block":
             first = next((r.name.split(" ~")[0] for r in reversed(verdict.rows) if not r.ok), None)
-            fallback.append(Hint("block_first_failure", f"first failing gradient: {first}. " + BLOCK_HINT))
-        fallback += [Hint(k, t) for k, t in H.scale_hints(ex, mine, ref, case)]
+            failing = {r.name.split(" ~")[0] for r in verdict.rows if not r.ok}
+            only_dx = (" Only dx fails, every weight's gradient is right: if the same code made "
+                       "them, the slip is in the last step to x (the residual dx = dr1 + ..., or the "
+                       "dx of q, k and v: d @ W, the heads merged back)." if failing == {"dx"} else "")
+            fallback.append(Hint("block_first_failure", f"first failing gradient: {first}.{only_dx} "
+                                 + BLOCK_HINT))
+        votes.append(H.scale_votes(ex, mine, ref, case))
     # a structural slip is named only when every failing case shows it: a (1, V) bias gradient
     # in a case with B = 1 looks like keepdims, where the other cases show an unsummed batch axis
     common = [(k, t) for k, t in (structural[0].items() if structural else ()) if all(k in s for s in structural)]
@@ -297,6 +303,7 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
     else:
         for key, text in common:
             add_hint(Hint(key, text))
+    fallback += [Hint(k, t) for k, t in H.scale_hints(ex, votes)]
     if not result.passed and not result.hints:
         for h in fallback:
             add_hint(h)

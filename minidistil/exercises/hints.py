@@ -80,9 +80,10 @@ def constant_factor(m, r):
     return k
 
 
-def scale_hints(ex, mine: dict, ref: dict, case):
-    """``[(key, text)]`` for each gradient that is a constant multiple of the reference."""
-    out = []
+def scale_votes(ex, mine: dict, ref: dict, case) -> dict:
+    """``{gradient: (k, {label: value})}`` for each gradient that is ``k`` times the reference in
+    this case, with the exercise's suspects equal to ``k`` here."""
+    out = {}
     values = scale_values(ex.scales, case.consts)
     for g in ex.grad_names:
         if g not in mine or g not in ref:
@@ -90,14 +91,29 @@ def scale_hints(ex, mine: dict, ref: dict, case):
         k = constant_factor(mine[g], ref[g])
         if k is None:
             continue
-        hits = [lab for lab, v in values.items() if abs(k - v) <= 1e-6 * max(1.0, abs(v))]
-        if len(hits) == 1:
-            lab = hits[0]
-            out.append((scale_key(lab), f"{g} is {lab} (= {values[lab]:.4g}) times the correct "
+        out[g] = (k, {lab: v for lab, v in values.items() if abs(k - v) <= 1e-6 * max(1.0, abs(v))})
+    return out
+
+
+def scale_hints(ex, votes: list):
+    """``[(key, text)]`` for each gradient that is a constant multiple of the reference, from the
+    cases' :func:`scale_votes`. A suspect is named only when it is the one suspect that matches in
+    EVERY case where the gradient is a multiple: a mean over C = 2 features looks like a stray 1/2
+    in that case alone, and the other cases show it is neither."""
+    out = []
+    for g in ex.grad_names:
+        seen = [v[g] for v in votes if g in v]
+        if not seen:
+            continue
+        common = set(seen[0][1]).intersection(*(set(h) for _, h in seen[1:]))
+        if len(common) == 1:
+            lab = common.pop()
+            out.append((scale_key(lab), f"{g} is {lab} (= {seen[0][1][lab]:.4g}) times the correct "
                                         f"gradient: {ex.scales[lab]}"))
         else:
-            out.append(("scale_other", f"{g} is {k:.6g} times the correct gradient: a constant "
-                                       "factor is missing or extra (a mean, a scale, a weight?)."))
+            ks = sorted({f"{k:.6g}" for k, _ in seen})
+            out.append(("scale_other", f"{g} is {' or '.join(ks)} times the correct gradient: a "
+                                       "constant factor is missing or extra (a mean, a scale, a weight?)."))
     return out
 
 

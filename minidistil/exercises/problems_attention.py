@@ -111,7 +111,8 @@ ATTENTION_MISTAKES = [
             "negative finite float, to padded keys' scores before the softmax).",
             _attn_unmasked),
 ]
-ATTENTION_SCALES = {"1/√HS": "the 1/sqrt(HS) is applied twice.",
+ATTENTION_SCALES = {"1/√HS": "the 1/sqrt(HS) is applied twice (dq, dk) or where it does not belong "
+                             "(dv = probs^T @ dout has none).",
                     "−1": "the sign is flipped."}
 
 # ----------------------------------------------------------------------------------- encoder block
@@ -175,7 +176,7 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
                            heads="transpose", ln_order="post", gelu="erf", masked=True,
                            paths=("q", "k", "v"), ln_input="own", attn_scale=True,
                            ln1_backward=None, ln2_backward=None, dk_transposed=True,
-                           residual_dy=()):
+                           residual_dy=(), dscores_fn=None):
     """The reference backward with one classic slip switched on (returns dx only).
 
     ``res1/res2=False`` forget the attention / FFN residual's direct path; ``heads="reshape"``
@@ -186,10 +187,11 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
     probabilities the attention backward uses); ``paths`` are the
     projections whose dx reaches x; ``ln_input="h"`` runs LN2's backward at h instead of
     r2 (``"x"``: LN1's at x instead of r1); ``attn_scale=False`` drops 1/sqrt(HS) from dq, dk;
-    ``gelu="tanh"`` uses the tanh approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
+    ``gelu="tanh"`` (``"sigmoid"``) uses the tanh (sigmoid) approximation's derivative (``"at_output"``: gelu' at gelu(u)); ``ln1_backward``/``ln2_backward``
     replace a LayerNorm's backward (``(d, x, gamma, eps) -> (dx, ...)``); ``dk_transposed=False``
     computes dk as dscores @ q; ``residual_dy`` names the residual paths ("ffn", "attn") that
-    carry the gradient from above the LayerNorm (dy, dh) instead of the one from below it.
+    carry the gradient from above the LayerNorm (dy, dh) instead of the one from below it;
+    ``dscores_fn(dprobs, probs)`` replaces the attention softmax's backward.
     """
     ln1_back = ln1_backward or S.layernorm_backward
     ln2_back = ln2_backward or S.layernorm_backward
@@ -209,6 +211,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         cdf = 0.5 * (1.0 + F._erf(u / math.sqrt(2.0)))  # (B, T, F) Phi(u)
         if gelu == "at_output":
             du = S.gelu_backward(dgu, gu)  # (B, T, F) gelu' at the output
+        elif gelu == "sigmoid":
+            from .problems_layers import _gelu_sigmoid_grad
+            du = dgu * _gelu_sigmoid_grad(u)  # (B, T, F)
         elif gelu == "tanh":
             from .problems_layers import _gelu_tanh_grad
             du = dgu * _gelu_tanh_grad(u)  # (B, T, F)
@@ -220,6 +225,9 @@ def block_backward_variant(dy, x, mask, p, num_heads, eps=1e-12, res1=True, res2
         dctx2 = S.linear_backward(d, ctx2, p["o.weight"])[0]  # (B, T, C)
         dheads = split(dctx2, num_heads)  # (B, NH, T, HS)
         dq, dk, dv = S.attention_backward(dheads, q, k, v, probs)
+        if dscores_fn is not None:
+            ds = dscores_fn(dheads @ v.swapaxes(-1, -2), probs)  # (B, NH, T, T)
+            dq, dk = ds @ k / math.sqrt(q.shape[-1]), ds.swapaxes(-1, -2) @ q / math.sqrt(q.shape[-1])
         if not dk_transposed:
             dprobs = dheads @ v.swapaxes(-1, -2)  # (B, NH, T, T)
             ds = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # (B, NH, T, T)
@@ -253,11 +261,23 @@ def _any(*tests):
     return lambda m, r, c: any(t(m, r, c) for t in tests)
 
 
+def _which_residual(m, r, c):
+    for kw, what in (({"res1": False}, "the attention's residual (x reaches r1 = x + Attn(x) twice: "
+                                        "dx = dr1 + Attn_backward(dr1))"),
+                     ({"res2": False}, "the FFN's residual (h reaches r2 = h + FFN(h) twice: "
+                                       "dh = dr2 + FFN_backward(dr2))"),
+                     ({"res1": False, "res2": False}, "both residuals (dh = dr2 + FFN_backward(dr2) "
+                                                      "and dx = dr1 + Attn_backward(dr1))")):
+        if _variant(**kw)(m, r, c):
+            return f"A residual connection is forgotten in the backward: {what}."
+    return False
+
+
 BLOCK_MISTAKES = [
     Mistake("block_residual",
             "A residual connection is forgotten in the backward: y = LN(r), r = h + FFN(h), so h "
             "reaches r twice and dh = dr + FFN_backward(dr); likewise dx = dr1 + Attn_backward(dr1).",
-            _any(_variant(res1=False), _variant(res2=False), _variant(res1=False, res2=False))),
+            lambda m, r, c: _which_residual(m, r, c)),
     Mistake("block_ln_order",
             "Post-LN order: the LayerNorm comes AFTER the residual add, so in the backward go "
             "through LN first (dr = LN_backward(dy)), then split dr into the residual path and the "

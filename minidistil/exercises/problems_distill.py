@@ -51,7 +51,12 @@ def _triple_missing(m, r, c):
     for keep in ((0, 1), (0, 2), (1, 2), (0,), (1,), (2,)):
         for weights in (al, (1.0, 1.0, 1.0)):
             if close(m["dh"], sum(weights[i] * parts[i] for i in keep)):
-                return True
+                gone = " and ".join(_NAMES[i] for i in range(3) if i not in keep)
+                return (f"Your dh has no {gone} part" + ("s" if len(keep) == 1 else "") + ("" if weights is al else
+                        ", and its terms lack their weights alpha") + ". All three losses reach h: "
+                        "Lce and Lmlm through the logits (logits = h @ W.T, so their dlogits add and "
+                        "go back as dlogits @ W) and Lcos directly; a part left out or overwritten "
+                        "instead of added (use +=) is missing.")
     return False
 
 

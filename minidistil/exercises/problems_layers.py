@@ -35,12 +35,26 @@ def _matmul_error(e, c):
     return isinstance(e, ValueError) and "matmul" in str(e)
 
 
+def _bias_how(m, c):
+    """The bias hint, saying what the learner's dbias summed (True: the plain text)."""
+    g, dy = np.asarray(m["dbias"], dtype=np.float64), c.args["dy"]
+    want = "sum dy over every row, dy.sum(axis=0), shape (OUT,) (each row contributes)."
+    if close(g, dy):
+        return "Your dbias is dy itself, one row per example: " + want
+    if close(g, dy.sum(-1)):
+        return ("Your dbias is dy.sum(axis=-1), one number per row: that sums over the OUT features. "
+                "The bias is added to every row, so " + want)
+    if g.size == 1 and close(g.reshape(()), dy.sum()):
+        return "Your dbias is one number, dy summed over every axis: " + want
+    return True
+
+
 LINEAR_MISTAKES = [
     Mistake("bias_not_summed",
             "dbias must have the shape of bias (OUT,): sum dy over every row (the bias is "
             "added to each row, so each row contributes).",
             lambda m, r, c: np.shape(m["dbias"]) != np.shape(r["dbias"])
-            and np.size(m["dbias"]) != np.size(r["dbias"])),  # same size: keepdims_extra
+            and np.size(m["dbias"]) != np.size(r["dbias"]) and _bias_how(m, c)),  # same size: keepdims_extra
     Mistake("linear_dx_weight",
             "dx = dy @ weight: weight is stored (OUT, IN) and dy is (N, OUT), so dy @ weight "
             "is (N, IN). dy @ weight.T only fits when the weight is square, and is wrong there.",
@@ -202,7 +216,9 @@ def _ln_no_gamma(m, r, c):
 def _ln_dgamma_x(m, r, c):
     lead = tuple(range(c.args["x"].ndim - 1))
     dy = c.args["dy"]
-    return any_close(m, "dgamma", ((dy * c.args["x"]).sum(axis=lead), dy.sum(axis=lead)))
+    x = c.args["x"]
+    xc = x - x.mean(-1, keepdims=True)  # (N, C) centred, not divided by the std
+    return any_close(m, "dgamma", ((dy * x).sum(axis=lead), dy.sum(axis=lead), (dy * xc).sum(axis=lead)))
 
 
 def _ln_unbiased(m, r, c):
@@ -241,8 +257,8 @@ LAYERNORM_MISTAKES = [
             "Multiply dy by gamma before normalising back: g = dy * gamma.",
             _ln_no_gamma),
     Mistake("layernorm_dgamma_xhat",
-            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x (not x; and sum(dy) "
-            "alone is dbeta).",
+            "dgamma = sum(dy * xhat): gamma multiplies the NORMALISED x, xhat = (x - mean) / "
+            "sqrt(var + eps) (not x, nor x - mean without the division; and sum(dy) alone is dbeta).",
             _ln_dgamma_x),
     Mistake("layernorm_unbiased_var",
             "LayerNorm uses the biased variance, mean((x - mu)**2) (divide by C, np.var's default "

@@ -65,6 +65,22 @@ def _emb_layout(e, c):
     return V != C and (V, C) in shapes and (C, V) in shapes
 
 
+def _tied_half(m, c):
+    out_use, emb_add, emb_assign = _emb_parts(c)
+    tied = "The matrix is TIED: it is used twice, so dW is the SUM of both gradients. "
+    if close(m["dweight"], out_use):
+        return tied + ("Your dweight has only the projection's part, dlogits^T @ h; add the lookup's: "
+                       "np.add.at(dW, ids, dh) with dh = dlogits @ W.")
+    if close(m["dweight"], emb_add):
+        return tied + ("Your dweight has only the lookup's part, np.add.at(dW, ids, dh); add the "
+                       "projection's: dlogits^T @ h (flattened to (B*T, V) and (B*T, C)).")
+    if close(m["dweight"], emb_assign):
+        return tied + ("Your dweight has only the lookup's part, written with dW[ids] = / += dh, which "
+                       "also keeps one write per repeated id: use np.add.at(dW, ids, dh), added to the "
+                       "projection's dlogits^T @ h.")
+    return False
+
+
 EMBEDDING_MISTAKES = [
     Mistake("embedding_dweight_layout",
             "dweight has the layout of weight, (V, C): the projection's part is dlogits^T @ h, "
@@ -83,7 +99,7 @@ EMBEDDING_MISTAKES = [
     Mistake("tied_two_gradients",
             "The matrix is TIED: it is used twice (lookup h = W[ids] and projection h @ W.T), so "
             "dW is the SUM of both gradients.",
-            lambda m, r, c: any_close(m, "dweight", _emb_parts(c))),
+            lambda m, r, c: _tied_half(m, c)),
     Mistake("embedding_repeated_ids",
             "dW[ids] += dh drops repeated ids (fancy-index assignment keeps only one write): "
             "use np.add.at(dW, ids, dh).",
@@ -164,7 +180,7 @@ KL_MISTAKES = [
     Mistake("upstream_ignored", UPSTREAM_HINT, upstream_ignored("ds_logits")),
 ]
 KL_SCALES = {"1/τ": "both the τ**2 of the loss and the 1/τ of the chain rule are missing "
-                    "(τ**2 / τ = τ is the factor).",
+                    "(τ**2 / τ = τ is the factor), or the loss was scaled by τ instead of τ**2.",
              "τ²": "the τ**2 is applied twice, or the chain rule multiplies by τ.",
              "1/P": "divided by P twice.", "V": "multiplied by V (a sum over classes counted twice?).",
              # τ, 1/τ², P, 1/V and -1 have their own keys: kl_chain_tau, kl_tau_squared, kl_mean,
@@ -186,6 +202,17 @@ def ce_cases(rng):
                           {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
                           lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
                           {"B": B, "T": T, "V": V, "n": n}))
+    # sequences with unequal numbers of scored tokens (3 and 0 ignored): a mean per sequence,
+    # then over the batch, differs from the one mean over the tokens only here
+    B, T, V = 2, 4, 6
+    logits = rng.standard_normal((B, T, V)) * 2.0  # (B, T, V)
+    labels = rng.integers(0, V, size=(B, T))  # (B, T)
+    labels[0, 1:] = -100
+    dloss = float(rng.uniform(0.5, 1.5))
+    cases.append(Case(f"logits{logits.shape} ignored=3 in one row",
+                      {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
+                      lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
+                      {"B": B, "T": T, "V": V, "n": 5}))
     return cases
 
 

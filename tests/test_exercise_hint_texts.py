@@ -1,0 +1,77 @@
+"""Hints that say WHICH: where a key names a kind of mistake with two or more places (which axis
+the bias summed, which half of a tied gradient, which term of the triple loss, which residual or
+LayerNorm of the block), the checker compares the answer with each candidate and its text names
+the one the learner wrote (the borderline "names" verdicts of outside sets 7, 9 and 10).
+"""
+import pytest
+
+from minidistil.exercises import check
+
+import learner_mistakes_losses as LL
+from hint_cases_set9 import (_block_ln1_gets_ln2_gamma, _block_ln2_no_mean, _block_softmax_diag,
+                             _triple_mlm_minus)
+
+
+def _text(name, fn, key):
+    res = check(name, fn, verbose=False)
+    assert not res.passed and key in res.hint_keys, res.hint_keys
+    return next(h.text for h in res.hints if h.key == key)
+
+
+@pytest.mark.parametrize("fn,says", [
+    (lambda dy, x, weight: (dy @ weight, dy.T @ x, dy.sum(1)), "dy.sum(axis=-1)"),
+    (lambda dy, x, weight: (dy @ weight, dy.T @ x, dy), "dy itself"),
+    (lambda dy, x, weight: (dy @ weight, dy.T @ x, dy.sum()), "one number"),
+])
+def test_bias_not_summed_says_what_was_summed(fn, says):
+    assert says in _text("linear", fn, "bias_not_summed")
+
+
+def test_tied_two_gradients_says_which_half_is_missing():
+    assert "only the projection's part" in _text("embedding_tied", LL.emb_output_only, "tied_two_gradients")
+
+    def lookup_only(dlogits, ids, weight):
+        import numpy as np
+        dW = np.zeros_like(weight)
+        np.add.at(dW, ids.reshape(-1), (dlogits @ weight).reshape(-1, weight.shape[1]))
+        return dW, dlogits.reshape(-1, weight.shape[0]).sum(0)
+    assert "only the lookup's part" in _text("embedding_tied", lookup_only, "tied_two_gradients")
+
+
+def test_triple_missing_term_names_the_term():
+    assert "no Lcos part" in _text("triple_loss", LL.tri_no_cos, "triple_missing_term")
+
+
+def test_triple_term_sign_names_the_term():
+    text = _text("triple_loss", _triple_mlm_minus, "triple_term_sign")
+    assert "Lmlm" in text and "Lce" not in text.split("part")[0]
+
+
+@pytest.mark.parametrize("fn,says", [(LL.block_no_ffn_residual, "the FFN's residual"),
+                                     (LL.block_no_attn_residual, "the attention's residual")])
+def test_block_residual_names_the_residual(fn, says):
+    assert says in _text("encoder_block", fn, "block_residual")
+
+
+def test_the_block_layernorm_and_softmax_hints_say_which():
+    assert "LN2" in _text("encoder_block", _block_ln2_no_mean, "block_ln_mean_term")
+    assert "LN1's backward used ln2.weight" in _text("encoder_block", _block_ln1_gets_ln2_gamma, "block_ln_gamma")
+    assert "diagonal" in _text("encoder_block", _block_softmax_diag, "block_attention_softmax")
+
+
+def test_a_scale_suspect_is_named_only_when_every_case_agrees():
+    """A mean over the C features of the cosine (C = 3, 4, 2 in the cases) is 1/2 in the case with
+    C = 2 alone: that is not the stray factor 1/2, so only scale_other may fire."""
+    from minidistil.exercises import solutions as S
+    res = check("cosine", lambda dloss, s_h, t_h, mask: S.cosine_backward(dloss, s_h, t_h, mask)
+                / s_h.shape[-1], verbose=False)
+    assert not res.passed and res.hint_keys == ["scale_other"], res.hint_keys
+
+
+def test_block_first_failure_says_when_only_dx_fails():
+    from minidistil.exercises import solutions as S
+
+    def dx_off(dy, x, mask, p, num_heads, eps=1e-12):
+        dx, grads = S.encoder_block_backward(dy, x, mask, p, num_heads, eps)
+        return dx * 1.1 + 0.01, grads
+    assert "Only dx fails" in _text("encoder_block", dx_off, "block_first_failure")
