@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import gradcheck
 from . import hints as H
+from . import stability
 from .problems import BLOCK_HINT, EXERCISES, Case, Exercise, close
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # minidistil/
@@ -240,7 +241,8 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
     structural = []  # per failing case: {key: text} of hints.structure_hints
     votes = []  # per failing case: the constant factors of hints.scale_votes
 
-    for case in ex.make_cases(rng):
+    cases = ex.make_cases(rng)
+    for case in cases:
         ref = ex.unpack(ex.solution(**_freeze(case.args)))
         ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
         out, err = _call(fn, case.args, ex, case)
@@ -311,6 +313,12 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
         section = ex.math_section
         add_hint(Hint("generic", f"No classic mistake matched. Re-derive with docs/math.md, "
                                  f"section '{section}', and test one entry at a time."))
+    if result.passed and cases:  # right on every case: does it survive large logits too?
+        text = stability.unstable(ex, fn, cases[0],
+                                  lambda f, a: f(**_learner_kwargs(f, _freeze(a))))
+        if text:
+            result.passed = False
+            add_hint(Hint("softmax_unstable", text))
     if verbose:
         print(result.report())
     return result
