@@ -13,6 +13,9 @@ tries the classic wrong formulas of the exercise (see :mod:`.problems`) and prin
 each one that matches what the learner returned. Only when none matches does it fall back on
 the generic hints (:mod:`.hints`): a constant factor (``scale_<k>``), a wrong shape, the first
 failing gradient of the encoder block, and at last ``generic``.
+
+An answer that passes every case of an exercise with a softmax of raw logits is called once more
+on logits of order 1e3 (:mod:`.stability`): inf or nan there fails it with ``softmax_unstable``.
 """
 from __future__ import annotations
 
