@@ -75,3 +75,41 @@ def test_block_first_failure_says_when_only_dx_fails():
         dx, grads = S.encoder_block_backward(dy, x, mask, p, num_heads, eps)
         return dx * 1.1 + 0.01, grads
     assert "Only dx fails" in _text("encoder_block", dx_off, "block_first_failure")
+
+
+# after sets 11 and 12: which factor of the triple loss's KL part, both transposes of attention,
+# and a scale_other factor that is a known quantity in every case
+def _triple_kl_times(f):
+    def fn(dloss, h, weight, t_logits, t_h, labels, tau, alphas):
+        from minidistil.exercises.problems_distill import triple_parts
+        p = triple_parts(dict(dloss=dloss, h=h, weight=weight, t_logits=t_logits, t_h=t_h,
+                              labels=labels, tau=tau))
+        return alphas[0] * f(tau) * p[0] + alphas[1] * p[1] + alphas[2] * p[2]
+    return fn
+
+
+@pytest.mark.parametrize("f,says", [(lambda t: t ** -2, "τ**2 of the loss is missing"),
+                                    (lambda t: t, "1/τ of the softmax's chain rule"),
+                                    (lambda t: 1 / t, "τ times too small")])
+def test_triple_kl_scale_says_which_factor(f, says):
+    assert says in _text("triple_loss", _triple_kl_times(f), "triple_kl_scale")
+
+
+def test_attention_says_when_both_transposes_are_swapped():
+    from minidistil.exercises import solutions as S
+
+    def swapped(dout, q, k, v, probs):
+        dq, dk, dv = S.attention_backward(dout, q, k, v, probs)
+        dP = dout @ v.swapaxes(-1, -2)
+        dS = probs * (dP - (dP * probs).sum(-1, keepdims=True)) / q.shape[-1] ** 0.5
+        return dS.swapaxes(-1, -2) @ k, dS @ q, dv
+    assert "swapped between dq and dk" in _text("attention", swapped, "attention_dk_transposed")
+
+
+def test_scale_other_names_a_known_quantity():
+    from minidistil.exercises import solutions as S
+
+    def doubled(dy, x, weight):
+        dx, dw, db = S.linear_backward(dy, x, weight)
+        return dx, 2 * dw, db
+    assert "equals 2" in _text("linear", doubled, "scale_other")

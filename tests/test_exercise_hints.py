@@ -4,6 +4,7 @@ table, no two suspect factors coincide in any case, shapes are printed, exceptio
 """
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from hint_cases_set4 import SET4_KEY_CASES
 from hint_cases_set5 import SET5_KEY_CASES, SET5_SECOND_EXERCISE_CASES, return_order_with_a_bias
 from hint_cases_set6 import SET6_KEY_CASES, SET6_SECOND_EXERCISE_CASES, write_into_logits
 from hint_cases_set9 import SET9_KEY_CASES, SET9_SECOND_EXERCISE_CASES
+from hint_cases_set11 import SET11_KEY_CASES, SET11_SECOND_EXERCISE_CASES, STABLE
 from hint_cases_tail import TAIL_KEY_CASES, TAIL_SECOND_EXERCISE_CASES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "exercises.md"
@@ -264,8 +266,10 @@ KEY_CASES.update(SET5_KEY_CASES)  # ... and after outside set 5
 KEY_CASES.update(SET6_KEY_CASES)  # ... and after outside set 6
 KEY_CASES.update(TAIL_KEY_CASES)  # ... and after outside sets 7 and 8
 KEY_CASES.update(SET9_KEY_CASES)  # ... and after outside sets 9 and 10
+KEY_CASES.update(SET11_KEY_CASES)  # ... and after outside sets 11 and 12
 SECOND_EXERCISE_CASES = (SECOND_EXERCISE_CASES + SET5_SECOND_EXERCISE_CASES + SET6_SECOND_EXERCISE_CASES
-                         + TAIL_SECOND_EXERCISE_CASES + SET9_SECOND_EXERCISE_CASES)
+                         + TAIL_SECOND_EXERCISE_CASES + SET9_SECOND_EXERCISE_CASES
+                         + SET11_SECOND_EXERCISE_CASES)
 
 
 @pytest.mark.parametrize("key", sorted(KEY_CASES))
@@ -274,6 +278,14 @@ def test_the_mistake_fires_its_key_and_no_other(key):
     res = check(name, fn, verbose=False)
     assert not res.passed
     assert res.hint_keys == [key], f"{key}: fired {res.hint_keys}"
+
+
+@pytest.mark.parametrize("name", sorted(STABLE))
+def test_a_stable_softmax_passes_the_large_logit_probe(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the probe silences the overflow it provokes
+        res = check(name, STABLE[name], verbose=False)
+    assert res.passed and res.hint_keys == [], res.hint_keys
 
 
 @pytest.mark.parametrize("key,name,fn", SECOND_EXERCISE_CASES, ids=[f"{k}-{n}" for k, n, _ in SECOND_EXERCISE_CASES])

@@ -13,6 +13,9 @@ tries the classic wrong formulas of the exercise (see :mod:`.problems`) and prin
 each one that matches what the learner returned. Only when none matches does it fall back on
 the generic hints (:mod:`.hints`): a constant factor (``scale_<k>``), a wrong shape, the first
 failing gradient of the encoder block, and at last ``generic``.
+
+An answer that passes every case of an exercise with a softmax of raw logits is called once more
+on logits of order 1e3 (:mod:`.stability`): inf or nan there fails it with ``softmax_unstable``.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from .. import gradcheck
 from . import hints as H
+from . import stability
 from .problems import BLOCK_HINT, EXERCISES, Case, Exercise, close
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # minidistil/
@@ -240,7 +244,8 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
     structural = []  # per failing case: {key: text} of hints.structure_hints
     votes = []  # per failing case: the constant factors of hints.scale_votes
 
-    for case in ex.make_cases(rng):
+    cases = ex.make_cases(rng)
+    for case in cases:
         ref = ex.unpack(ex.solution(**_freeze(case.args)))
         ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
         out, err = _call(fn, case.args, ex, case)
@@ -311,6 +316,12 @@ def check(name: str, fn, seed: int = 0, verbose: bool = True) -> CheckResult:
         section = ex.math_section
         add_hint(Hint("generic", f"No classic mistake matched. Re-derive with docs/math.md, "
                                  f"section '{section}', and test one entry at a time."))
+    if result.passed and cases:  # right on every case: does it survive large logits too?
+        text = stability.unstable(ex, fn, cases[0],
+                                  lambda f, a: f(**_learner_kwargs(f, _freeze(a))))
+        if text:
+            result.passed = False
+            add_hint(Hint("softmax_unstable", text))
     if verbose:
         print(result.report())
     return result

@@ -91,7 +91,9 @@ def scale_votes(ex, mine: dict, ref: dict, case) -> dict:
         k = constant_factor(mine[g], ref[g])
         if k is None:
             continue
-        out[g] = (k, {lab: v for lab, v in values.items() if abs(k - v) <= 1e-6 * max(1.0, abs(v))})
+        every = scale_values(SCALES, case.consts)  # every known quantity, for scale_other's text
+        out[g] = (k, {lab: v for lab, v in values.items() if abs(k - v) <= 1e-6 * max(1.0, abs(v))},
+                  {lab for lab, v in every.items() if abs(k - v) <= 1e-6 * max(1.0, abs(v))})
     return out
 
 
@@ -105,15 +107,19 @@ def scale_hints(ex, votes: list):
         seen = [v[g] for v in votes if g in v]
         if not seen:
             continue
-        common = set(seen[0][1]).intersection(*(set(h) for _, h in seen[1:]))
+        common = set(seen[0][1]).intersection(*(set(v[1]) for v in seen[1:]))
         if len(common) == 1:
             lab = common.pop()
             out.append((scale_key(lab), f"{g} is {lab} (= {seen[0][1][lab]:.4g}) times the correct "
                                         f"gradient: {ex.scales[lab]}"))
         else:
-            ks = sorted({f"{k:.6g}" for k, _ in seen})
+            ks = sorted({f"{v[0]:.6g}" for v in seen})
+            known = set(seen[0][2]).intersection(*(v[2] for v in seen[1:]))
+            named = (f" In every case it equals {next(iter(known))}: look for a stray factor "
+                     f"{next(iter(known))}." if len(known) == 1 else "")
             out.append(("scale_other", f"{g} is {' or '.join(ks)} times the correct gradient: a "
-                                       "constant factor is missing or extra (a mean, a scale, a weight?)."))
+                                       "constant factor is missing or extra (a mean, a scale, a "
+                                       "weight?)." + named))
     return out
 
 

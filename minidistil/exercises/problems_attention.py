@@ -52,7 +52,14 @@ def _attn_no_inner(m, r, c):
 def _attn_dk_transposed(m, r, c):
     a = c.args
     ds = _dscores(a, a["probs"])  # (B, NH, T, T)
-    return close(m["dk"], ds @ a["q"] / math.sqrt(a["q"].shape[-1])) and not close(m["dk"], r["dk"])
+    sc = math.sqrt(a["q"].shape[-1])
+    if not close(m["dk"], ds @ a["q"] / sc) or close(m["dk"], r["dk"]):
+        return False
+    if close(m["dq"], ds.swapaxes(-1, -2) @ a["k"] / sc) and not close(m["dq"], r["dq"]):
+        return ("scores[i, j] = q_i . k_j: your transposes are swapped between dq and dk. "
+                "dq = dscores @ k and dk = dscores^T @ q (the (T, T) matrix transposed for dk only), "
+                "each / sqrt(HS).")
+    return True
 
 
 def _attn_unmasked(m, r, c):

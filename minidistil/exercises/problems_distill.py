@@ -71,8 +71,14 @@ def _triple_weights(m, r, c):
 def _triple_kl_scale(m, r, c):
     parts = triple_parts(c.args)
     al, tau = c.args["alphas"], c.args["tau"]
-    return any(close(m["dh"], al[0] * f * parts[0] + al[1] * parts[1] + al[2] * parts[2])
-               for f in (1 / tau ** 2, tau, 1 / tau))
+    what = {1 / tau ** 2: "the τ**2 of the loss is missing",
+            tau: "it is τ times too big: the 1/τ of the softmax's chain rule is missing",
+            1 / tau: "it is τ times too small (τ where τ**2 belongs, or a second 1/τ)"}
+    for f, why in what.items():
+        if close(m["dh"], al[0] * f * parts[0] + al[1] * parts[1] + al[2] * parts[2]):
+            return (f"The Lce part has the wrong scale: {why}. τ**2 * mean KL at temperature τ has "
+                    "gradient (τ / P) * (softmax(s/τ) - softmax(t/τ)) with respect to the logits.")
+    return False
 
 
 def _triple_alpha_order(m, r, c):
