@@ -32,7 +32,7 @@ _JIT_OFF = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 TIMEOUT = int(os.environ.get("MINIDISTIL_NOTEBOOK_TIMEOUT", "1200" if _JIT_OFF else "600"))
 KERNEL = "minidistil-test-python"
 # these start from the teacher that ships with minidistil (minidistil/assets/teacher/)
-NEEDS_TEACHER = {"04_teacher_pretraining", "05_student", "07_distillation", "09_ablation"}
+NEEDS_TEACHER = {"04_teacher_pretraining", "05_student", "07_distillation", "09_ablation", "11_finetuning"}
 HAS_TEACHER = (ROOT / "minidistil" / "assets" / "teacher" / "model.safetensors").is_file()
 
 
