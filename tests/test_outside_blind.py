@@ -1,11 +1,14 @@
-"""The blind outside sets kept as their writers left them (``tests/data/outside_set7``, ``9``,
-``10``, ``11`` and ``12``), against today's checker: every mistake still fails, every control
+"""The blind outside sets kept as their writers left them (``tests/data/outside_set7``, ``9``
+to ``14``), against today's checker: every mistake still fails, every control
 passes, every hint its writer judged as naming the mistake still fires, and none judged wrong does.
 
 Each was measured once (docs/exercises.md): set 7 on commit ``a3279f5``, 109 of 117 named; sets 9
 and 10 on ``eb7f98d``, 109 and 106 of 117; sets 11 and 12 on ``f577a72``, 108 and 111 of 117
-(set 12's unstable softmax was not caught then, and is now); no wrong hint in any. Later hints
-may name more, never fewer.
+(set 12's unstable softmax was not caught then, and is now); sets 13 and 14 on ``f0684e9``, 115
+and 109 of 117; no wrong hint in any. Later hints may name more, never fewer.
+
+One entry of set 14 is not a mistake under the exercise's contract and passes, as it did when
+measured: ``OUTSIDE_CONTRACT`` says why.
 """
 import importlib
 
@@ -15,7 +18,12 @@ from minidistil.exercises import check
 
 from test_outside_mistakes import _wilson
 
-SETS = (7, 9, 10, 11, 12)
+SETS = (7, 9, 10, 11, 12, 13, 14)
+
+# entries that are right under the stub's contract and so pass (set, entry id): the linear stub
+# says x (N, IN) and dy (N, OUT), and every case is 2-D; dy.sum(axis=0) is wrong only for a
+# (B, T, OUT) dy, which the exercise never passes
+OUTSIDE_CONTRACT = {(14, "linear/dbias_sum0_unflattened")}
 
 
 @pytest.fixture(scope="module", params=SETS, ids=[f"set{s}" for s in SETS])
@@ -33,8 +41,10 @@ def test_the_set_is_whole(blind):
 
 
 def test_every_mistake_is_caught_and_every_control_passes(blind):
+    setno = blind[0]
     for eid, (e, r) in blind[3].items():
-        assert r.passed == e["control"], f"{eid}: passed={r.passed} ({e['what']})"
+        want = e["control"] or (setno, eid) in OUTSIDE_CONTRACT
+        assert r.passed == want, f"{eid}: passed={r.passed} ({e['what']})"
 
 
 def test_no_naming_hint_was_lost_and_none_is_wrong(blind):
