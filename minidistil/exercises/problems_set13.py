@@ -62,7 +62,8 @@ def _attn_dk_from_k(m, r, c):
     s = 1.0 / math.sqrt(a["q"].shape[-1])
     dsT = ds.swapaxes(-1, -2)
     return (any_close(m, "dk", (dsT @ a["k"] * s, dsT @ a["k"], ds @ a["k"] * s))
-            and not close(m["dk"], r["dk"]))
+            and not close(m["dk"], r["dk"])
+            and not close(m["dq"], ds @ a["q"] * s))  # q for dq too: attention_qk_swapped
 
 
 def _kl_parts(a):
