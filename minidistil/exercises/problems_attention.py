@@ -47,9 +47,12 @@ def _attn_no_inner(m, r, c):
     dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
     dk_ok = " (your dk goes through it right: use its dscores for dq too)" \
         if close(m["dk"], r["dk"]) else ""
-    if close(m["dq"], (a["probs"] * dprobs) @ a["k"] * scale):
+    bare = a["probs"] * dprobs  # (B, NH, T, T) no sum term
+    if close(m["dq"], bare @ a["k"] * scale):
+        both = close(m["dk"], bare.swapaxes(-1, -2) @ a["q"] * scale)
         return ("Back through the softmax: dscores = probs * (dprobs - sum(dprobs * probs, -1)). "
-                "Your dq uses probs * dprobs, without the sum term" + dk_ok + ".")
+                f"Your {'dq and dk use' if both else 'dq uses'} probs * dprobs, without the sum "
+                "term" + dk_ok + ".")
     if close(m["dq"], dprobs @ a["k"] * scale):
         return ("Your dq = dprobs @ k / sqrt(HS) skips the softmax backward: q reaches the loss "
                 "through scores, so dq = dscores @ k / sqrt(HS) with dscores = probs * (dprobs - "
