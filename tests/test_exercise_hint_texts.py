@@ -10,6 +10,7 @@ from minidistil.exercises import check
 import learner_mistakes_losses as LL
 from hint_cases_set9 import (_block_ln1_gets_ln2_gamma, _block_ln2_no_mean, _block_softmax_diag,
                              _triple_mlm_minus)
+from hint_cases_set13 import SET13_TEXT_CASES
 
 
 def _text(name, fn, key):
@@ -113,3 +114,28 @@ def test_scale_other_names_a_known_quantity():
         dx, dw, db = S.linear_backward(dy, x, weight)
         return dx, 2 * dw, db
     assert "equals 2" in _text("linear", doubled, "scale_other")
+
+
+@pytest.mark.parametrize("name,fn,key,says", SET13_TEXT_CASES, ids=[c[2] for c in SET13_TEXT_CASES])
+def test_the_hints_sharpened_after_sets_13_and_14_say_which(name, fn, key, says):
+    assert says in _text(name, fn, key)
+
+
+def test_the_block_qkv_hint_counts_the_missing_paths():
+    from minidistil.exercises import problems_attention as PA
+    from minidistil.exercises import solutions as S
+
+    def only_q(dy, x, mask, p, num_heads, eps=1e-12):  # the k and v paths both forgotten
+        return (PA.block_backward_variant(dy, x, mask, p, num_heads, eps, paths=("q",)),
+                S.encoder_block_backward(dy, x, mask, p, num_heads, eps)[1])
+    assert "two: the k and v paths" in _text("encoder_block", only_q, "block_qkv_paths")
+
+
+def test_the_linear_mean_is_called_a_mean_over_n():
+    from minidistil.exercises import solutions as S
+
+    def mean_rows(dy, x, weight):
+        dx, dw, db = S.linear_backward(dy, x, weight)
+        return dx, dw / len(x), db / len(x)
+    text = " ".join(h.text for h in check("linear", mean_rows, verbose=False).hints)
+    assert "1/N" in text and "1/B" not in text

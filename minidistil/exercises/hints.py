@@ -110,7 +110,8 @@ def scale_hints(ex, votes: list):
         common = set(seen[0][1]).intersection(*(set(v[1]) for v in seen[1:]))
         if len(common) == 1:
             lab = common.pop()
-            out.append((scale_key(lab), f"{g} is {lab} (= {seen[0][1][lab]:.4g}) times the correct "
+            shown = lab.replace("B", "N") if ex.name == "linear" else lab  # its rows are N
+            out.append((scale_key(lab), f"{g} is {shown} (= {seen[0][1][lab]:.4g}) times the correct "
                                         f"gradient: {ex.scales[lab]}"))
         else:
             ks = sorted({f"{v[0]:.6g}" for v in seen})

@@ -6,7 +6,7 @@ V vocabulary, P selected positions, IN/OUT linear fan-in/fan-out.
 The cases and the classic mistakes of each exercise live in ``problems_layers`` (linear, GELU,
 LayerNorm, softmax and log-softmax at tau), ``problems_attention`` (attention, encoder block),
 ``problems_losses`` (tied embedding, KL, cross-entropy, cosine) and ``problems_distill`` (the
-triple loss, TinyBERT's hidden-state MSE), with more of each in ``problems_more``, ``problems_extra``, ``problems_tail``, ``problems_set9``, ``problems_course`` and ``problems_set11``; the pieces in :mod:`.base`, the generic hints in
+triple loss, TinyBERT's hidden-state MSE), with more of each in ``problems_more``, ``problems_extra``, ``problems_tail``, ``problems_set9``, ``problems_course``, ``problems_set11`` and ``problems_set13``; the pieces in :mod:`.base`, the generic hints in
 :mod:`.hints`.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from . import problems_more as PM
 from . import problems_course as PC
 from . import problems_set9 as P9
 from . import problems_set11 as P11
+from . import problems_set13 as P13
 from . import problems_tail as PT
 from . import solutions as S
 from . import stubs
@@ -32,7 +33,7 @@ BLOCK_KEYS = PA.BLOCK_KEYS
 def _ex(name, title, grads, mistakes, section, cases, scales=None, **kw):
     return Exercise(name, title, grads, getattr(stubs, f"{name}_backward"),
                     getattr(S, f"{name}_backward"), cases, mistakes + PM.MORE.get(name, []) + PX.MORE.get(name, []) + PT.MORE.get(name, [])
-                    + P9.MORE.get(name, []) + PC.MORE.get(name, []) + P11.MORE.get(name, []),
+                    + P9.MORE.get(name, []) + PC.MORE.get(name, []) + P11.MORE.get(name, []) + P13.MORE.get(name, []),
                     section,
                     scales=scales or {}, **kw)
 

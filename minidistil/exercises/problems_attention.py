@@ -45,8 +45,19 @@ def _attn_no_inner(m, r, c):
     a = c.args
     scale = 1.0 / math.sqrt(a["q"].shape[-1])
     dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
-    return close(m["dq"], (a["probs"] * dprobs) @ a["k"] * scale) or \
-        close(m["dq"], dprobs @ a["k"] * scale)
+    dk_ok = " (your dk goes through it right: use its dscores for dq too)" \
+        if close(m["dk"], r["dk"]) else ""
+    bare = a["probs"] * dprobs  # (B, NH, T, T) no sum term
+    if close(m["dq"], bare @ a["k"] * scale):
+        both = close(m["dk"], bare.swapaxes(-1, -2) @ a["q"] * scale)
+        return ("Back through the softmax: dscores = probs * (dprobs - sum(dprobs * probs, -1)). "
+                f"Your {'dq and dk use' if both else 'dq uses'} probs * dprobs, without the sum "
+                "term" + dk_ok + ".")
+    if close(m["dq"], dprobs @ a["k"] * scale):
+        return ("Your dq = dprobs @ k / sqrt(HS) skips the softmax backward: q reaches the loss "
+                "through scores, so dq = dscores @ k / sqrt(HS) with dscores = probs * (dprobs - "
+                "sum(dprobs * probs, -1))" + dk_ok + ".")
+    return False
 
 
 def _attn_dk_transposed(m, r, c):
@@ -89,6 +100,16 @@ def _attn_dprobs_transposed(m, r, c):
     return close(m["dq"], dq) and not close(m["dq"], r["dq"])
 
 
+def _attn_scale(m, r, c):
+    sq = math.sqrt(c.args["q"].shape[-1])
+    bad = [g for g in ("dq", "dk") if close(m[g], r[g] * sq)]
+    if not bad:
+        return False
+    which = " and ".join(bad) + (" lack" if len(bad) == 2 else " lacks")
+    return (f"scores = q k^T / sqrt(HS): dq and dk carry the same 1/sqrt(HS) factor. Your {which} "
+            "it.")
+
+
 ATTENTION_MISTAKES = [
     Mistake("attention_softmax_axis",
             "The softmax runs over the KEYS (the last axis): in its backward, sum(dprobs * probs) "
@@ -100,8 +121,7 @@ ATTENTION_MISTAKES = [
             _attn_dprobs_transposed),
     Mistake("attention_scale",
             "scores = q k^T / sqrt(HS): dq and dk carry the same 1/sqrt(HS) factor.",
-            lambda m, r, c: close(m["dq"], r["dq"] * math.sqrt(c.args["q"].shape[-1]))
-            or close(m["dk"], r["dk"] * math.sqrt(c.args["q"].shape[-1]))),
+            _attn_scale),
     Mistake("attention_softmax",
             "Back through the softmax: dscores = probs * (dprobs - sum(dprobs * probs, -1)).",
             _attn_no_inner),
@@ -268,6 +288,15 @@ def _any(*tests):
     return lambda m, r, c: any(t(m, r, c) for t in tests)
 
 
+def _qkv_paths(m, r, c):
+    for ps in (("q", "k"), ("q", "v"), ("k", "v"), ("v",), ("q",), ("k",)):
+        if _variant(paths=ps)(m, r, c):
+            gone = [x for x in "qkv" if x not in ps]
+            return ("x feeds q, k AND v: dx = dr1 + the dx of all three projections; yours lacks "
+                    + (f"the {gone[0]} path." if len(gone) == 1 else f"two: the {gone[0]} and {gone[1]} paths."))
+    return False
+
+
 def _which_residual(m, r, c):
     for kw, what in (({"res1": False}, "the attention's residual (x reaches r1 = x + Attn(x) twice: "
                                         "dx = dr1 + Attn_backward(dr1))"),
@@ -306,7 +335,7 @@ BLOCK_MISTAKES = [
             _any(_variant(masked=False), _variant(masked="forward"))),
     Mistake("block_qkv_paths",
             "x feeds q, k AND v: dx = dr1 + the dx of all three projections; one is missing.",
-            _any(*(_variant(paths=ps) for ps in (("q", "k"), ("q", "v"), ("k", "v"), ("v",), ("q",), ("k",))))),
+            _qkv_paths),
     Mistake("block_ln_input",
             "Each LayerNorm's backward needs its own input: LN2's is r2 = h + FFN(h), LN1's is "
             "r1 = x + Attn(x) (the sums before the normalisation), not h or x.",

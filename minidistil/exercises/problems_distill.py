@@ -65,7 +65,13 @@ def _triple_weights(m, r, c):
     al = c.args["alphas"]
     cands = [sum(parts)] + [sum(al[j] * parts[j] if j != i else parts[i] for j in range(3))
                             for i in range(3)]
-    return any(close(m["dh"], g) and not close(g, r["dh"]) for g in cands)
+    names = ("a_ce", "a_mlm", "a_cos")
+    for i, g in enumerate(cands):
+        if close(m["dh"], g) and not close(g, r["dh"]):
+            return ("The loss is a WEIGHTED sum: each term's gradient carries its alpha (dh = a_ce "
+                    "dLce + a_mlm dLmlm + a_cos dLcos). " + ("Yours has none of the three."
+                    if i == 0 else f"Yours lacks {names[i - 1]}."))
+    return False
 
 
 def _triple_kl_scale(m, r, c):

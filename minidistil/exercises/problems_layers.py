@@ -425,7 +425,8 @@ LOG_SOFTMAX_MISTAKES = [
             _lsm_sum),
     Mistake("log_softmax_jacobian",
             "d log p_i / d z_j = delta_ij - p_j is not diagonal: every output depends on every "
-            "input, so dx_j = dy_j - p_j * sum_i dy_i (then / τ).",
+            "input, so dx_j = dy_j - p_j * sum_i dy_i (then / τ). Yours is dy * (1 - p): it "
+            "uses dy_j where the row sum sum_i dy_i belongs.",
             _lsm_diag),
     Mistake("softmax_times_tau",
             "The temperature DIVIDES the logits: log softmax(x / τ), not log softmax(x * τ).",
