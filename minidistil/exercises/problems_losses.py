@@ -235,14 +235,22 @@ def _ce_batch_mean(m, r, c):
     return 1 < B != n and close(m["dlogits"], r["dlogits"] * n / B)
 
 
-def _ce_probs(m, r, c):
-    a = c.args
+def label_entries(a, at_label):
+    """``(g, n)``: a (B, T, V) array that holds ``at_label(p)`` at each scored row's label entry
+    and 0 elsewhere (p the softmax there), and n the number of scored rows: the shape of a
+    gradient a learner writes at the label only."""
     y, p = a["labels"], F.softmax_t(a["logits"])  # (B, T), (B, T, V)
     keep = y != -100
     g = np.zeros_like(p)  # (B, T, V)
     idx = np.nonzero(keep) + (y[keep],)
-    g[idx] = -1.0 / p[idx]
-    return any_close(m, "dlogits", (a["dloss"] * g / keep.sum(), -a["dloss"] * (g != 0) / keep.sum()))
+    g[idx] = at_label(p[idx])
+    return g, keep.sum()
+
+
+def _ce_probs(m, r, c):
+    g, n = label_entries(c.args, lambda p: -1.0 / p)
+    dloss = c.args["dloss"]
+    return any_close(m, "dlogits", (dloss * g / n, -dloss * (g != 0) / n))
 
 
 CE_MISTAKES = [

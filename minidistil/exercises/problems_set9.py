@@ -193,13 +193,8 @@ def _emb_averaged(m, r, c):
 
 
 def _ce_label_only(m, r, c):
-    a = c.args
-    y, p = a["labels"], F.softmax_t(a["logits"])  # (B, T), (B, T, V)
-    keep = y != -100
-    g = np.zeros_like(p)  # (B, T, V)
-    idx = np.nonzero(keep) + (y[keep],)
-    g[idx] = p[idx] - 1.0
-    return any_close(m, "dlogits", (a["dloss"] * g / keep.sum(), a["dloss"] * g))
+    g, n = PS.label_entries(c.args, lambda p: p - 1.0)
+    return any_close(m, "dlogits", (c.args["dloss"] * g / n, c.args["dloss"] * g))
 
 
 def _ce_more_ignored(m, r, c):
