@@ -61,7 +61,7 @@ def _ln_param_gamma(m, r, c):
 
 def _sm_as_log_softmax(m, r, c):
     p, dp, tau = F.softmax_t(c.args["x"], c.args["tau"]), c.args["dp"], c.args["tau"]  # (N, V)
-    g = dp - p * dp.sum(-1, keepdims=True)  # (N, V) log-softmax's backward
+    g = PL._lsm_from_p(p, dp)  # (N, V) log-softmax's backward
     return any_close(m, "dx", (g / tau, g))
 
 

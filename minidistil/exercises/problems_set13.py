@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from . import forwards as F
+from . import problems_attention as PA
 from . import problems_layers as PL
 from .base import any_close, close, Mistake
 
@@ -57,19 +58,12 @@ def _lsm_p_in_sum(m, r, c):
 
 def _attn_dk_from_k(m, r, c):
     a = c.args
-    dprobs = a["dout"] @ a["v"].swapaxes(-1, -2)  # (B, NH, T, T)
-    ds = a["probs"] * (dprobs - (dprobs * a["probs"]).sum(-1, keepdims=True))  # (B, NH, T, T)
+    ds = PA._dscores(a, a["probs"])  # (B, NH, T, T)
     s = 1.0 / math.sqrt(a["q"].shape[-1])
     dsT = ds.swapaxes(-1, -2)
     return (any_close(m, "dk", (dsT @ a["k"] * s, dsT @ a["k"], ds @ a["k"] * s))
             and not close(m["dk"], r["dk"])
             and not close(m["dq"], ds @ a["q"] * s))  # q for dq too: attention_qk_swapped
-
-
-def _kl_parts(a):
-    p = F.softmax_t(a["s_logits"], a["tau"])  # (P, V)
-    q = F.softmax_t(a["t_logits"], a["tau"])  # (P, V)
-    return p, q, a["s_logits"].shape[0]
 
 
 def _kl_over_V(m, r, c):
@@ -79,8 +73,8 @@ def _kl_over_V(m, r, c):
 
 def _kl_only_q(m, r, c):
     a = c.args
-    _, q, P = _kl_parts(a)
-    g = -a["dloss"] * q / P  # (P, V)
+    q = F.softmax_t(a["t_logits"], a["tau"])  # (P, V)
+    g = -a["dloss"] * q / a["s_logits"].shape[0]  # (P, V)
     return any_close(m, "ds_logits", (g * a["tau"], g, g * a["tau"] ** 2))
 
 
