@@ -80,7 +80,7 @@ def _cmd_locked(args) -> int:
         check_stage_free(args, "pretrain")
     if cmd in ("distill", "demo"):
         from .train.controls import STUDENTS
-        for name in (STUDENTS if cmd == "demo" else ["distill"]):
+        for name in ((getattr(args, "students", None) or STUDENTS) if cmd == "demo" else ["distill"]):
             check_stage_free(args, name)
     if cmd == "ablate" and stage_state(args.out, "pretrain") != "done":
         check_stage_free(args, "pretrain")

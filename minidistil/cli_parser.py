@@ -72,6 +72,15 @@ def TEMPERATURE(text):
     return t
 
 
+def _students(text):
+    """``--students distill,a``: the folders of those students (train/controls.py)."""
+    from .train.controls import parse_students
+    try:
+        return parse_students(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minidistil", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -111,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "first instead of starting from the shipped teacher")
     d.add_argument("--pretrain-steps", type=POS_INT, help="teacher steps (with --pretrain or --quick)")
     d.add_argument("--distill-steps", type=POS_INT, help="steps of the student and of each control")
+    d.add_argument("--students", type=_students, metavar="LIST", help="which students to train, "
+                   "comma-separated: distill and any of the controls a, b, c (default: all four; "
+                   "e.g. --students distill,a for the distillation gain alone)")
     d.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "
                    "instead of the shipped teacher")
 

@@ -159,6 +159,25 @@ def test_quick_demo_trains_teacher_past_unigram_and_distils(quick_run):
     assert np.mean([r["loss"] for r in pre[-20:]]) < np.mean([r["loss"] for r in pre[:20]])
 
 
+def test_demo_students_trains_only_those_and_reports_the_gain(quick_run, tmp_path):
+    """``--students distill,a``: the quick run's teacher reused (--resume), two students trained."""
+    import shutil
+    from minidistil.cli import main
+    out = tmp_path / "two"
+    out.mkdir()
+    for f in ("config.json", "vocab.txt"):
+        shutil.copy(quick_run / f, out / f)
+    shutil.copytree(quick_run / "pretrain", out / "pretrain")
+    assert main(["demo", "--quick", "--no-progress", "--resume", "--students", "distill,a", "--out", str(out)]) == 0
+    assert (out / "distill" / "model.npz").is_file() and (out / "control-mlm-teacher-init" / "model.npz").is_file()
+    assert not (out / "control-mlm-random-init").exists() and not (out / "control-triple-random-init").exists()
+    report = json.loads((out / "eval.json").read_text())
+    assert set(report["controls"]) == {"control-mlm-teacher-init"}
+    assert report["gain"]["against"] == "control-mlm-teacher-init"
+    full = json.loads((quick_run / "eval.json").read_text())  # training is deterministic
+    assert report["student"]["accuracy"] == full["student"]["accuracy"]
+
+
 def test_quick_demo_controls_share_batches_and_masks(quick_run):
     """The four students see the same batches and masks: their Lmlm at step 1 agrees where the
     start agrees (teacher init: distill and control a; random init: controls b and c)."""

@@ -48,6 +48,26 @@ LABELS = {
     "control-triple-random-init": "(c) triple loss, random init",
 }
 CURVE_FILE = "curve.json"
+# the short names of ``minidistil demo --students`` (the letters of the controls in the docs)
+SHORT_NAMES = {"distill": DISTILLED, "a": "control-mlm-teacher-init", "b": "control-mlm-random-init",
+               "c": "control-triple-random-init"}
+
+
+def parse_students(text: str) -> tuple:
+    """``"distill,a"`` -> the folders of those students, in :data:`STUDENTS` order; ``ValueError``
+    naming what is wrong (an unknown name, or no distilled student, which every figure compares)."""
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    folders = []
+    for t in names:
+        f = SHORT_NAMES.get(t, t)
+        if f not in STUDENTS:
+            raise ValueError(f"unknown student {t!r}; expected a comma-separated list of "
+                             f"{', '.join(SHORT_NAMES)} (or their folders: {', '.join(STUDENTS)})")
+        folders.append(f)
+    if DISTILLED not in folders:
+        raise ValueError(f"the list must include distill (the distilled student every figure is compared "
+                         f"with), got {text!r}")
+    return tuple(n for n in STUDENTS if n in folders)
 
 
 def student_config(cfg: RunConfig, name: str) -> RunConfig:

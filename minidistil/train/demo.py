@@ -143,12 +143,14 @@ def curve_set(data, cfg: RunConfig):
     return make_eval_set(data.val[:CURVE_SEQS], data.tokenizer, cfg.eval, n_masks=CURVE_MASKS)
 
 
-def run_students(cfg: RunConfig, out: str, data, teacher, resume=False, progress=True, log=print):
-    from .controls import train_students
+def run_students(cfg: RunConfig, out: str, data, teacher, resume=False, progress=True, log=print,
+                 names=None):
+    """Train the students ``names`` (folders of controls.STUDENTS; None: all four)."""
+    from .controls import STUDENTS, train_students
     cs = curve_set(data, cfg)
     every = max(1, cfg.distill.steps // CURVE_POINTS)
     return train_students(cfg, out, data, teacher, curve_set=cs, curve_every=every,
-                          resume=resume, progress=progress, log=log), cs
+                          resume=resume, progress=progress, log=log, names=names or tuple(STUDENTS)), cs
 
 
 def load_students(out: str) -> dict:

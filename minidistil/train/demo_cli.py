@@ -28,7 +28,7 @@ def run_from_teacher(args) -> int:
     cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed or 0,
                                   steps=getattr(args, "distill_steps", None), corpus=corpus)
     cfg, _ = merge_saved_config(args, cfg)
-    for name in (STUDENTS if args.command == "demo" else []):
+    for name in ((getattr(args, "students", None) or STUDENTS) if args.command == "demo" else []):
         check_stage_free(args, name)
     data = prepare(args, cfg, tokenizer=tok)
     say(args, f"teacher: {folder} ({teacher.config.num_hidden_layers} layers, hidden "
@@ -45,7 +45,8 @@ def run_demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
     from . import demo
     t1 = time.perf_counter()
     models, _ = demo.run_students(cfg, args.out, data, teacher, resume=args.resume,
-                                  progress=not args.no_progress, log=lambda m: say(args, m))
+                                  progress=not args.no_progress, log=lambda m: say(args, m),
+                                  names=getattr(args, "students", None))
     for name, (model, finished) in models.items():  # the distilled student also as an HF folder
         finish_stage(args, name, finished, model if name == "distill" else None, data.tokenizer)
     run_evaluate(args, cfg, data, teacher, {k: m for k, (m, _) in models.items()})
