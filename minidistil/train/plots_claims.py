@@ -13,8 +13,11 @@ import numpy as np
 from .plots import _plt, _save
 
 
+CONTROLS_TITLE = "does the teacher help? students on the same batches and masks"
+
+
 def plot_controls(curves: dict, labels: dict, teacher_accuracy: float | None, path: str,
-                  n_masked: int | None = None) -> None:
+                  n_masked: int | None = None, title: str = CONTROLS_TITLE) -> None:
     """``curves`` {name: [{"step", "accuracy", "se"}, ...]}; accuracies are fractions."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -31,7 +34,7 @@ def plot_controls(curves: dict, labels: dict, teacher_accuracy: float | None, pa
     if teacher_accuracy is not None:
         ax.axhline(100 * teacher_accuracy, color="k", lw=1, ls=":", label="teacher (same tokens)")
     sub = f"\n(a fixed subset: {n_masked} validation tokens; bands: 95% CI)" if n_masked else ""
-    ax.set(title="does the teacher help? students on the same batches and masks" + sub,
+    ax.set(title=title + sub,
            xlabel="optimizer step", ylabel="val masked-token accuracy (%)")
     ax.title.set_size(10)
     ax.grid(alpha=0.3)
