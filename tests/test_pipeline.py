@@ -136,6 +136,16 @@ def quick_run(tmp_path_factory, numpy_twins_without_jit):
     return out
 
 
+def teacher_only_copy(run, out):
+    """A new run directory holding ``run``'s settings, vocabulary and teacher, and no student."""
+    import shutil
+    out.mkdir()
+    for f in ("config.json", "vocab.txt"):
+        shutil.copy(run / f, out / f)
+    shutil.copytree(run / "pretrain", out / "pretrain")
+    return out
+
+
 def test_quick_demo_trains_teacher_past_unigram_and_distils(quick_run):
     out = quick_run
     for f in ("config.json", "vocab.txt", "eval.json", "pretrain/metrics.jsonl", "pretrain/model.npz",
@@ -161,13 +171,8 @@ def test_quick_demo_trains_teacher_past_unigram_and_distils(quick_run):
 
 def test_demo_students_trains_only_those_and_reports_the_gain(quick_run, tmp_path):
     """``--students distill,a``: the quick run's teacher reused (--resume), two students trained."""
-    import shutil
     from minidistil.cli import main
-    out = tmp_path / "two"
-    out.mkdir()
-    for f in ("config.json", "vocab.txt"):
-        shutil.copy(quick_run / f, out / f)
-    shutil.copytree(quick_run / "pretrain", out / "pretrain")
+    out = teacher_only_copy(quick_run, tmp_path / "two")
     assert main(["demo", "--quick", "--no-progress", "--resume", "--students", "distill,a", "--out", str(out)]) == 0
     assert (out / "distill" / "model.npz").is_file() and (out / "control-mlm-teacher-init" / "model.npz").is_file()
     assert not (out / "control-mlm-random-init").exists() and not (out / "control-triple-random-init").exists()
@@ -201,13 +206,8 @@ def test_quick_demo_controls_share_batches_and_masks(quick_run):
 
 
 def test_cli_distill_max_steps_then_resume_matches(quick_run, tmp_path):
-    import shutil
     from minidistil.cli import main
-    out = tmp_path / "again"
-    out.mkdir()
-    for f in ("config.json", "vocab.txt"):
-        shutil.copy(quick_run / f, out / f)
-    shutil.copytree(quick_run / "pretrain", out / "pretrain")
+    out = teacher_only_copy(quick_run, tmp_path / "again")
     assert main(["distill", "--quick", "--no-progress", "--out", str(out), "--max-steps", "15"]) == 0
     assert not (out / "distill" / "model.npz").exists()
     assert main(["distill", "--quick", "--no-progress", "--out", str(out), "--resume"]) == 0
@@ -217,13 +217,8 @@ def test_cli_distill_max_steps_then_resume_matches(quick_run, tmp_path):
 
 
 def test_quick_ablation_table_and_plot(quick_run, tmp_path, capsys):
-    import shutil
     from minidistil.cli import main
-    out = tmp_path / "abl"
-    out.mkdir()
-    for f in ("config.json", "vocab.txt"):
-        shutil.copy(quick_run / f, out / f)
-    shutil.copytree(quick_run / "pretrain", out / "pretrain")  # the teacher is reused
+    out = teacher_only_copy(quick_run, tmp_path / "abl")  # the teacher is reused
     capsys.readouterr()
     assert main(["ablate", "--quick", "--no-progress", "--out", str(out), "--seeds", "2", "--steps", "3"]) == 0
     printed = capsys.readouterr().out
