@@ -79,8 +79,7 @@ def _cmd_locked(args) -> int:
     if cmd in ("pretrain", "demo") and not getattr(args, "teacher", None):
         check_stage_free(args, "pretrain")
     if cmd in ("distill", "demo"):
-        from .train.controls import STUDENTS
-        for name in ((getattr(args, "students", None) or STUDENTS) if cmd == "demo" else ["distill"]):
+        for name in (args.students if cmd == "demo" else ["distill"]):
             check_stage_free(args, name)
     if cmd == "ablate" and stage_state(args.out, "pretrain") != "done":
         check_stage_free(args, "pretrain")

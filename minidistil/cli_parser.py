@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "first instead of starting from the shipped teacher")
     d.add_argument("--pretrain-steps", type=POS_INT, help="teacher steps (with --pretrain or --quick)")
     d.add_argument("--distill-steps", type=POS_INT, help="steps of the student and of each control")
-    d.add_argument("--students", type=_students, metavar="LIST", help="which students to train, "
+    d.add_argument("--students", type=_students, default="distill,a,b,c", metavar="LIST",  # type= parses it
+                   help="which students to train, "
                    "comma-separated: distill and any of the controls a, b, c (default: all four; "
                    "e.g. --students distill,a for the distillation gain alone)")
     d.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "

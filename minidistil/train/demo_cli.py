@@ -14,7 +14,6 @@ from .stages_cli import finish_stage, run_evaluate
 def run_from_teacher(args) -> int:
     """``demo``/``ablate`` without --pretrain/--quick: the shipped teacher (or --teacher)."""
     from . import demo
-    from .controls import STUDENTS
     t0, cpu0 = time.perf_counter(), time.process_time()
     check_inputs(args)
     if args.resume and not args.teacher and args.command == "demo":
@@ -28,7 +27,7 @@ def run_from_teacher(args) -> int:
     cfg = demo.teacher_run_config(folder, teacher, tok, seed=args.seed or 0,
                                   steps=getattr(args, "distill_steps", None), corpus=corpus)
     cfg, _ = merge_saved_config(args, cfg)
-    for name in ((getattr(args, "students", None) or STUDENTS) if args.command == "demo" else []):
+    for name in (args.students if args.command == "demo" else []):
         check_stage_free(args, name)
     data = prepare(args, cfg, tokenizer=tok)
     say(args, f"teacher: {folder} ({teacher.config.num_hidden_layers} layers, hidden "
@@ -46,7 +45,7 @@ def run_demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
     t1 = time.perf_counter()
     models, _ = demo.run_students(cfg, args.out, data, teacher, resume=args.resume,
                                   progress=not args.no_progress, log=lambda m: say(args, m),
-                                  names=getattr(args, "students", None))
+                                  names=args.students)
     for name, (model, finished) in models.items():  # the distilled student also as an HF folder
         finish_stage(args, name, finished, model if name == "distill" else None, data.tokenizer)
     run_evaluate(args, cfg, data, teacher, {k: m for k, (m, _) in models.items()})
