@@ -340,3 +340,21 @@ def _check_against_twin(forward, backward, B, NH, T, HS, seed, dtype):
     exact = twin_bwd(d64, q64, k64, v64, twin_fwd(q64, k64, v64, mask)[1])
     for a, b, e in zip(grads, twins, exact):
         assert a.shape == q.shape and nrel(a, e) <= max(tol, 2.0 * nrel(b, e))
+
+
+def test_tiles_compile_once_per_dtype_whatever_the_layout():
+    # contiguous q, k, v (a test's) and head-split views (a layer's) share one compiled kernel
+    if gemm_functions() is None or not hasattr(fast_attention._forward_tiles, "signatures"):
+        pytest.skip("needs BLAS's gemm from Numba and the JIT on")
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 2, 6, 3, 4)).astype(np.float32)  # (3 for q/k/v, B, T, NH, HS)
+    views = [x[i].transpose(0, 2, 1, 3) for i in range(3)]  # (B, NH, T, HS), strided
+    with threadpool_limits(1, user_api="blas"):
+        for q, k, v in (views, [np.ascontiguousarray(a) for a in views]):
+            out, cache = fast_attention.attention_forward_tiles(q, k, v, None)
+            dout = np.ascontiguousarray(out) if q.flags.c_contiguous else out
+            fast_attention.attention_backward_tiles(dout, cache)
+    for kernel in (fast_attention._forward_tiles, fast_attention._backward_tiles):
+        f32 = [s for s in kernel.signatures if str(s[1].dtype) == "float32"]
+        assert len(f32) == 1, f32

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import prange, typeof
 
 from ..kernels.attention import AttentionCache, _into, _keep_mask
 from ..kernels.backend import jit
@@ -115,6 +115,27 @@ def _backward_tiles(dout, q, k, v, probs_t, scale, fns, dq, dk, dv):
         dk[b, h, L:] = zero
 
 
+_ENTRIES: dict = {}  # (kernel, signature) -> its compiled entry point
+
+
+def _call_any_layout(kernel, args, any_layout):
+    """``kernel(*args)``, with the arrays at positions ``any_layout`` typed by layout "A".
+
+    Numba compiles one specialization per array layout: q, k, v and the gradients come as
+    contiguous arrays from a test and as strided views of the fused qkv projection from a layer,
+    which would compile these parallel kernels (several seconds each) twice per dtype. Typing them
+    "A" (any strides) once costs nothing here: they only reach gemm, which takes strides anyway.
+    The (B, NH, T, T) tile array keeps its contiguous type, so the softmax loops stay vectorised.
+    """
+    if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT, or a test's stand-in
+        return kernel(*args)
+    sig = tuple(typeof(a).copy(layout="A") if i in any_layout else typeof(a) for i, a in enumerate(args))
+    fn = _ENTRIES.get((kernel, sig))
+    if fn is None:
+        fn = _ENTRIES[(kernel, sig)] = kernel.compile(sig)
+    return fn(*args)
+
+
 def _ready(x):
     return x if blas_ready(x) else np.ascontiguousarray(x)
 
@@ -137,7 +158,8 @@ def attention_forward_tiles(q, k, v, mask):
     n_keys = np.where(keep.any(axis=1), last_real, T).astype(np.int64)  # all padding: every key
     probs_t = np.empty((B, NH, T, T), dtype=q.dtype)  # (B, NH, T keys, T queries)
     out = _merged_heads_empty(q.shape, q.dtype)  # (B, NH, T, HS)
-    _forward_tiles(q, k, v, keep, n_keys, scale, g.table(q.dtype), probs_t, out)
+    _call_any_layout(_forward_tiles, (q, k, v, keep, n_keys, scale, g.table(q.dtype), probs_t, out),
+                     (0, 1, 2, 8))
     return out, AttentionCache(probs=probs_t.swapaxes(-1, -2), **cache_qkv)  # probs (B, NH, T, T), a view
 
 
@@ -152,5 +174,6 @@ def attention_backward_tiles(dout, cache: AttentionCache, out=None):
     scale = q.dtype.type(1.0 / math.sqrt(HS))
     direct = out is not None and all(blas_ready(o) for o in out)
     dq, dk, dv = out if direct else (_merged_heads_empty(q.shape, q.dtype) for _ in range(3))
-    _backward_tiles(dout, q, k, v, probs_t, scale, g.table(q.dtype), dq, dk, dv)
+    _call_any_layout(_backward_tiles, (dout, q, k, v, probs_t, scale, g.table(q.dtype), dq, dk, dv),
+                     (0, 1, 2, 3, 7, 8, 9))
     return (dq, dk, dv) if direct else _into(out, (dq, dk, dv))
