@@ -115,7 +115,7 @@ def _backward_tiles(dout, q, k, v, probs_t, scale, fns, dq, dk, dv):
         dk[b, h, L:] = zero
 
 
-_ENTRIES: dict = {}  # (kernel, signature) -> its compiled entry point
+_ENTRIES: dict = {}  # (kernel, argument type keys) -> its compiled entry point
 
 
 def _call_any_layout(kernel, args, any_layout):
@@ -129,11 +129,21 @@ def _call_any_layout(kernel, args, any_layout):
     """
     if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT, or a test's stand-in
         return kernel(*args)
-    sig = tuple(typeof(a).copy(layout="A") if i in any_layout else typeof(a) for i, a in enumerate(args))
-    fn = _ENTRIES.get((kernel, sig))
+    key = (kernel,) + tuple(_type_key(a, i in any_layout) for i, a in enumerate(args))
+    fn = _ENTRIES.get(key)  # numba.typeof on every call would cost more than the lookup saves
     if fn is None:
-        fn = _ENTRIES[(kernel, sig)] = kernel.compile(sig)
+        sig = tuple(typeof(a).copy(layout="A") if i in any_layout else typeof(a) for i, a in enumerate(args))
+        fn = _ENTRIES[key] = kernel.compile(sig)
     return fn(*args)
+
+
+def _type_key(a, any_layout: bool) -> tuple:
+    """What Numba's type of argument ``a`` depends on (its layout only where it is typed as found)."""
+    if not isinstance(a, np.ndarray):
+        return (type(a),)
+    f = a.flags
+    tail = () if any_layout else (f.c_contiguous, f.f_contiguous, f.aligned)
+    return (a.dtype, a.ndim, f.writeable) + tail
 
 
 def _ready(x):
