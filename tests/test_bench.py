@@ -271,3 +271,13 @@ def test_matmul_peak_gives_blas_its_own_threads(monkeypatch):
     monkeypatch.setattr(threads, "_with_blas_threads", with_threads)
     out = M.matmul_peak(True, 1)
     assert seen == [True] and out["peak_gflops"] > 0
+
+
+def test_pool_split_table_times_both_routes():
+    from minidistil.bench import pool_split
+    rows = pool_split.measure_shapes(((64, 32, 48),))
+    assert [r["shape"] for r in rows] == [(64, 32, 48)] and rows[0]["macs"] == 64 * 32 * 48
+    assert rows[0]["plain_us"] > 0 and rows[0]["pool_us"] > 0
+    assert abs(rows[0]["ratio"] - rows[0]["pool_us"] / rows[0]["plain_us"]) < 1e-12
+    md = pool_split.markdown(rows)
+    assert md[2].startswith("| M x K x N |") and "| 64 x 32 x 48 | 0.1M |" in md[4]

@@ -20,10 +20,16 @@ def _rand(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype)
 
 
+@pytest.fixture
+def split_small(monkeypatch):
+    """Cut products of any size, so that small test operands exercise the pool's pieces."""
+    monkeypatch.setattr(blas, "MIN_SPLIT_MACS", 0)
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("case", ["2d", "2d_transposed_a", "2d_transposed_b", "batched", "batched_transposed",
                                   "batched_times_2d", "2d_times_batched", "odd_sizes"])
-def test_threaded_matmul_equals_numpy(case, dtype, tol):
+def test_threaded_matmul_equals_numpy(case, dtype, tol, split_small):
     rng = np.random.default_rng(0)
     a, b = {
         "2d": lambda: (_rand(rng, (300, 64), dtype), _rand(rng, (64, 96), dtype)),
@@ -44,7 +50,7 @@ def test_threaded_matmul_equals_numpy(case, dtype, tol):
 
 
 @pytest.mark.parametrize("shape_a, shape_b", [((300, 64), (64, 96)), ((6, 40, 16), (6, 16, 96)), ((4, 4), (4, 96))])
-def test_bias_is_added_to_every_row(shape_a, shape_b):
+def test_bias_is_added_to_every_row(shape_a, shape_b, split_small):
     rng = np.random.default_rng(2)
     a, b, bias = _rand(rng, shape_a, np.float64), _rand(rng, shape_b, np.float64), _rand(rng, (96,), np.float64)
     want = a @ b + bias
@@ -55,7 +61,7 @@ def test_bias_is_added_to_every_row(shape_a, shape_b):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_pair_equals_two_products(threads):
+def test_pair_equals_two_products(threads, split_small):
     rng = np.random.default_rng(3)
     dy, w, x = _rand(rng, (512, 96), np.float64), _rand(rng, (96, 64), np.float64), _rand(rng, (512, 64), np.float64)
     dx, dw = blas.matmul_pair_threaded(dy, w, dy.T, x, threads=threads)

@@ -152,7 +152,7 @@ def fast_lines(r: dict) -> list:
 # Sections of docs/performance.md kept by hand: one-off A/B measurements that need two builds
 # of the code (a run cannot repeat them), and the record of what was tried. Each carries its own
 # date and conditions; a benchmark run keeps them as they are.
-KEPT = ("row-sums-ab", "speed-layer-ab", "levers", "width-sweep")
+KEPT = ("row-sums-ab", "speed-layer-ab", "levers", "pool-threshold", "width-sweep")
 
 
 def kept_begin(name: str) -> str:

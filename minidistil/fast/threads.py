@@ -30,9 +30,11 @@ from ..kernels import backend
 from ..kernels.matmul import matmul_numpy
 from .calibrate import choose, shape_key
 
-# Products smaller than this many multiply-adds run as one call: below it the pool's hand-off
-# (~20 us) costs more than the second core saves.
-MIN_SPLIT_MACS = 1 << 20
+# Products smaller than this many multiply-adds run as one call. Below it the hand-off costs more
+# than the second core saves: besides waking a worker (~40 us on a KVM guest), each piece packs
+# the whole of ``b`` again, so for a batch-1 sequence (128 rows) cutting rows only pays once the
+# product is wide. docs/performance.md ("Where the pool pays") has the measurements.
+MIN_SPLIT_MACS = 1 << 23
 
 _lock = threading.Lock()
 _blas = None  # the threadpoolctl controller of the BLAS libraries, found once
