@@ -68,7 +68,7 @@ def _sm_as_log_softmax(m, r, c):
 def _ce_per_sequence(m, r, c):
     """A mean over each sequence's scored tokens, then over the B sequences."""
     y = c.args["labels"]  # (B, T)
-    keep = y != -100
+    keep = y != F.IGNORE_INDEX
     n_b = keep.sum(-1, keepdims=True)  # (B, 1)
     if n_b.min() == 0:
         return False
@@ -85,7 +85,7 @@ def _sm_sum_sign(m, r, c):
 def _ce_from_logits(m, r, c):
     a = c.args
     z, y = a["logits"], a["labels"]  # (B, T, V), (B, T)
-    keep = y != -100
+    keep = y != F.IGNORE_INDEX
     g = z * keep[..., None]  # (B, T, V) the logits where the probabilities belong
     idx = np.nonzero(keep) + (y[keep],)
     g[idx] -= 1.0

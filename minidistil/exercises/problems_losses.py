@@ -195,9 +195,9 @@ def ce_cases(rng):
     for B, T, V, ign in ((2, 3, 5, 2), (1, 4, 6, 1), (3, 2, 4, 3)):
         logits = rng.standard_normal((B, T, V)) * 2.0  # (B, T, V)
         labels = rng.integers(0, V, size=(B, T))  # (B, T)
-        labels.reshape(-1)[rng.choice(B * T, size=ign, replace=False)] = -100  # not scored
+        labels.reshape(-1)[rng.choice(B * T, size=ign, replace=False)] = F.IGNORE_INDEX  # not scored
         dloss = float(rng.uniform(0.5, 1.5))
-        n = int((labels != -100).sum())
+        n = int((labels != F.IGNORE_INDEX).sum())
         cases.append(Case(f"logits{logits.shape} ignored={ign}",
                           {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
                           lambda z=logits, y=labels, d=dloss: d * F.cross_entropy(z, y),
@@ -207,7 +207,7 @@ def ce_cases(rng):
     B, T, V = 2, 4, 6
     logits = rng.standard_normal((B, T, V)) * 2.0  # (B, T, V)
     labels = rng.integers(0, V, size=(B, T))  # (B, T)
-    labels[0, 1:] = -100
+    labels[0, 1:] = F.IGNORE_INDEX
     dloss = float(rng.uniform(0.5, 1.5))
     cases.append(Case(f"logits{logits.shape} ignored=3 in one row",
                       {"dloss": dloss, "logits": logits, "labels": labels}, {"dlogits": logits},
@@ -218,12 +218,12 @@ def ce_cases(rng):
 
 def _ce_ignored_rows(m, r, c):
     g = np.asarray(m["dlogits"], dtype=np.float64)
-    return g.shape == r["dlogits"].shape and bool(np.any(np.abs(g[c.args["labels"] == -100]) > 1e-12))
+    return g.shape == r["dlogits"].shape and bool(np.any(np.abs(g[c.args["labels"] == F.IGNORE_INDEX]) > 1e-12))
 
 
 def _ce_count(m, r, c):
     y = c.args["labels"]
-    n = (y != -100).sum()
+    n = (y != F.IGNORE_INDEX).sum()
     return close(m["dlogits"], r["dlogits"] * n / y.size)
 
 
@@ -240,7 +240,7 @@ def label_entries(a, at_label):
     and 0 elsewhere (p the softmax there), and n the number of scored rows: the shape of a
     gradient a learner writes at the label only."""
     y, p = a["labels"], F.softmax_t(a["logits"])  # (B, T), (B, T, V)
-    keep = y != -100
+    keep = y != F.IGNORE_INDEX
     g = np.zeros_like(p)  # (B, T, V)
     idx = np.nonzero(keep) + (y[keep],)
     g[idx] = at_label(p[idx])
@@ -257,7 +257,7 @@ CE_MISTAKES = [
     Mistake("ce_ignore_index",
             "The label -100 is not a class: it marks a row that is not scored. Select the scored "
             "rows (labels != -100) before indexing with the labels, and give the others zero gradient.",
-            None, lambda e, c: isinstance(e, IndexError) and "-100" in str(e)),
+            None, lambda e, c: isinstance(e, IndexError) and str(F.IGNORE_INDEX) in str(e)),
     Mistake("ce_ignored_rows",
             "Rows whose label is -100 are not in the loss: their gradient must be exactly 0.",
             _ce_ignored_rows),

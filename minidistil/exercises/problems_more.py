@@ -132,7 +132,7 @@ def _kl_no_tau_anywhere(m, r, c):
 def _ce_log_probs(m, r, c):
     a = c.args
     y = a["labels"]
-    keep = y != -100  # (B, T)
+    keep = y != F.IGNORE_INDEX  # (B, T)
     onehot = np.zeros_like(a["logits"])  # (B, T, V)
     onehot[np.nonzero(keep) + (y[keep],)] = 1.0
     g = (F.log_softmax_t(a["logits"]) - onehot) * keep[..., None] / keep.sum()  # (B, T, V)
@@ -237,7 +237,7 @@ def _kl_diag_jacobian(m, r, c):
 
 
 def _ce_onehot(a, probs, pairs=True):
-    y, keep = a["labels"], a["labels"] != -100  # (B, T) each
+    y, keep = a["labels"], a["labels"] != F.IGNORE_INDEX  # (B, T) each
     g = probs.reshape(-1, probs.shape[-1]).copy()  # (N, V)
     yf, kf = y.reshape(-1), keep.reshape(-1)  # (N,) each
     if pairs:

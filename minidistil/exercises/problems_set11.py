@@ -119,7 +119,7 @@ def _triple_cos_norm_term(m, r, c):
 
 def _triple_kl_count(m, r, c):
     a = c.args
-    P, n = a["h"].shape[0], int((np.asarray(a["labels"]) != -100).sum())
+    P, n = a["h"].shape[0], int((np.asarray(a["labels"]) != F.IGNORE_INDEX).sum())
     if n in (0, P):
         return False
     d_ce, d_mlm, d_cos = triple_parts(a)

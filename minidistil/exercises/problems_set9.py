@@ -205,8 +205,8 @@ def _ce_more_ignored(m, r, c):
     if g.shape != ref.shape:
         return False
     zero = np.all(np.abs(g) <= 1e-12 * max(1.0, float(np.abs(ref).max())), axis=-1)  # (B, T)
-    extra = zero & (y != -100)
-    n, left = int((y != -100).sum()), int((~zero & (y != -100)).sum())
+    extra = zero & (y != F.IGNORE_INDEX)
+    n, left = int((y != F.IGNORE_INDEX).sum()), int((~zero & (y != F.IGNORE_INDEX)).sum())
     if not extra.any() or left == 0:
         return False
     keep = ~zero
