@@ -3,9 +3,9 @@ its help), dispatches to the command, and turns every expected failure into one 
 
 Where each command lives:
 
-    demo, ablate from the shipped teacher   train/demo_cli.py, train/ablate_cli.py
-    pretrain, distill, evaluate             train/stages_cli.py (after the checks below)
-    glue                                    train/glue_cli.py
+    demo, ablate from the shipped teacher   commands/demo.py, commands/ablate.py
+    pretrain, distill, evaluate             commands/stages.py (after the checks below)
+    glue                                    commands/glue.py
     export                                  export.py
     bench, bench-ranks                      bench/, parallel/bench.py
     checks before any work                  cli_checks.py (inputs, run directory, teacher, corpus)
@@ -23,9 +23,9 @@ import time
 from .cli_checks import (check_inputs, check_stage_free, load_teacher, prepare, resolve_config, say,
                          stage_state, start_run_dir)
 from .cli_parser import UsageError, build_parser
-from .train.ablate_cli import run_ablate
-from .train.demo_cli import run_demo_students, run_from_teacher
-from .train.stages_cli import run_distill, run_evaluate, run_pretrain
+from .commands.ablate import run_ablate
+from .commands.demo import run_demo_students, run_from_teacher
+from .commands.stages import run_distill, run_evaluate, run_pretrain
 
 
 def _fail(args, message, code):
@@ -164,7 +164,7 @@ def _dispatch(args) -> int:
     try:
         args.comm = _communicator(args)
         if args.command == "glue":
-            from .train.glue_cli import run_glue_command
+            from .commands.glue import run_glue_command
             return run_glue_command(args, UsageError)
         if args.command == "export":
             from .export import run

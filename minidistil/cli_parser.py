@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", metavar="FOLDER", help="start from this Hugging Face BERT folder "
                    "instead of the shipped teacher")
 
-    from .train.glue_cli import add_glue_parser
+    from .commands.glue import add_glue_parser
     add_glue_parser(sub, POS_INT, POS_FLOAT, NONNEG_FLOAT)
     add_export_parser(sub)
     sub.add_parser("bench", help="benchmarks (run `minidistil bench --help`)", add_help=False)

@@ -9,8 +9,8 @@ from ..cli_parser import ABLATE_STEPS, ABLATE_STEPS_QUICK
 
 
 def run_ablate(args, cfg, data, teacher, t0, cpu0) -> int:
-    from .ablate import ablate, format_ablation, plot_rows
-    from .plots_claims import plot_ablation_ci
+    from ..train.ablate import ablate, format_ablation, plot_rows
+    from ..train.plots_claims import plot_ablation_ci
     seeds = list(range(cfg.seed, cfg.seed + args.seeds))
     steps = args.steps or (ABLATE_STEPS_QUICK if args.quick else ABLATE_STEPS)
     report = ablate(cfg, args.out, data, teacher, seeds, steps=steps, progress=not args.no_progress,

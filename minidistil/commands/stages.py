@@ -9,8 +9,8 @@ from ..cli_checks import say, stage_state
 
 
 def run_pretrain(args, cfg, data):
-    from .pretrain import pretrain
-    from .runs import MODEL_FILE, load_model
+    from ..train.pretrain import pretrain
+    from ..train.runs import MODEL_FILE, load_model
     if stage_state(args.out, "pretrain") == "done":
         say(args, "teacher already trained: reusing " + os.path.join(args.out, "pretrain", MODEL_FILE))
         return load_model(os.path.join(args.out, "pretrain", MODEL_FILE))[0], True
@@ -25,7 +25,7 @@ def run_pretrain(args, cfg, data):
 
 def finish_stage(args, stage, finished, model=None, tokenizer=None):
     """A finished stage: drop the resume checkpoint (model.npz stays); the student's HF folder."""
-    from .loop import CKPT_FILE
+    from ..train.loop import CKPT_FILE
     if not finished:
         return
     ckpt = os.path.join(args.out, stage, CKPT_FILE)
@@ -39,8 +39,8 @@ def finish_stage(args, stage, finished, model=None, tokenizer=None):
 
 
 def run_distill(args, cfg, data, teacher):
-    from .distill import distill
-    from .runs import MODEL_FILE, load_model
+    from ..train.distill import distill
+    from ..train.runs import MODEL_FILE, load_model
     if stage_state(args.out, "distill") == "done":
         say(args, "student already trained: reusing " + os.path.join(args.out, "distill", MODEL_FILE))
         student = load_model(os.path.join(args.out, "distill", MODEL_FILE))[0]
@@ -56,9 +56,9 @@ def run_distill(args, cfg, data, teacher):
 
 
 def run_evaluate(args, cfg, data, teacher, students: dict):
-    from .controls import format_claims
-    from .demo import evaluate_run, write_plots
-    from .evaluate import format_table, format_targets
+    from ..train.controls import format_claims
+    from ..train.demo import evaluate_run, write_plots
+    from ..train.evaluate import format_table, format_targets
     report = evaluate_run(args.out, cfg, data, teacher, students)
     paths = write_plots(args.out, report, data, cfg, teacher)
     if report.get("teacher_has_mlm_head", True):  # Table 1 compares masked-token accuracies

@@ -44,9 +44,9 @@ def _task_list(args):
 def run_glue_command(args, usage_error) -> int:
     """Checks first (one line and exit 2 through ``usage_error``), then the work."""
     from dataclasses import replace
-    from .finetune import FinetuneConfig
-    from .glue import GlueConfig, find_models, run_glue
-    from .glue_report import format_glue, format_targets, plot_glue
+    from ..train.finetune import FinetuneConfig
+    from ..train.glue import GlueConfig, find_models, run_glue
+    from ..train.glue_report import format_glue, format_targets, plot_glue
     if not os.path.isdir(args.out):
         raise usage_error(f"--out {args.out}: no such run directory")
     try:

@@ -7,13 +7,13 @@ import time
 
 from ..cli_checks import check_inputs, check_stage_free, merge_saved_config, prepare, say, stored_teacher_source
 from ..cli_parser import UsageError
-from .ablate_cli import run_ablate
-from .stages_cli import finish_stage, run_evaluate
+from .ablate import run_ablate
+from .stages import finish_stage, run_evaluate
 
 
 def run_from_teacher(args) -> int:
     """``demo``/``ablate`` without --pretrain/--quick: the shipped teacher (or --teacher)."""
-    from . import demo
+    from ..train import demo
     t0, cpu0 = time.perf_counter(), time.process_time()
     check_inputs(args)
     if args.resume and not args.teacher and args.command == "demo":
@@ -41,7 +41,7 @@ def run_from_teacher(args) -> int:
 
 
 def run_demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
-    from . import demo
+    from ..train import demo
     t1 = time.perf_counter()
     models, _ = demo.run_students(cfg, args.out, data, teacher, resume=args.resume,
                                   progress=not args.no_progress, log=lambda m: say(args, m),
