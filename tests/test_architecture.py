@@ -3,10 +3,11 @@ an import that happens to be cached):
 
 * the teaching path (kernels, layers, models, losses, masking, train, gradcheck) reaches no speed
   code: no ``minidistil.fast``, no ``minidistil.bench``, no threadpoolctl, ctypes or malloc
-  tuning, and no environment variable set, through any chain of imports inside the package
-  (function-level imports included: they run as soon as the function does). The command line
-  is not the teaching path: it is what switches the fast layer on (``cli.py``, ``cli_*.py`` and
-  each command's ``train/<command>_cli.py``), so the walk neither starts nor continues there;
+  tuning, no environment variable set or removed and no thread count set, through any chain of
+  imports inside the package (function-level imports included: they run as soon as the function
+  does). The command line is not the teaching path: it is what switches the fast layer on
+  (``cli.py``, ``cli_*.py`` and ``commands/``), so the walk does not start there; it does follow a
+  teaching module into it, and no module under ``train/`` (or any teaching package) is exempt;
 * no source file of the package, the tests or the tutorials is over 500 lines.
 """
 from __future__ import annotations
@@ -21,6 +22,13 @@ PKG = ROOT / "minidistil"
 TEACHING = ("kernels", "layers", "models", "losses", "masking", "train", "gradcheck", "task_losses")
 FORBIDDEN_PACKAGES = ("minidistil.fast", "minidistil.bench")
 FORBIDDEN_THIRD_PARTY = ("threadpoolctl", "ctypes")
+# process-wide writes, as ``owner.method``: os.environ's, os's and libc's (ctypes) setters
+EFFECT_METHODS = {"environ": ("setdefault", "update", "pop", "popitem", "clear"),
+                  "os": ("putenv", "unsetenv"), "libc": ("mallopt",)}
+THREAD_SETTERS = ("set_num_threads",)  # numba.set_num_threads(...), or any set_num_threads(...)
+# (module, function): the knob the teaching path defines for its users and never calls itself; a
+# call to it from a teaching module is still caught (the callers are parallel/, bench/, tutorials)
+KNOBS = {("minidistil.kernels.backend", "set_num_threads")}
 MAX_LINES = 500
 
 
@@ -42,25 +50,47 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
     return [base] + [f"{base}.{a.name}" for a in node.names]
 
 
-def _imports(path: Path) -> tuple[set[str], list[str]]:
-    """(the modules ``path`` imports anywhere in its body, the process-wide effects it writes)."""
-    module, tree = _module_name(path), ast.parse(path.read_text(encoding="utf-8"))
+def _name(node) -> str | None:
+    """``environ`` for ``os.environ`` or ``environ``; None for anything but a name or attribute."""
+    return getattr(node, "attr", None) or getattr(node, "id", None)
+
+
+def _walk(tree):
+    """Every node, with the name of the innermost function around it (None at import level)."""
+    todo = [(tree, None)]
+    while todo:
+        node, func = todo.pop()
+        yield node, func
+        inner = node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+        todo += [(child, inner) for child in ast.iter_child_nodes(node)]
+
+
+def _scan(module: str, is_package: bool, source: str, where: str) -> tuple[set[str], list[str]]:
+    """(the modules ``source`` imports anywhere in its body, the process-wide effects it writes)."""
     names, effects = set(), []
-    for node in ast.walk(tree):
+    for node, func in _walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            names |= set(_resolve(module, path.name == "__init__.py", node))
-        elif isinstance(node, ast.Attribute) and node.attr in ("mallopt", "putenv", "setdefault") and \
-                isinstance(node.value, (ast.Name, ast.Attribute)) and \
-                (getattr(node.value, "attr", None) or getattr(node.value, "id", None)) in ("environ", "libc", "os"):
-            effects.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
-        elif isinstance(node, (ast.Assign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                if isinstance(t, ast.Subscript) and getattr(t.value, "attr", getattr(t.value, "id", None)) == "environ":
-                    effects.append(f"{path.relative_to(ROOT)}:{node.lineno} environ[...] =")
+            names |= set(_resolve(module, is_package, node))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, (ast.Name, ast.Attribute)) and \
+                node.attr in EFFECT_METHODS.get(_name(node.value), ()):
+            effects.append(f"{where}:{node.lineno} {_name(node.value)}.{node.attr}")
+        elif isinstance(node, ast.Call) and _name(node.func) in THREAD_SETTERS and \
+                (module, func) not in KNOBS:
+            effects.append(f"{where}:{node.lineno} {_name(node.func)}(...)")
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.target if isinstance(node, ast.AugAssign) else node.targets
+            for t in targets if isinstance(targets, list) else [targets]:
+                if isinstance(t, ast.Subscript) and _name(t.value) == "environ":
+                    what = "del environ[...]" if isinstance(node, ast.Delete) else "environ[...] ="
+                    effects.append(f"{where}:{node.lineno} {what}")
     return names, effects
+
+
+def _imports(path: Path) -> tuple[set[str], list[str]]:
+    return _scan(_module_name(path), path.name == "__init__.py", path.read_text(encoding="utf-8"),
+                 str(path.relative_to(ROOT)))
 
 
 def _graph():
@@ -68,14 +98,8 @@ def _graph():
     return files, {m: _imports(p) for m, p in files.items()}
 
 
-def _is_command_line(module: str) -> bool:
-    last = module.rsplit(".", 1)[-1]
-    return last == "cli" or last.startswith("cli_") or last.endswith("_cli")
-
-
 def _teaching_modules(files):
-    return sorted(m for m in files if m.count(".") >= 1 and m.split(".")[1] in TEACHING
-                  and not _is_command_line(m))
+    return sorted(m for m in files if m.count(".") >= 1 and m.split(".")[1] in TEACHING)
 
 
 def test_the_graph_sees_imports():
@@ -85,8 +109,11 @@ def test_the_graph_sees_imports():
     assert "minidistil.layers.linear" in files and any(
         n.startswith("minidistil.kernels") for n in graph["minidistil.layers.linear"][0])
     assert len(_teaching_modules(files)) > 30
-    assert "minidistil.train.glue_cli" not in _teaching_modules(files)  # the command line
+    assert "minidistil.commands.glue" not in _teaching_modules(files)  # the command line
+    assert "minidistil.fast" in graph["minidistil.commands.glue"][0]  # ... which switches speed on
     assert "minidistil.train.glue" in _teaching_modules(files)
+    train = [m for m in files if m.startswith("minidistil.train.")]
+    assert train and set(train) <= set(_teaching_modules(files))  # no module of train/ is exempt
 
 
 def test_the_teaching_path_reaches_no_speed_code():
@@ -103,8 +130,7 @@ def test_the_teaching_path_reaches_no_speed_code():
                     bad.append(f"{' -> '.join(chain[m])} imports {n}")
                 # the modules of the package this name is (or is inside of)
                 for target in {n, n.rsplit(".", 1)[0]}:
-                    if target in files and target not in seen and not target.startswith(FORBIDDEN_PACKAGES) \
-                            and not _is_command_line(target):
+                    if target in files and target not in seen and not target.startswith(FORBIDDEN_PACKAGES):
                         seen.add(target)
                         chain[target] = chain[m] + [target]
                         todo.append(target)
@@ -116,6 +142,27 @@ def test_the_fast_layer_is_seen_as_forbidden():
     tree = ast.parse("from ..fast import threads\n")
     names = set(_resolve("minidistil.layers.linear", False, tree.body[0]))
     assert any(n.startswith(FORBIDDEN_PACKAGES) for n in names)
+
+
+@pytest.mark.parametrize("line", [
+    'os.environ["OMP_NUM_THREADS"] = "1"', 'os.environ.setdefault("OMP_NUM_THREADS", "1")',
+    'os.environ.update(OMP_NUM_THREADS="1")', 'os.environ.pop("OMP_NUM_THREADS", None)',
+    'del os.environ["OMP_NUM_THREADS"]', 'os.putenv("OMP_NUM_THREADS", "1")',
+    "numba.set_num_threads(1)", "set_num_threads(1)",
+    "def f():\n    numba.set_num_threads(1)",  # inside a function: it runs as soon as f does
+])
+def test_each_process_wide_effect_is_seen(line):
+    """Each write the walk looks for would be caught in a teaching module (the check can fail)."""
+    _, effects = _scan("minidistil.layers.linear", False, f"import os\nimport numba\n{line}\n", "x.py")
+    assert effects, line
+
+
+def test_only_the_knob_itself_may_set_threads():
+    """kernels/backend.py's ``set_num_threads`` (the user's knob) may call Numba's; no one else."""
+    body = "def set_num_threads(n):\n    numba.set_num_threads(n)\n"
+    assert not _scan("minidistil.kernels.backend", False, body, "backend.py")[1]
+    assert _scan("minidistil.kernels.matmul", False, body, "matmul.py")[1]
+    assert _scan("minidistil.kernels.backend", False, body + "set_num_threads(1)\n", "backend.py")[1]
 
 
 @pytest.mark.parametrize("folder", ["minidistil", "tests", "tutorials"])
