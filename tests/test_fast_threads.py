@@ -171,6 +171,93 @@ def test_calibration_keeps_the_default_unless_another_route_wins_every_turn(monk
     assert set(calibrate.decisions()) == {str(("k1",)), str(("k2",)), str(("k3",))}
 
 
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """A clock that only the routes move: ``route(cost, value)`` advances it by ``cost``."""
+    monkeypatch.setattr(calibrate, "_choices", {})
+    clock = {"t": 0.0}
+    monkeypatch.setattr(calibrate.time, "perf_counter", lambda: clock["t"])
+
+    def route(cost, value, calls=None, name=None):
+        def run():
+            clock["t"] += cost
+            if calls is not None:
+                calls.append(name)
+            return value
+        return run
+    return route
+
+
+def test_exact_routes_are_timed_even_with_calibration_off(monkeypatch, fake_clock):
+    monkeypatch.setattr(calibrate, "_timing", {"on": False})
+    same = np.arange(6.0).reshape(2, 3)
+    calls = []
+    routes = {"pool": fake_clock(1.0, same.copy(), calls, "pool"),
+              "plain": fake_clock(0.5, same.copy(), calls, "plain"),
+              "blas": fake_clock(0.1, same.copy(), calls, "blas")}
+    got = calibrate.choose(("e1",), routes, default="pool", exact=("plain",))
+    np.testing.assert_array_equal(got, same)
+    assert calibrate.route_for(("e1",)) == "plain"  # twice as fast in every turn
+    assert "blas" not in calls  # not exact, calibration off: never run
+    assert calls.count("plain") == calibrate.ROUNDS == calls.count("pool")
+
+
+def test_an_exact_route_that_changes_the_bits_is_never_chosen(monkeypatch, fake_clock):
+    monkeypatch.setattr(calibrate, "_timing", {"on": False})
+    a = np.ones((3, 3), dtype=np.float32)
+    b = a.copy()
+    b[1, 2] = np.nextafter(np.float32(1), np.float32(2))  # one unit in the last place
+    got = calibrate.choose(("e2",), {"pool": fake_clock(1.0, a), "plain": fake_clock(0.1, b)},
+                           default="pool", exact=("plain",))
+    assert got is a and calibrate.route_for(("e2",)) == "pool"
+    assert calibrate.decisions()[str(("e2",))]["differs"] == ["plain"]
+
+
+def test_same_bits_compares_values_shapes_dtypes_and_tuples():
+    x = np.array([1.0, np.nan])
+    assert calibrate.same_bits(x, x.copy())
+    assert not calibrate.same_bits(x, x.astype(np.float32))
+    assert not calibrate.same_bits(x, x[:1])
+    assert calibrate.same_bits((x, x), (x.copy(), x.copy()))
+    assert not calibrate.same_bits((x, x), (x, x + 1))
+
+
+@needs_blas
+def test_the_pool_and_one_plain_call_give_the_same_bits():
+    # what lets fast/threads.py time the two with calibration off: row pieces are the same BLAS work
+    rng = np.random.default_rng(3)
+    with use_backend("numba"):
+        blas.hold_blas()
+        try:
+            for (m, k, n) in [(1024, 128, 128), (333, 256, 96), (4096, 128, 384)]:
+                a, b = _rand(rng, (m, k), np.float32), _rand(rng, (k, n), np.float32)
+                bias = _rand(rng, (n,), np.float32)
+                assert calibrate.same_bits(blas.matmul_threaded(a, b, threads=2, bias=bias),
+                                           M.matmul_numpy(a, b, bias))
+        finally:
+            blas.release_blas()
+
+
+def test_which_products_are_timed(monkeypatch):
+    monkeypatch.setattr(calibrate, "_choices", {})
+    monkeypatch.setattr(calibrate, "_timing", {"on": False})
+    monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    seen = {}
+    real = calibrate.choose
+
+    def spy(key, routes, default, exact=()):
+        seen[key[0], sum(np.prod(s[0]) for s in key[1:] if isinstance(s, tuple))] = sorted(routes)
+        return real(key, routes, default, exact)
+    monkeypatch.setattr(blas, "choose", spy)
+    small, mid, big = np.ones((64, 64), np.float32), np.ones((1024, 128), np.float32), np.ones((4096, 256), np.float32)
+    blas.matmul_calibrated(small, small)                     # 0.3M: one call, nothing to choose
+    blas.matmul_calibrated(mid, np.ones((128, 128), np.float32))      # 16.8M: the pool against plain
+    blas.matmul_calibrated(big, np.ones((256, 256), np.float32))      # 268M: the pool, untimed
+    assert sorted(seen.values()) == [["plain", "pool"], ["pool"]]
+    big_key = [k for k, v in calibrate.decisions().items() if "256)" in k]
+    assert big_key and calibrate.decisions()[big_key[0]] == {"route": "pool", "times_ms": {}}
+
+
 def _run(code, **env):
     full = dict(os.environ, **env)
     for k in [k for k, v in env.items() if v is None]:
@@ -220,6 +307,15 @@ def test_enable_holds_blas_and_disable_gives_it_back():
     assert "threads" in res["on"]
     # Numba's pool had started (the probe ran a model first): the wait policy is left alone, and said so
     assert res["policy"] is None and "idle_threads_sleep" not in res["on"]
+
+
+@needs_blas
+def test_under_the_numpy_backend_enable_leaves_blas_its_threads():
+    code = ("import minidistil.fast as f; from threadpoolctl import threadpool_info; i = f.enable(); "
+            "print([t['num_threads'] for t in threadpool_info() if t['user_api'] == 'blas'], "
+            "sorted(i['on']), 'numpy backend' in i['off']['threads'])")
+    out = _run(code, MINIDISTIL_BACKEND="numpy", OPENBLAS_NUM_THREADS="2")
+    assert "[1]" not in out and "'threads'" not in out.split("]")[1] and out.endswith("True"), out
 
 
 def test_enable_sets_the_wait_policy_only_before_numbas_pool_starts_and_never_over_the_users():

@@ -66,8 +66,9 @@ METHOD = """\
   position; minidistil's teacher step computes them only at the masked positions.
 - Threads: `--threads` sizes Numba's pool (the fused kernels) and, with the fast layer on
   (the default; `--no-fast` measures the plain code), its matmul pool (`minidistil/fast/threads.py`):
-  OpenBLAS is held to one thread and each product shape is calibrated on its first call, cut
-  over the pool or given to BLAS's own threads. The NumPy twins in the kernel table run plain
+  OpenBLAS is held to one thread; large products are cut over the pool, small ones are one
+  call, and each mid-sized shape's first product times the two and keeps the faster (they give
+  the same bits). The NumPy twins in the kernel table run plain
   `@`, with BLAS's own threads when the fast layer is off. The fresh processes get
   `OPENBLAS_NUM_THREADS` and `NUMBA_NUM_THREADS`. The fast layer also sets
   `OMP_WAIT_POLICY=PASSIVE` before Numba's pool starts, and glibc's malloc keeps freed

@@ -140,10 +140,12 @@ def fast_lines(r: dict) -> list:
         out += [f"- off: {k}: {v}" for k, v in f["off"].items()]
         for b in f.get("blas") or []:
             out.append(f"- BLAS: {b['library']} {b['version']}, {b['architecture'] or 'core unknown'} kernels")
-        routes = [v["route"] for v in (f.get("decisions") or {}).values()]
-        if routes:
-            out.append(f"- calibrated shapes: {len(routes)}, " + ", ".join(
-                f"{n} {routes.count(n)}" for n in sorted(set(routes))) + " (`minidistil.fast.info()` lists them)")
+        decided = list((f.get("decisions") or {}).values())
+        timed = [v["route"] for v in decided if v.get("times_ms")]
+        if decided:
+            out.append(f"- route decisions: {len(decided)} shapes, {len(timed)} of them timed"
+                       + (" (" + ", ".join(f"{n} {timed.count(n)}" for n in sorted(set(timed))) + ")" if timed else "")
+                       + "; `minidistil.fast.info()` lists them")
         out.append("")
     out += coexist_lines(r.get("coexist"), r["conditions"].get("loadavg_start")) + [""]
     return out

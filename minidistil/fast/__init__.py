@@ -5,11 +5,12 @@ this package changes nothing either. :func:`enable` (the command line calls it; 
 skips it) switches on, for this process:
 
 * **threads** (fast/threads.py): BLAS held to one thread (threadpoolctl), and the layers' matrix
-  products cut over a small pool of Python threads, or given to BLAS's own threads, whichever a
-  short calibration of each shape measured faster;
+  products cut over a small pool of Python threads where that pays: always for large products,
+  never for small ones, and for those in between where the first product of the shape ran faster
+  on the pool than as one call (the two give the same bits);
 * **attention** (fast/attention.py, fast/gemm.py): the per-head attention kernel that calls BLAS's
   gemm from Numba, with OpenBLAS's AVX-512 small-matrix kernels where OpenBLAS itself picked
-  kernels without AVX-512 on an AVX-512 CPU; each shape calibrated against the plain kernel;
+  kernels without AVX-512 on an AVX-512 CPU;
 * **idle threads sleep** (fast/omp.py): ``OMP_WAIT_POLICY=PASSIVE`` when Numba's OpenMP pool has
   not started yet and the user has not chosen a policy, so Numba's idle workers stop spinning
   while BLAS works; Numba's workqueue layer instead when an OpenMP runtime (PyTorch's) was
@@ -65,10 +66,13 @@ def torch_warning(idle_threads_sleep: bool = False):
 def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
     """Switch the speed layer on (idempotent); returns :func:`info`.
 
-    ``calibrate_routes=True`` times each shape's routes on its first call and keeps the fastest
-    (fast/calibrate.py). That choice can differ from one process to the next, and the routes sum
-    in different orders, so it gives up bit-exact ``--resume``; off by default, every shape takes
-    its default route.
+    ``calibrate_routes=True`` also times the routes that sum in a different order (BLAS's own
+    threads, the plain attention kernel) on each shape's first call and keeps the fastest
+    (fast/calibrate.py). That choice can differ from one process to the next, so it gives up
+    bit-exact ``--resume``; off by default, those shapes take their default route.
+
+    Under ``MINIDISTIL_BACKEND=numpy`` (the twins) nothing touches BLAS or the matrix products:
+    the routes serve the numba backend, and :func:`info` says so.
     """
     if _state["enabled"]:
         return info()
@@ -89,21 +93,30 @@ def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
         else:
             off["malloc"] = "not glibc, or MINIDISTIL_MALLOC=system"
     routes = {}
-    if threads.blas_controller().lib_controllers:
+    if backend.get_backend() != "numba":
+        why = (f"the {backend.get_backend()} backend runs the NumPy twins as written, and BLAS keeps "
+               "its own threads (the fast routes serve the numba backend)")
+        off["threads"] = off["attention"] = why
+    elif threads.blas_controller().lib_controllers:
         threads.hold_blas()
         routes["matmul"] = threads.matmul_calibrated
         routes["matmul_pair"] = threads.matmul_pair_calibrated
-        on["threads"] = (f"BLAS held to 1 thread (had {threads._blas_threads}); each product shape "
-                         + ("calibrated: the pool or BLAS's own threads" if calibrate_routes
-                            else "on its default route (calibrate_routes=False)"))
+        band = (f"{threads.MIN_SPLIT_MACS / 1e6:.1f}M to {threads.ALWAYS_SPLIT_MACS / 1e6:.0f}M")
+        on["threads"] = (f"BLAS held to 1 thread (had {threads._blas_threads}); products of {band} "
+                         "multiply-adds timed on their first call, the pool against one plain call "
+                         "(the same bits), larger ones on the pool"
+                         + ("; BLAS's own threads timed too (calibrate_routes=True)"
+                            if calibrate_routes else ""))
     else:
         off["threads"] = "threadpoolctl finds no BLAS library to control"
     g = gemm.gemm_functions() if threads.blas_held() else None
     if g is None:
-        off["attention"] = "NumPy's BLAS is not OpenBLAS: gemm cannot be called from Numba"
+        off.setdefault("attention", "NumPy's BLAS is not OpenBLAS: gemm cannot be called from Numba")
     else:
         routes["attention_forward"], routes["attention_backward"] = _attention_routes()
-        on["attention"] = f"per-head kernel on BLAS's gemm ({g.route} route), calibrated per shape"
+        on["attention"] = (f"per-head kernel on BLAS's gemm ({g.route} route), "
+                           + ("timed per shape against the plain kernel" if calibrate_routes
+                              else "on every shape (calibrate_routes=False)"))
         if g.route != "avx512":
             off["avx512"] = g.why_not_avx512
     backend.set_fast_routes(routes)

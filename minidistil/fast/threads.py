@@ -13,9 +13,10 @@ Numba kernel that runs next, and it splits the many small batched products badly
   threads (NumPy releases the GIL inside BLAS), each piece a single-threaded BLAS call;
 * Numba's threads run the fused kernels in between, so at any moment one pool computes.
 
-Whether the pool beats BLAS's own threads depends on the CPU and the shape, so
+Whether the pool beats one plain call depends on the CPU and the shape, so for mid-sized products
 :func:`matmul_calibrated` times both on the first product of each shape and keeps the faster
-(fast/calibrate.py). docs/performance.md has the figures.
+(fast/calibrate.py); with ``enable(calibrate_routes=True)`` BLAS's own threads compete too.
+docs/performance.md has the figures.
 """
 from __future__ import annotations
 
@@ -28,13 +29,19 @@ import numpy as np
 
 from ..kernels import backend
 from ..kernels.matmul import matmul_numpy
-from .calibrate import choose, shape_key
+from .calibrate import choose, shape_key, timing
 
 # Products smaller than this many multiply-adds run as one call. Below it the hand-off costs more
 # than the second core saves: besides waking a worker (~40 us on a KVM guest), each piece packs
 # the whole of ``b`` again, so for a batch-1 sequence (128 rows) cutting rows only pays once the
 # product is wide. docs/performance.md ("Where the pool pays") has the measurements.
 MIN_SPLIT_MACS = 1 << 23
+# Products of at least this many go to the pool without a test: it won there on both CPUs measured,
+# taking 0.58-0.71 of one plain call. Between the two bounds the pool won on one CPU and lost on
+# the other at the same shape, so the first product of each shape times the pool against one plain
+# call and keeps the faster. The two give the same bits (each output row is one BLAS call's work
+# either way; every timed call checks it), so the choice cannot change a result.
+ALWAYS_SPLIT_MACS = 1 << 27
 
 _lock = threading.Lock()
 _blas = None  # the threadpoolctl controller of the BLAS libraries, found once
@@ -195,27 +202,36 @@ def _with_blas_threads(fn: Callable):
             c.set_num_threads(1)
 
 
+def _routes(pool: Callable, plain: Callable, macs: int) -> dict:
+    """The candidates of one product (or pair): the pool; one plain call below
+    :data:`ALWAYS_SPLIT_MACS`; BLAS's own threads where calibration is on and BLAS had them."""
+    routes = {"pool": pool}
+    if macs < ALWAYS_SPLIT_MACS:
+        routes["plain"] = plain
+    if timing() and _blas_threads > 1:
+        routes["blas"] = lambda: _with_blas_threads(plain)
+    return routes
+
+
 def matmul_calibrated(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
-    """The fast layer's ``matmul``: the pool or BLAS's own threads, whichever measured faster for
-    this shape (small products are one plain call either way)."""
+    """The fast layer's ``matmul``: for a product worth cutting, the pool, one plain call or
+    (calibration on) BLAS's own threads, whichever measured fastest for this shape."""
     threads = backend.num_threads()
     if not splittable(a, b, threads):
         return matmul_numpy(a, b, bias)  # one call, BLAS single-threaded
-    if _blas_threads <= 1:
-        return matmul_threaded(a, b, threads, bias)  # BLAS had one thread anyway: the pool it is
-    return choose(("matmul", bias is None) + shape_key(a, b), {
-        "pool": lambda: matmul_threaded(a, b, threads, bias),
-        "blas": lambda: _with_blas_threads(lambda: matmul_numpy(a, b, bias))}, default="pool")
+    routes = _routes(lambda: matmul_threaded(a, b, threads, bias), lambda: matmul_numpy(a, b, bias),
+                     _batch_and_macs(a, b)[1])
+    return choose(("matmul", bias is None) + shape_key(a, b), routes, default="pool", exact=("plain",))
 
 
 def matmul_pair_calibrated(a1, b1, a2, b2) -> tuple:
-    """The fast layer's ``matmul_pair``, chosen per shape as :func:`matmul_calibrated` is."""
+    """The fast layer's ``matmul_pair``, chosen per shape as :func:`matmul_calibrated` is (the
+    pool runs the two products at once, one on each thread)."""
     threads = backend.num_threads()
-    if min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2 or \
-            _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1] < MIN_SPLIT_MACS:
+    if min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2:
+        return a1 @ b1, a2 @ b2
+    macs = _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1]
+    if macs < MIN_SPLIT_MACS:
         return a1 @ b1, a2 @ b2  # small: two plain calls, BLAS single-threaded
-    if _blas_threads <= 1:
-        return matmul_pair_threaded(a1, b1, a2, b2, threads)
-    return choose(("pair",) + shape_key(a1, b1, a2, b2), {
-        "pool": lambda: matmul_pair_threaded(a1, b1, a2, b2, threads),
-        "blas": lambda: _with_blas_threads(lambda: (a1 @ b1, a2 @ b2))}, default="pool")
+    routes = _routes(lambda: matmul_pair_threaded(a1, b1, a2, b2, threads), lambda: (a1 @ b1, a2 @ b2), macs)
+    return choose(("pair",) + shape_key(a1, b1, a2, b2), routes, default="pool", exact=("plain",))
