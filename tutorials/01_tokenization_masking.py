@@ -27,7 +27,7 @@ import numpy as np
 from minidistil.data.batches import batch_iterator, make_sequences, pad_batch, token_counts
 from minidistil.data.corpus import corpus_stats, load_default_corpus, split_documents
 from minidistil.data.tokenizer import train_wordpiece
-from minidistil.masking import mask_tokens, smoothing_weights
+from minidistil.masking import IGNORE_INDEX, mask_tokens, smoothing_weights
 
 plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 rng = np.random.default_rng(0)
@@ -112,7 +112,8 @@ print("one batch:", input_ids.shape, input_ids.dtype, "| mask sums:", attention_
 # %% [markdown]
 # ## Drawing a mask
 # `mask_tokens` chooses 15% of the real, non-special tokens. Labels keep the original id at
-# chosen positions and −100 elsewhere (the loss ignores −100).
+# chosen positions and −100 elsewhere (the loss ignores −100; the code names it `IGNORE_INDEX`,
+# from `minidistil.masking`).
 
 # %%
 masked, labels = mask_tokens(input_ids, attention_mask, rng, tok.vocab_size, tok.mask_id, tok.special_ids)
@@ -120,9 +121,9 @@ row = 0
 n = int(attention_mask[row].sum())
 print("original:", " ".join(tok.convert_ids_to_tokens(input_ids[row, :n])))
 print("masked:  ", " ".join(tok.convert_ids_to_tokens(masked[row, :n])))
-print("targets: ", [(int(i), tok.vocab[labels[row, i]]) for i in np.flatnonzero(labels[row] != -100)])
+print("targets: ", [(int(i), tok.vocab[labels[row, i]]) for i in np.flatnonzero(labels[row] != IGNORE_INDEX)])
 
-chosen = labels != -100
+chosen = labels != IGNORE_INDEX
 special = np.isin(input_ids, tok.special_ids)
 print(f"chosen: {chosen.sum()} of {(attention_mask.astype(bool) & ~special).sum()} eligible tokens "
       f"({chosen.sum() / (attention_mask.astype(bool) & ~special).sum():.1%})")
@@ -137,7 +138,7 @@ assert np.all(masked[~chosen] == input_ids[~chosen])  # only chosen positions ch
 fate = collections.Counter()
 for _ in range(200):
     m, lab = mask_tokens(input_ids, attention_mask, rng, tok.vocab_size, tok.mask_id, tok.special_ids)
-    c = lab != -100
+    c = lab != IGNORE_INDEX
     fate["[MASK]"] += int((m[c] == tok.mask_id).sum())
     fate["unchanged"] += int((m[c] == input_ids[c]).sum())
     fate["random"] += int(((m[c] != tok.mask_id) & (m[c] != input_ids[c])).sum())
@@ -169,7 +170,7 @@ ever = np.zeros(input_ids.shape, dtype=bool)
 measured = []
 for e in epochs:  # measured on our batch
     _, lab = mask_tokens(input_ids, attention_mask, rng, tok.vocab_size, tok.mask_id, tok.special_ids)
-    ever |= lab != -100
+    ever |= lab != IGNORE_INDEX
     measured.append(ever.sum() / (attention_mask.astype(bool) & ~special).sum())
 fig, ax = plt.subplots()
 ax.plot(epochs, seen_static, label="static mask")
@@ -193,7 +194,7 @@ for _ in range(100):
     for probs, hits in ((None, hits_uniform), (weights, hits_smooth)):
         _, lab = mask_tokens(input_ids, attention_mask, rng, tok.vocab_size, tok.mask_id,
                              tok.special_ids, token_probs=probs)
-        np.add.at(hits, lab[lab != -100], 1)
+        np.add.at(hits, lab[lab != IGNORE_INDEX], 1)
 top = np.argsort(counts)[::-1][:5]
 for i in top:
     print(f"{tok.vocab[i]!r:>8}: chosen {hits_uniform[i]:5.0f} times uniform, {hits_smooth[i]:5.0f} smoothed")

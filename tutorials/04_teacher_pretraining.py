@@ -31,7 +31,7 @@ from minidistil.data.batches import batch_iterator, make_sequences
 from minidistil.data.corpus import load_default_corpus, split_documents
 from minidistil.data.tokenizer import train_wordpiece
 from minidistil.losses import mlm_backward, mlm_forward
-from minidistil.masking import mask_tokens
+from minidistil.masking import IGNORE_INDEX, mask_tokens
 from minidistil.models import BERT_NAMING, count_parameters, param_shapes
 from minidistil.train.evaluate import make_eval_set, predict
 from minidistil.train.optim import AdamW, clip_grad_norm, linear_schedule
@@ -110,7 +110,7 @@ assert "cls.predictions.decoder.weight" not in teacher.params  # tied: the word 
 rng = np.random.default_rng(0)
 ids, attn = next(batch_iterator(train_seqs, 8, rng, tok.pad_id))
 masked, labels = mask_tokens(ids, attn, rng, tok.vocab_size, tok.mask_id, tok.special_ids)
-pos = labels != -100
+pos = labels != IGNORE_INDEX
 out = teacher.forward(masked, attn, mlm_positions=pos)
 print("input", ids.shape, "| hidden states", len(out.hidden_states), "x", out.hidden_states[0].shape,
       "| logits", out.logits.shape, "| pooled", out.pooled.shape)
@@ -132,9 +132,9 @@ for a in tiny.params.values():  # non-trivial parameters: LayerNorm gains != 1, 
     a += 0.3 * r.standard_normal(a.shape)
 t_ids = r.integers(5, 30, size=(2, 6))
 t_attn = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-t_lab = np.full((2, 6), -100)
+t_lab = np.full((2, 6), IGNORE_INDEX)
 t_lab[0, 1], t_lab[1, 2], t_lab[0, 4] = 7, 9, 11
-t_pos = t_lab != -100
+t_pos = t_lab != IGNORE_INDEX
 
 
 def tiny_loss():
@@ -169,7 +169,7 @@ rng = np.random.default_rng(0)
 while step < STEPS:
     for ids, attn in batch_iterator(train_seqs, BATCH, rng, tok.pad_id):
         masked, labels = mask_tokens(ids, attn, rng, tok.vocab_size, tok.mask_id, tok.special_ids)
-        pos = labels != -100
+        pos = labels != IGNORE_INDEX
         out = teacher.forward(masked, attn, mlm_positions=pos)
         loss, cache = mlm_forward(out.logits, labels[pos])
         grads = teacher.backward(mlm_backward(1.0, cache), out.cache)

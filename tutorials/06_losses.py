@@ -28,6 +28,7 @@ from minidistil.kernels import softmax_forward
 from minidistil.losses import (DistillLossConfig, cosine_backward, cosine_forward, distill_loss_backward,
                                distill_loss_forward, mlm_backward, mlm_forward, soft_target_backward,
                                soft_target_forward)
+from minidistil.masking import IGNORE_INDEX
 
 plt.rcParams.update({"figure.figsize": (6.4, 3.4), "figure.dpi": 110, "savefig.dpi": 110})
 rng = np.random.default_rng(0)
@@ -101,17 +102,17 @@ assert 0.2 < ratio < 5 and norm_without[-1] / norm_without[2] < 0.05
 
 # %% [markdown]
 # ## Lmlm: cross-entropy at the masked positions
-# Labels hold the original id at masked positions and −100 elsewhere; only labelled rows count,
-# and the gradient is `(softmax(s) − onehot(label)) / N` there, zero elsewhere.
+# Labels hold the original id at masked positions and −100 (`IGNORE_INDEX`) elsewhere; only
+# labelled rows count, and the gradient is `(softmax(s) − onehot(label)) / N` there, zero elsewhere.
 
 # %%
-labels = np.array([3, -100, 7, -100, -100, 1])
+labels = np.array([3, IGNORE_INDEX, 7, IGNORE_INDEX, IGNORE_INDEX, 1])
 loss, cache = mlm_forward(s, labels)
 dl = mlm_backward(1.0, cache)
 num = gradcheck.numerical_grad(lambda: mlm_forward(s, labels)[0], s)
-print(f"Lmlm = {loss:.4f} over {int((labels != -100).sum())} labelled rows")
+print(f"Lmlm = {loss:.4f} over {int((labels != IGNORE_INDEX).sum())} labelled rows")
 assert gradcheck.compare({"dlogits ~ numeric": (dl, num)})
-print("rows without a label get zero gradient:", not np.any(dl[labels == -100]))
+print("rows without a label get zero gradient:", not np.any(dl[labels == IGNORE_INDEX]))
 
 # %% [markdown]
 # ## Lcos: align the hidden states' directions
@@ -144,7 +145,7 @@ B, T, V, C = 2, 5, 12, 8
 attn = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
 P = int(attn.sum())
 s_logits, t_logits = rng.standard_normal((P, V)), rng.standard_normal((P, V))
-labels = np.full((B, T), -100)
+labels = np.full((B, T), IGNORE_INDEX)
 labels[0, 1], labels[1, 2] = 4, 9  # two masked positions
 total, parts, cache = distill_loss_forward(s_logits, t_logits, labels, s_h, t_h, attn, cfg)
 print({k: round(v, 4) for k, v in parts.items()})

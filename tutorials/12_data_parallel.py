@@ -31,7 +31,7 @@ import numpy as np
 
 from minidistil import Bert, BertConfig
 from minidistil.data.batches import pad_batch
-from minidistil.masking import mask_tokens
+from minidistil.masking import IGNORE_INDEX, mask_tokens
 from minidistil.parallel import Shard, share
 from minidistil.train.optim import accumulate_grads
 from minidistil.train.pretrain import make_mlm_step
@@ -102,7 +102,7 @@ for n_ranks in (1, 2, 3, 8):
 # %%
 for seed in range(20):  # a mask that gives the two halves different numbers of targets
     _, labels = mask_tokens(ids, attn, np.random.default_rng(seed), V, 4, Tok.special_ids)
-    counts = [int((labels[Shard(r, 2).rows(len(ids))] != -100).sum()) for r in range(2)]
+    counts = [int((labels[Shard(r, 2).rows(len(ids))] != IGNORE_INDEX).sum()) for r in range(2)]
     if counts[0] != counts[1]:
         break
 whole, _ = step_one(ids, attn, np.random.default_rng(seed))
