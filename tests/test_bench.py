@@ -178,11 +178,23 @@ def test_module_entry_point_help():
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is optional")
 def test_torch_reference_runs_in_a_child():
-    payload = {"shapes": asdict(PRESETS["quick"]), "repeats": 1, "warmup": 1, "threads": 1}
+    payload = {"shapes": asdict(PRESETS["quick"]), "repeats": 1, "warmup": 1, "threads": 1,
+               "recipe": S.peer_recipe()}
     res = R.run_child("torch", payload, {}, 1)
     for name in ("teacher_mlm_step", "distill_step"):
         assert _positive(res[name]["median_s"]) and len(res[name]["times_s"]) == 1
     assert res["threads"] == 1 and _positive(res["memory"]["ru_maxrss_mb"])
+
+
+def test_the_peer_recipe_is_the_config():
+    """The PyTorch peers get their loss settings and clipping from the config tree, not their own."""
+    from minidistil.losses import DistillLossConfig
+    from minidistil.masking import IGNORE_INDEX
+    from minidistil.train.runs import DistillStageConfig, StageConfig
+    r, loss = S.peer_recipe(), DistillLossConfig()
+    assert {k: r[k] for k in loss.to_dict()} == loss.to_dict() == DistillStageConfig().loss.to_dict()
+    assert (r["teacher_clip_norm"], r["distill_clip_norm"]) == (StageConfig().clip_norm, DistillStageConfig().clip_norm)
+    assert r["ignore_index"] == IGNORE_INDEX and json.loads(json.dumps(r)) == r  # it travels as JSON
 
 
 def test_measure_and_phases():

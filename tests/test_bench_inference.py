@@ -13,6 +13,7 @@ from minidistil.bench import measure as measure_mod
 from minidistil.bench import sweep
 from minidistil.bench.inference import PAPER_SPEEDUP, inference_lines, ratio_ci, run_inference
 from minidistil.bench.shapes import PRESETS
+from minidistil.bench.steps import peer_recipe
 
 
 def _quiet(_msg):
@@ -77,6 +78,8 @@ def _fake_sweep(monkeypatch, skip):
     def fake(script, args, threads, timeout):
         p = json.loads(args[0])
         seen.append(p.get("step") or "inference " + p["framework"])
+        if p.get("step") in ("torch", "torch_compile"):  # the peers compute with our config's settings
+            assert p["recipe"] == peer_recipe()
         if p.get("step") == "torch":
             return {"teacher_mlm_step": {"median_s": 2.0}, "distill_step": {"median_s": 2.0}, "memory": {}}
         if p.get("step") == "torch_compile":
@@ -123,31 +126,32 @@ def test_sweep_cli_skip_compile_and_bad_skip(tmp_path, capsys):
 def test_compile_peer_machinery_without_compiling():
     pytest.importorskip("torch")
     from minidistil.bench import torch_compile_peer as C
-    r = C.time_steps(PRESETS["quick"], repeats=2, warmup=0, threads=1, compile_fn=lambda f: f)
+    r = C.time_steps(PRESETS["quick"], repeats=2, warmup=0, threads=1, compile_fn=lambda f: f, recipe=peer_recipe())
     for name in ("teacher_mlm_step", "distill_step"):
         assert len(r[name]["warmup_s"]) == C.MIN_WARMUP and r[name]["compile_s"] > 0  # at least 2 warm-ups
         assert len(r[name]["times_s"]) == 2 and r[name]["median_s"] > 0
 
     def broken(_f):
         raise RuntimeError("no C++ compiler found\nmore detail")
-    r = C.time_steps(PRESETS["quick"], repeats=1, warmup=2, threads=1, compile_fn=broken)
+    r = C.time_steps(PRESETS["quick"], repeats=1, warmup=2, threads=1, compile_fn=broken, recipe=peer_recipe())
     assert r["distill_step"] == {"error": "RuntimeError: no C++ compiler found"}
 
 
 def test_compiled_loss_is_the_eager_loss():
     torch = pytest.importorskip("torch")
     from minidistil.bench.torch_compile_peer import masked_distill_loss
-    from minidistil.bench.torch_peer import distill_loss
+    from minidistil.bench.torch_peer import as_recipe, distill_loss
     g = torch.Generator().manual_seed(0)
     B, T, V, C = 3, 7, 11, 5
     s_logits, t_logits = (torch.randn(B, T, V, generator=g, dtype=torch.float64) * 3 for _ in range(2))  # (B, T, V)
     s_hidden, t_hidden = (torch.randn(B, T, C, generator=g, dtype=torch.float64) for _ in range(2))  # (B, T, C)
     mask = torch.ones(B, T, dtype=torch.int64)  # (B, T)
     mask[1, 5:] = 0
-    labels = torch.full((B, T), -100, dtype=torch.int64)  # (B, T)
+    r = as_recipe(peer_recipe())
+    labels = torch.full((B, T), r.ignore_index, dtype=torch.int64)  # (B, T)
     labels[:, 1] = torch.tensor([3, 7, 1])
-    a = distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, 2.0)
-    b = masked_distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, 2.0)
+    a = distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, r)
+    b = masked_distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, r)
     assert float(a) > 0 and float(b) == pytest.approx(float(a), rel=1e-10)
 
 
@@ -156,7 +160,7 @@ def test_compiled_loss_is_the_eager_loss():
 def test_torch_compile_for_real():
     pytest.importorskip("torch")
     from minidistil.bench.torch_compile_peer import time_steps
-    r = time_steps(PRESETS["quick"], repeats=2, warmup=2, threads=1)
+    r = time_steps(PRESETS["quick"], repeats=2, warmup=2, threads=1, recipe=peer_recipe())
     for name in ("teacher_mlm_step", "distill_step"):
         assert "error" not in r[name], r[name]
         assert r[name]["median_s"] > 0 and r[name]["compile_s"] > r[name]["median_s"]

@@ -23,7 +23,8 @@ from .kernel_times import attention_route_text, bench_kernels, kernel_cases, ste
 from .measure import atomic_write, gflops, machine, matmul_peak, rss_mb, run_child
 from .report import render_doc, summary_lines
 from .shapes import PRESETS, BenchShapes, preset
-from .steps import bench_steps, distill_loss_agreement, make_distill_step, make_teacher_step, profile_distill_step, step_flops
+from .steps import (bench_steps, distill_loss_agreement, make_distill_step, make_teacher_step, peer_recipe,
+                    profile_distill_step, step_flops)
 
 SCHEMA = 2
 DEFAULT_JSON = "bench.json"
@@ -105,7 +106,7 @@ def child(mode: str, t0: float, payload: dict, out_path: str) -> None:
     elif mode == "torch":
         from .torch_peer import time_steps
         res = time_steps(BenchShapes(**payload["shapes"]), repeats=payload["repeats"],
-                         warmup=payload["warmup"], threads=payload["threads"])
+                         warmup=payload["warmup"], threads=payload["threads"], recipe=payload["recipe"])
         res["memory"] = rss_mb()
     else:
         raise ValueError(f"unknown child mode {mode!r}")
@@ -206,7 +207,8 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
                     "warm_first_step": run_child("first_step", {"shapes": asdict(s), **child_env}, env, threads)}
     part("subprocess", subprocesses)
     no_torch = None if has_torch else "torch is not installed (optional: pip install torch==2.13.0)"
-    part("torch", lambda: run_child("torch", {**payload, "threads": threads}, {}, threads), no_torch)
+    torch_payload = {**payload, "recipe": peer_recipe()}  # the peer's loss and clipping: our config's
+    part("torch", lambda: run_child("torch", {**torch_payload, "threads": threads}, {}, threads), no_torch)
     from .coexist import measure_coexist  # only when the part runs: it starts three child processes
     part("coexist", lambda: measure_coexist(s, repeats, warmup, threads, log=log),
          no_torch or (None if use_fast else "--no-fast (the fix lives in minidistil.fast)"))
@@ -222,7 +224,7 @@ def run(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, qui
 
     def single_thread():
         out = {"minidistil": run_child("steps", payload, {}, 1),
-               "torch": run_child("torch", {**payload, "threads": 1}, {}, 1) if r["torch"] is not None else None}
+               "torch": run_child("torch", {**torch_payload, "threads": 1}, {}, 1) if r["torch"] is not None else None}
         f = step_flops(s, 0.15 * s.batch * (s.seq - 2), s.tokens)
         m = out["minidistil"]
         out["distill_fraction_of_peak"] = f["distill_step"] / m["distill_step"]["median_s"] / 1e9 / m["matmul_peak_gflops"]

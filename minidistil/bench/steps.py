@@ -100,6 +100,16 @@ def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
     return _training_step(student, step_fn, cfg, s, seed, ph)
 
 
+def peer_recipe() -> dict:
+    """The settings of the two steps above that the PyTorch peers copy, read from the config tree
+    (``DistillStageConfig().loss``, the stages' ``clip_norm``) and ``IGNORE_INDEX``: the parent
+    puts them in the peer child's payload (JSON), so the peers (bench/torch_peer.py's ``Recipe``,
+    run with torch in their own process) declare none of them."""
+    teacher, distill = StageConfig(), DistillStageConfig()
+    return {**distill.loss.to_dict(), "teacher_clip_norm": teacher.clip_norm,
+            "distill_clip_norm": distill.clip_norm, "ignore_index": IGNORE_INDEX}
+
+
 def bench_steps(s: BenchShapes, repeats: int, warmup: int) -> dict:
     """Both steps: median seconds, tokens/s, and the median time of each phase (the rest of the
     step, masking and the losses, is ``other``)."""

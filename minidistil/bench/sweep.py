@@ -77,13 +77,15 @@ def child(payload: dict, out_path: str) -> None:
     both steps compiled (bench/torch_compile_peer.py)."""
     if payload["step"] == "torch_compile":
         from .torch_compile_peer import time_steps as compiled_steps
-        res = compiled_steps(preset(payload["shape"]), payload["repeats"], payload["warmup"], payload["threads"])
+        res = compiled_steps(preset(payload["shape"]), payload["repeats"], payload["warmup"], payload["threads"],
+                             recipe=payload["recipe"])
         res["memory"] = rss_mb()
         atomic_write(out_path, json.dumps(res))
         return
     if payload["step"] == "torch":
         from .torch_peer import time_steps
-        res = time_steps(preset(payload["shape"]), payload["repeats"], max(1, payload["warmup"]), payload["threads"])
+        res = time_steps(preset(payload["shape"]), payload["repeats"], max(1, payload["warmup"]), payload["threads"],
+                         recipe=payload["recipe"])
         res["memory"] = rss_mb()
         atomic_write(out_path, json.dumps(res))
         return
@@ -138,10 +140,10 @@ def assemble_row(name: str, step: str, chunk: int, flop: float, res: dict, tor: 
     return row
 
 
-def _compile_peer(name: str, repeats: int, warmup: int, threads: int, timeout: float) -> dict:
+def _compile_peer(name: str, repeats: int, warmup: int, threads: int, timeout: float, recipe: dict) -> dict:
     """The torch.compile child's result, or ``{"error": why}`` when the process fails."""
     payload = {"shape": name, "step": "torch_compile", "repeats": repeats, "warmup": max(2, warmup),
-               "threads": threads}
+               "threads": threads, "recipe": recipe}
     try:
         return measure_mod.run_script(_CHILD, [json.dumps(payload)], threads, timeout)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
@@ -154,6 +156,8 @@ def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, 
     """Every shape's rows (a JSON-ready dict); see the module docstring."""
     import importlib.util
     from .inference import REPEATS as INFER_REPEATS, WARMUP as INFER_WARMUP, run_inference
+    from .steps import peer_recipe
+    recipe = peer_recipe()  # the peers' loss settings and clipping, from our config
     torch_installed = importlib.util.find_spec("torch") is not None
     has_torch = torch_installed and "torch" not in skip
     has_compile = has_torch and "compile" not in skip
@@ -178,10 +182,11 @@ def run_sweep(names: list, repeats: int = 3, warmup: int = 1, threads: int = 2, 
         if has_torch:
             log(f"[sweep] {name}: PyTorch eager ...")
             tor = measure_mod.run_script(_CHILD, [json.dumps({"shape": name, "step": "torch", "repeats": repeats,
-                                                  "warmup": warmup, "threads": threads})], threads, timeout)
+                                                              "warmup": warmup, "threads": threads,
+                                                              "recipe": recipe})], threads, timeout)
         if has_compile:
             log(f"[sweep] {name}: torch.compile (inductor; the first compile takes minutes) ...")
-            comp = _compile_peer(name, repeats, warmup, threads, timeout)
+            comp = _compile_peer(name, repeats, warmup, threads, timeout, recipe)
         for step, chunk in variants:
             log(f"[sweep] {name}: {step}{f' (fused head, chunk {chunk})' if chunk else ''} ...")
             t0 = time.perf_counter()

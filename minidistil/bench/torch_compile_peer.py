@@ -7,7 +7,9 @@ computation wrapped by ``torch.compile`` (default backend ``inductor``, default 
 
 * **teacher MLM step**: ``torch.compile(model)`` and a compiled cross-entropy;
 * **distillation step**: ``torch.compile(teacher)`` called under ``torch.no_grad()``,
-  ``torch.compile(student)`` and a compiled ``5 Lce + 2 Lmlm + 1 Lcos``.
+  ``torch.compile(student)`` and a compiled ``alpha_ce Lce + alpha_mlm Lmlm + alpha_cos Lcos``
+  (the weights, temperature, clipping norms and ignore label come in the payload's recipe, as
+  for the eager peer: ``torch_peer.Recipe``).
 
 The backward runs through the graphs AOTAutograd compiled with the forwards. Gradient clipping
 and ``AdamW.step`` stay eager (as ``torch.compile(model)`` leaves them in a training loop).
@@ -34,29 +36,31 @@ from .shapes import BenchShapes
 MIN_WARMUP = 2
 
 
-def masked_distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau: float = 2.0):
-    """``5 Lce + 2 Lmlm + 1 Lcos`` of the eager peer, as masked sums (no data-dependent shapes).
+def masked_distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, r: torch_peer.Recipe):
+    """The eager peer's ``alpha_ce Lce + alpha_mlm Lmlm + alpha_cos Lcos``, as masked sums (no
+    data-dependent shapes), with the weights, temperature and ignore label of ``r``.
 
     s_logits, t_logits (B, T, V); s_hidden, t_hidden (B, T, C); mask (B, T) 0/1; labels (B, T)."""
+    tau = r.temperature
     m = mask.to(s_logits.dtype)  # (B, T)
     P = m.sum()
     kl = F.kl_div(F.log_softmax(s_logits / tau, dim=-1), F.softmax(t_logits / tau, dim=-1),
                   reduction="none").sum(-1)  # (B, T)
     loss_ce = (kl * m).sum() / P * tau ** 2
-    loss_mlm = torch_peer.mlm_loss(s_logits, labels)
+    loss_mlm = torch_peer.mlm_loss(s_logits, labels, r.ignore_index)
     cos = F.cosine_similarity(s_hidden, t_hidden, dim=-1)  # (B, T)
     loss_cos = ((1.0 - cos) * m).sum() / P
-    return 5.0 * loss_ce + 2.0 * loss_mlm + 1.0 * loss_cos
+    return r.alpha_ce * loss_ce + r.alpha_mlm * loss_mlm + r.alpha_cos * loss_cos
 
 
-def make_teacher_step(s: BenchShapes, seed: int = 0, compile_fn=torch.compile):
+def make_teacher_step(s: BenchShapes, recipe, seed: int = 0, compile_fn=torch.compile):
     """One BertForMaskedLM training step with the model and the loss compiled."""
-    return torch_peer.make_teacher_step(s, seed, wrap=compile_fn)
+    return torch_peer.make_teacher_step(s, recipe, seed, wrap=compile_fn)
 
 
-def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0, compile_fn=torch.compile):
+def make_distill_step(s: BenchShapes, recipe, seed: int = 0, compile_fn=torch.compile):
     """One ``Distiller.step`` with the teacher, the student and the loss compiled."""
-    return torch_peer.make_distill_step(s, seed, temperature, wrap=compile_fn, loss=masked_distill_loss)
+    return torch_peer.make_distill_step(s, recipe, seed, wrap=compile_fn, loss=masked_distill_loss)
 
 
 def _why(e: BaseException) -> str:
@@ -66,15 +70,18 @@ def _why(e: BaseException) -> str:
 
 
 def time_steps(s: BenchShapes, repeats: int = 5, warmup: int = MIN_WARMUP, threads: int = 2,
-               compile_fn=torch.compile) -> dict:
+               compile_fn=torch.compile, *, recipe) -> dict:
     """Per step: median seconds of ``repeats`` compiled steps after ``max(2, warmup)`` untimed
-    ones, whose seconds (the compile) are ``warmup_s``; ``{"error": ...}`` when it fails."""
+    ones, whose seconds (the compile) are ``warmup_s``; ``{"error": ...}`` when it fails.
+    ``recipe``: the payload's (a ``torch_peer.Recipe`` or its dict)."""
+    recipe = torch_peer.as_recipe(recipe)  # a bad recipe is our bug: raised, not reported
     torch.set_num_threads(threads)
     out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "backend": "inductor",
            "mode": "default"}
     for name, maker in (("teacher_mlm_step", make_teacher_step), ("distill_step", make_distill_step)):
         try:
-            warm, times = torch_peer.run_timed(maker(s, compile_fn=compile_fn), max(MIN_WARMUP, warmup), repeats)
+            warm, times = torch_peer.run_timed(maker(s, recipe, compile_fn=compile_fn), max(MIN_WARMUP, warmup),
+                                               repeats)
         except Exception as e:  # noqa: BLE001 - the sweep reports why, it does not crash
             out[name] = {"error": _why(e)}
             continue

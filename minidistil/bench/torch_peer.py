@@ -10,12 +10,18 @@ doing the same work on the same CPU:
 
 * **teacher MLM step**: ``BertForMaskedLM`` (post-LN blocks, exact erf GELU, MLM head with the
   decoder tied to the word embeddings), logits at EVERY position as Hugging Face computes them,
-  cross-entropy with ``ignore_index=-100``, ``loss.backward()``, gradient clipping at 5.0, AdamW;
+  cross-entropy with ``ignore_index`` (-100), ``loss.backward()``, gradient clipping, AdamW;
 * **distillation step**: the research project's ``Distiller.step``: the teacher's forward under
   ``torch.no_grad()``, the student's (``DistilBertForMaskedLM``) forward, then
-  ``5 Lce + 2 Lmlm + 1 Lcos`` with Lce = ``KLDivLoss(batchmean)`` of the tempered distributions
-  times tau**2 over every real token, Lmlm the cross-entropy at the masked tokens, Lcos the
-  ``CosineEmbeddingLoss`` of the last hidden states at real tokens; backward, clipping, AdamW.
+  ``alpha_ce Lce + alpha_mlm Lmlm + alpha_cos Lcos`` (5, 2, 1) with Lce = ``KLDivLoss(batchmean)``
+  of the tempered distributions times tau**2 over every real token, Lmlm the cross-entropy at the
+  masked tokens, Lcos the ``CosineEmbeddingLoss`` of the last hidden states at real tokens;
+  backward, clipping, AdamW.
+
+The loss weights, the temperature, the clipping norms and the ignore label are minidistil's
+(``DistillLossConfig``, the stages' ``clip_norm``, ``IGNORE_INDEX``), declared there only: the
+parent process reads them from the config (bench/steps.py's ``peer_recipe``) and sends them in
+the child's payload, and this module takes them as a :class:`Recipe`.
 
 Differences from the Hugging Face models, all of which make this peer slightly *faster*, never
 slower: no dropout (minidistil has none either), no token-type/position-id bookkeeping beyond
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +40,28 @@ from torch import nn
 from torch.nn import functional as F
 
 from .shapes import BenchShapes
+
+
+class Recipe(NamedTuple):
+    """What both sides compute with, from minidistil's config (bench/steps.py's ``peer_recipe``,
+    sent in the child's payload); nothing here has a default of its own."""
+    alpha_ce: float
+    alpha_mlm: float
+    alpha_cos: float
+    temperature: float
+    ce_positions: str  # only "all" (Lce over every real token) is written here
+    teacher_clip_norm: float
+    distill_clip_norm: float
+    ignore_index: int
+
+
+def as_recipe(recipe) -> Recipe:
+    """A :class:`Recipe` from one or from its payload dict."""
+    r = recipe if isinstance(recipe, Recipe) else Recipe(**recipe)
+    if r.ce_positions != "all":
+        raise ValueError(f"the PyTorch peer computes Lce over every real token (ce_positions 'all'), "
+                         f"got {r.ce_positions!r}")
+    return r
 
 
 # ---------------------------------------------------------------------------- the modules
@@ -112,12 +141,12 @@ class MaskedLM(nn.Module):
 
 # ---------------------------------------------------------------------------- the two steps
 
-def _batch(s: BenchShapes, seed: int):
+def _batch(s: BenchShapes, seed: int, ignore_index: int):
     """Random ids, a padding mask with a few short rows, and 15% masked labels (as minidistil's)."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, s.vocab, size=(s.batch, s.seq))  # (B, T)
     mask = np.ones((s.batch, s.seq), dtype=np.int64)  # (B, T)
-    labels = np.full((s.batch, s.seq), -100, dtype=np.int64)  # (B, T)
+    labels = np.full((s.batch, s.seq), ignore_index, dtype=np.int64)  # (B, T)
     chosen = rng.random((s.batch, s.seq)) < 0.15  # (B, T)
     chosen[:, 0] = True  # at least one label per row
     labels[chosen] = ids[chosen]
@@ -131,56 +160,60 @@ def _eager(f):
     return f
 
 
-def mlm_loss(logits, labels):
-    """Cross-entropy at the labelled positions; logits (B, T, V), labels (B, T) with -100 elsewhere."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+def mlm_loss(logits, labels, ignore_index: int):
+    """Cross-entropy at the labelled positions; logits (B, T, V), labels (B, T) with
+    ``ignore_index`` elsewhere."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index)
 
 
-def make_teacher_step(s: BenchShapes, seed: int = 0, wrap=_eager):
+def make_teacher_step(s: BenchShapes, recipe, seed: int = 0, wrap=_eager):
     """A closure running one BertForMaskedLM training step; returns the loss as a float.
 
     ``wrap`` is applied to the model and to the loss function (``torch.compile`` in
     bench/torch_compile_peer.py); the optimizer step stays as it is."""
+    r = as_recipe(recipe)
     torch.manual_seed(seed)
     model = MaskedLM(s, s.teacher_layers, token_types=True)
     run_model, loss_fn = wrap(model), wrap(mlm_loss)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
-    ids, mask, labels = _batch(s, seed)
+    ids, mask, labels = _batch(s, seed, r.ignore_index)
 
     def step() -> float:
         logits, _ = run_model(ids, mask)  # (B, T, V): Hugging Face computes every position
-        loss = loss_fn(logits, labels)
+        loss = loss_fn(logits, labels, r.ignore_index)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        nn.utils.clip_grad_norm_(model.parameters(), r.teacher_clip_norm)
         opt.step()
         return float(loss.detach())
 
     return step
 
 
-def distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau: float = 2.0):
-    """``5 Lce + 2 Lmlm + 1 Lcos`` as the research project's ``Distiller.step`` computes it.
+def distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, r: Recipe):
+    """``alpha_ce Lce + alpha_mlm Lmlm + alpha_cos Lcos`` as the research project's
+    ``Distiller.step`` computes it, with the weights, temperature and ignore label of ``r``.
 
     s_logits, t_logits (B, T, V); s_hidden, t_hidden (B, T, C); mask (B, T) 0/1; labels (B, T)."""
+    tau = r.temperature
     V = s_logits.shape[-1]
     sel = mask.bool()  # (B, T) every real token (restrict_ce_to_mask=False)
     s_sel = s_logits[sel]  # (P, V)
     t_sel = t_logits[sel]  # (P, V)
     loss_ce = F.kl_div(F.log_softmax(s_sel / tau, dim=-1), F.softmax(t_sel / tau, dim=-1),
                        reduction="batchmean") * tau ** 2
-    loss_mlm = F.cross_entropy(s_logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
+    loss_mlm = F.cross_entropy(s_logits.reshape(-1, V), labels.reshape(-1), ignore_index=r.ignore_index)
     s_h, t_h = s_hidden[sel], t_hidden[sel]  # (P, C)
     loss_cos = F.cosine_embedding_loss(s_h, t_h, torch.ones(s_h.shape[0], dtype=s_h.dtype), reduction="mean")
-    return 5.0 * loss_ce + 2.0 * loss_mlm + 1.0 * loss_cos
+    return r.alpha_ce * loss_ce + r.alpha_mlm * loss_mlm + r.alpha_cos * loss_cos
 
 
-def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0, wrap=_eager,
-                      loss=distill_loss):
+def make_distill_step(s: BenchShapes, recipe, seed: int = 0, wrap=_eager, loss=distill_loss):
     """A closure running one ``Distiller.step``: teacher no-grad forward, student step, AdamW.
 
     ``wrap`` is applied to the teacher, the student and ``loss`` (a function of the same
     arguments as :func:`distill_loss`); the optimizer step stays as it is."""
+    r = as_recipe(recipe)
     torch.manual_seed(seed)
     teacher = MaskedLM(s, s.teacher_layers, token_types=True).eval()
     for p in teacher.parameters():
@@ -188,17 +221,16 @@ def make_distill_step(s: BenchShapes, seed: int = 0, temperature: float = 2.0, w
     student = MaskedLM(s, s.student_layers, token_types=False)
     run_teacher, run_student, loss_fn = wrap(teacher), wrap(student), wrap(loss)
     opt = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
-    ids, mask, labels = _batch(s, seed)
-    tau = temperature
+    ids, mask, labels = _batch(s, seed, r.ignore_index)
 
     def step() -> float:
         with torch.no_grad():
             t_logits, t_hidden = run_teacher(ids, mask)  # (B, T, V), (B, T, C)
         s_logits, s_hidden = run_student(ids, mask)
-        loss = loss_fn(s_logits, t_logits, s_hidden, t_hidden, mask, labels, tau)
+        loss = loss_fn(s_logits, t_logits, s_hidden, t_hidden, mask, labels, r)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+        nn.utils.clip_grad_norm_(student.parameters(), r.distill_clip_norm)
         opt.step()
         return float(loss.detach())
 
@@ -218,11 +250,12 @@ def run_timed(step, warmup: int, repeats: int) -> tuple[list, list]:
     return warm, seconds(repeats)
 
 
-def time_steps(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2) -> dict:
-    """Median seconds of each step (after ``warmup`` untimed steps); also the per-step times."""
+def time_steps(s: BenchShapes, repeats: int = 5, warmup: int = 2, threads: int = 2, *, recipe) -> dict:
+    """Median seconds of each step (after ``warmup`` untimed steps); also the per-step times.
+    ``recipe``: the payload's (a :class:`Recipe` or its dict)."""
     torch.set_num_threads(threads)
     out = {"torch_version": torch.__version__, "threads": torch.get_num_threads()}
     for name, maker in (("teacher_mlm_step", make_teacher_step), ("distill_step", make_distill_step)):
-        _, times = run_timed(maker(s), warmup, repeats)
+        _, times = run_timed(maker(s, recipe), warmup, repeats)
         out[name] = {"median_s": float(np.median(times)), "times_s": times}
     return out
