@@ -69,6 +69,51 @@ def _check_finite_loss(loss: float, what: str, **arrays: np.ndarray) -> None:
     raise NonFiniteLoss(f"{what} overflowed to {loss} (inputs too large for their dtype)")
 
 
+# ---------------------------------------------------------------- the settings
+# Declared once: the training config nests this (DistillStageConfig.loss, train/runs.py), and
+# every default below (soft_target_forward's tau) is read from it.
+
+CE_POSITIONS = ("all", "masked")
+
+
+@dataclass(frozen=True)
+class DistillLossConfig:
+    """Weights of the triple loss and the soft-target temperature (HF research defaults).
+
+    ``ce_positions``: "all" = Lce over every real (non-padding) position the logits were
+    computed for; "masked" = only the positions with an MLM label.
+    A zero alpha skips that term's work entirely (its part is reported as 0.0).
+    """
+    alpha_ce: float = 5.0
+    alpha_mlm: float = 2.0
+    alpha_cos: float = 1.0
+    temperature: float = 2.0
+    ce_positions: str = "all"
+
+    def __post_init__(self):
+        for name in ("alpha_ce", "alpha_mlm", "alpha_cos"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if self.alpha_ce == 0 and self.alpha_mlm == 0 and self.alpha_cos == 0:
+            raise ValueError("at least one of alpha_ce, alpha_mlm, alpha_cos must be > 0")
+        if isinstance(self.temperature, bool):
+            raise TypeError("temperature must be a number, got bool")
+        object.__setattr__(self, "temperature", check_temperature(self.temperature))
+        if self.ce_positions not in CE_POSITIONS:
+            raise ValueError(f"ce_positions must be one of {CE_POSITIONS}, got {self.ce_positions!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillLossConfig":
+        return cls(**d)
+
+
 # ---------------------------------------------------------------- Lce: soft targets
 
 class SoftTargetCache(NamedTuple):
@@ -78,7 +123,7 @@ class SoftTargetCache(NamedTuple):
     n_rows: int
 
 
-def soft_target_forward(s_logits: np.ndarray, t_logits: np.ndarray, tau: float = 2.0):
+def soft_target_forward(s_logits: np.ndarray, t_logits: np.ndarray, tau: float = DistillLossConfig.temperature):
     """``tau**2 * mean over rows of KL(softmax(t/tau) || softmax(s/tau))``; ``s_logits``, ``t_logits`` (N, V).
 
     The tau**2 factor (Hinton et al., 2015, section 2) keeps the gradient's size roughly
@@ -269,47 +314,6 @@ def cosine_layers_backward(dloss, cache: CosineLayersCache) -> dict:
 
 
 # ---------------------------------------------------------------- the weighted triple loss
-
-CE_POSITIONS = ("all", "masked")
-
-
-@dataclass(frozen=True)
-class DistillLossConfig:
-    """Weights of the triple loss and the soft-target temperature (HF research defaults).
-
-    ``ce_positions``: "all" = Lce over every real (non-padding) position the logits were
-    computed for; "masked" = only the positions with an MLM label.
-    A zero alpha skips that term's work entirely (its part is reported as 0.0).
-    """
-    alpha_ce: float = 5.0
-    alpha_mlm: float = 2.0
-    alpha_cos: float = 1.0
-    temperature: float = 2.0
-    ce_positions: str = "all"
-
-    def __post_init__(self):
-        for name in ("alpha_ce", "alpha_mlm", "alpha_cos"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
-            object.__setattr__(self, name, float(v))
-        if self.alpha_ce == 0 and self.alpha_mlm == 0 and self.alpha_cos == 0:
-            raise ValueError("at least one of alpha_ce, alpha_mlm, alpha_cos must be > 0")
-        if isinstance(self.temperature, bool):
-            raise TypeError("temperature must be a number, got bool")
-        object.__setattr__(self, "temperature", check_temperature(self.temperature))
-        if self.ce_positions not in CE_POSITIONS:
-            raise ValueError(f"ce_positions must be one of {CE_POSITIONS}, got {self.ce_positions!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DistillLossConfig":
-        return cls(**d)
-
 
 class DistillCache(NamedTuple):
     cfg: DistillLossConfig

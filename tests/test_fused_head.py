@@ -24,7 +24,7 @@ def _case(P=11, C=6, V=13, dtype=np.float64, seed=0, ce_all=False):
     th = rng.standard_normal((P, C))  # (P, C)
     Wt = rng.standard_normal((V, C)) * 0.9  # (V, C)
     bt = rng.standard_normal(V) * 0.2  # (V,)
-    labels = np.full(P, -100, dtype=np.int64)  # (P,)
+    labels = np.full(P, L.IGNORE_INDEX, dtype=np.int64)  # (P,)
     lab = rng.random(P) < 0.4
     lab[0] = True  # at least one labelled row
     labels[lab] = rng.integers(0, V, size=int(lab.sum()))
@@ -93,7 +93,7 @@ def test_equals_the_unfused_path(backend, dtype, tol, chunk, ce_all):
 def test_one_term_alone_and_scaling():
     h, W, b, th, Wt, bt, labels, ce = _case(seed=5)
     # Lmlm alone needs no teacher; its gradient is the unfused one
-    loss, parts, cache = fused_head_forward(h, W, b, labels, alpha_ce=0.0, alpha_mlm=2.0, chunk=3)
+    loss, parts, cache = fused_head_forward(h, W, b, labels, None, None, None, None, 2.0, 0.0, 2.0, chunk=3)
     ref = _unfused(h, W, b, th, Wt, bt, labels, ce, 2.0, 0.0, 2.0, 1.0)
     assert parts["loss_ce"] == 0.0 and abs(loss - ref[0]) < 1e-12 * ref[0]
     assert _max_rel(fused_head_backward(1.0, cache)[0], ref[2]) < 1e-12
@@ -104,20 +104,32 @@ def test_one_term_alone_and_scaling():
     assert np.allclose(g2["weight"], -0.25 * g1["weight"], rtol=0, atol=1e-15)
 
 
+def test_the_loss_settings_are_the_callers():
+    """No copy of DistillLossConfig's defaults in the kernel: tau and the alphas must be passed."""
+    h, W, b, th, Wt, bt, labels, ce = _case()
+    with pytest.raises(TypeError, match="tau"):
+        fused_head_forward(h, W, b, labels, th, Wt, bt, ce)
+    cfg = L.DistillLossConfig()
+    got = fused_head_forward(h, W, b, labels, th, Wt, bt, ce, cfg.temperature, cfg.alpha_ce, cfg.alpha_mlm)[0]
+    ref = _unfused(h, W, b, th, Wt, bt, labels, ce, cfg.temperature, cfg.alpha_ce, cfg.alpha_mlm, 1.0)[0]
+    assert abs(got - ref) <= TOL64 * abs(ref)
+
+
 def test_bad_input():
     h, W, b, th, Wt, bt, labels, ce = _case()
+    loss = (2.0, 5.0, 2.0)  # tau, alpha_ce, alpha_mlm
     with pytest.raises(ValueError, match="t_h, t_weight and t_bias are required"):
-        fused_head_forward(h, W, b, labels)
+        fused_head_forward(h, W, b, labels, None, None, None, None, *loss)
     with pytest.raises(ValueError, match="chunk must be an int >= 1"):
-        fused_head_forward(h, W, b, labels, th, Wt, bt, chunk=0)
+        fused_head_forward(h, W, b, labels, th, Wt, bt, None, *loss, chunk=0)
     with pytest.raises(ValueError, match="labels must lie in"):
-        fused_head_forward(h, W, b, np.full(len(labels), W.shape[0]), th, Wt, bt)
+        fused_head_forward(h, W, b, np.full(len(labels), W.shape[0]), th, Wt, bt, None, *loss)
     with pytest.raises(ValueError, match="last dimension"):
-        fused_head_forward(h[:, :3], W, b, labels, th, Wt, bt)
+        fused_head_forward(h[:, :3], W, b, labels, th, Wt, bt, None, *loss)
     with pytest.raises(TypeError, match="same dtype|dtype"):
-        fused_head_forward(h.astype(np.float32), W, b, labels, th, Wt, bt)
+        fused_head_forward(h.astype(np.float32), W, b, labels, th, Wt, bt, None, *loss)
     with pytest.raises(ValueError, match="ce_mask"):
-        fused_head_forward(h, W, b, labels, th, Wt, bt, ce_mask=ce[:-1])
+        fused_head_forward(h, W, b, labels, th, Wt, bt, ce[:-1], *loss)
     with pytest.raises(TypeError, match="FusedHeadCache"):
         fused_head_backward(1.0, (h, W, b))
 

@@ -17,7 +17,10 @@ import tracemalloc
 import numpy as np
 
 from ..kernels.backend import IGNORE_INDEX
+from ..losses import DistillLossConfig
 from .shapes import preset
+
+LOSS = DistillLossConfig()  # the head's weights (alpha_ce, alpha_mlm) and temperature: training's defaults
 
 
 def _inputs(P: int, C: int, V: int, seed: int = 0):
@@ -34,9 +37,10 @@ def _inputs(P: int, C: int, V: int, seed: int = 0):
     return h, W, b, th, Wt, bt, labels
 
 
-def _reference(h, W, b, th, Wt, bt, labels, tau=2.0, a_ce=5.0, a_mlm=2.0):
+def _reference(h, W, b, th, Wt, bt, labels, loss: DistillLossConfig = LOSS):
     from ..layers import linear_backward, linear_forward
     from ..losses import mlm_backward, mlm_forward, soft_target_backward, soft_target_forward
+    tau, a_ce, a_mlm = loss.temperature, loss.alpha_ce, loss.alpha_mlm
     s, cache = linear_forward(h, W, b)  # (P, V)
     t, _ = linear_forward(th, Wt, bt)  # (P, V)
     _, ccache = soft_target_forward(s, t, tau)
@@ -49,9 +53,10 @@ def _reference(h, W, b, th, Wt, bt, labels, tau=2.0, a_ce=5.0, a_mlm=2.0):
     return dh, g
 
 
-def _fused(h, W, b, th, Wt, bt, labels, chunk, tau=2.0, a_ce=5.0, a_mlm=2.0):
+def _fused(h, W, b, th, Wt, bt, labels, chunk, loss: DistillLossConfig = LOSS):
     from ..kernels.fused_head import fused_head_backward, fused_head_forward
-    _, _, cache = fused_head_forward(h, W, b, labels, th, Wt, bt, None, tau, a_ce, a_mlm, chunk)
+    _, _, cache = fused_head_forward(h, W, b, labels, th, Wt, bt, None, loss.temperature, loss.alpha_ce,
+                                     loss.alpha_mlm, chunk)
     return fused_head_backward(1.0, cache)
 
 

@@ -70,17 +70,21 @@ def _rows(mask: Optional[np.ndarray], P: int, name: str) -> Optional[np.ndarray]
 
 
 def fused_head_forward(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, labels: np.ndarray,
-                       t_h: Optional[np.ndarray] = None, t_weight: Optional[np.ndarray] = None,
-                       t_bias: Optional[np.ndarray] = None, ce_mask: Optional[np.ndarray] = None,
-                       tau: float = 2.0, alpha_ce: float = 5.0, alpha_mlm: float = 2.0,
-                       chunk: int = DEFAULT_CHUNK):
+                       t_h: Optional[np.ndarray], t_weight: Optional[np.ndarray],
+                       t_bias: Optional[np.ndarray], ce_mask: Optional[np.ndarray],
+                       tau: float, alpha_ce: float, alpha_mlm: float, chunk: int = DEFAULT_CHUNK):
     """``(loss, parts, cache)`` of ``alpha_ce * Lce + alpha_mlm * Lmlm`` on the student's decoder.
 
     h (P, C): the student's head input (its transform's output) at the P positions; weight (V, C)
     and bias (V,): the tied decoder. labels (P,): the MLM label of each row, -100 = none.
-    t_h, t_weight, t_bias: the teacher's (needed when alpha_ce > 0). ce_mask (P,) bool: the rows
+    t_h, t_weight, t_bias: the teacher's (None when alpha_ce == 0). ce_mask (P,) bool: the rows
     Lce averages over (None = all). ``parts`` = {"loss_ce", "loss_mlm"} as losses.py reports
     them (Lce with its tau**2); a zero alpha skips its term (reported 0.0). No (P, V) array is made.
+
+    ``tau``, ``alpha_ce``, ``alpha_mlm`` have no default here: they are the caller's loss settings
+    (``DistillLossConfig``'s temperature, alpha_ce and alpha_mlm, declared once in losses.py,
+    which this kernel layer below it does not import). Only ``chunk``, a memory/speed knob of the
+    kernel itself, has one.
     """
     _check(h, weight, bias, "h")
     P, C = h.shape
