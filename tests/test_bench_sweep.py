@@ -39,6 +39,10 @@ def test_issue_table_shapes():
     for bad in ("demo,huge", "demo,demo", ","):
         with pytest.raises(ValueError):
             preset_list(bad)
+    # "wide" is another name of "small": accepted, the same shapes, not a second run of them
+    assert preset_list("wide") == ["wide"] and PRESETS["wide"] is PRESETS["small"]
+    with pytest.raises(ValueError, match="wide is another name of small"):
+        preset_list("small,wide")
 
 
 def test_matmul_roofline_measures():

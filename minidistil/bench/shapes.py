@@ -1,5 +1,6 @@
 """The sizes a benchmark run uses: ``--shapes demo`` (the demo model), ``small``, ``minilm``,
-``base`` (BERT-base widths), ``wide`` (= ``small``), ``quick``. A comma list
+``base`` (BERT-base widths), ``quick``; ``wide`` is another name of ``small`` (its earlier name,
+kept so that ``--shapes wide`` still works: :data:`ALIASES`). A comma list
 (``--shapes demo,small,minilm,base``) runs the roofline sweep of bench/sweep.py.
 
 Legend: B batch, T sequence, C hidden, NH heads, F feed-forward, V vocabulary, L layers.
@@ -44,10 +45,9 @@ class BenchShapes:
 
 PRESETS = {
     "demo": BenchShapes(),
-    # twice the width (hidden 256 as BERT-mini), half the batch: the activations stay the demo's size
-    "wide": BenchShapes(batch=16, hidden=256, heads=4, ff=1024, vocab=8192),
-    # the widths people distil at T = 128: BERT-mini-like, all-MiniLM-L6 (12 heads of 32, the
-    # BERT WordPiece vocabulary) and BERT-base (2 -> 1 layers, so that a step fits in seconds)
+    # the widths people distil at T = 128: BERT-mini-like (twice the demo's width, half its batch:
+    # the activations stay the demo's size), all-MiniLM-L6 (12 heads of 32, the BERT WordPiece
+    # vocabulary) and BERT-base (2 -> 1 layers, so that a step fits in seconds)
     "small": BenchShapes(batch=16, hidden=256, heads=4, ff=1024, vocab=8192),
     "minilm": BenchShapes(batch=16, hidden=384, heads=12, ff=1536, vocab=30522),
     "base": BenchShapes(batch=8, hidden=768, heads=12, ff=3072, vocab=30522, teacher_layers=2,
@@ -55,6 +55,9 @@ PRESETS = {
     "quick": BenchShapes(batch=2, seq=16, hidden=16, heads=2, ff=32, vocab=64, teacher_layers=2,
                          student_layers=1),
 }
+# other names of a preset: the same BenchShapes object, listed and accepted like the others
+ALIASES = {"wide": "small"}  # "wide" was the name of these shapes before the sweep's "small"
+PRESETS.update({alias: PRESETS[name] for alias, name in ALIASES.items()})
 
 
 def preset(name: str) -> BenchShapes:
@@ -71,6 +74,7 @@ def preset_list(text: str) -> list:
         raise ValueError(f"no shapes named in {text!r}; choose from {', '.join(PRESETS)}")
     for n in names:
         preset(n)
-    if len(set(names)) != len(names):
-        raise ValueError(f"shapes named twice in {text!r}")
+    if len({ALIASES.get(n, n) for n in names}) != len(names):  # "small,wide" is the same run twice
+        aka = "".join(f" ({a} is another name of {ALIASES[a]})" for a in names if a in ALIASES)
+        raise ValueError(f"shapes named twice in {text!r}{aka}")
     return names
