@@ -136,6 +136,11 @@ def test_compile_peer_machinery_without_compiling():
     r = C.time_steps(PRESETS["quick"], repeats=1, warmup=2, threads=1, compile_fn=broken, recipe=peer_recipe())
     assert r["distill_step"] == {"error": "RuntimeError: no C++ compiler found"}
 
+    def buggy(_f):  # not a compile failure: a bug in the peer is raised, not reported as a row
+        raise TypeError("bad argument")
+    with pytest.raises(TypeError, match="bad argument"):
+        C.time_steps(PRESETS["quick"], repeats=1, warmup=2, threads=1, compile_fn=buggy, recipe=peer_recipe())
+
 
 def test_compiled_loss_is_the_eager_loss():
     torch = pytest.importorskip("torch")

@@ -34,6 +34,13 @@ from . import torch_peer
 from .shapes import BenchShapes
 
 MIN_WARMUP = 2
+# What a compiled step raises when the compile or the compiled code fails, reported per step:
+# every torch._dynamo and torch._inductor error is a RuntimeError (BackendCompilerFailed wraps
+# whatever the forward's backend raised; the backward, compiled at the first backward, raises
+# CppCompileError or InvalidCxxCompiler, no C++ compiler), as is torch's own out-of-memory;
+# OSError: the compile cache or the compiler's temporary files. Anything else (TypeError,
+# KeyError, ...) is a bug here and propagates (the sweep then reports the child as failed).
+COMPILE_FAILURES = (RuntimeError, OSError)
 
 
 def masked_distill_loss(s_logits, t_logits, s_hidden, t_hidden, mask, labels, r: torch_peer.Recipe):
@@ -82,7 +89,7 @@ def time_steps(s: BenchShapes, repeats: int = 5, warmup: int = MIN_WARMUP, threa
         try:
             warm, times = torch_peer.run_timed(maker(s, recipe, compile_fn=compile_fn), max(MIN_WARMUP, warmup),
                                                repeats)
-        except Exception as e:  # noqa: BLE001 - the sweep reports why, it does not crash
+        except COMPILE_FAILURES as e:  # the sweep prints "torch.compile failed at <shape> <step>: <why>"
             out[name] = {"error": _why(e)}
             continue
         out[name] = {"median_s": float(np.median(times)), "min_s": float(min(times)), "times_s": times,
