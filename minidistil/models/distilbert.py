@@ -28,11 +28,12 @@ def student_depth(n_teacher: int) -> int:
 def student_layers(n_teacher: int, n_student: int) -> list:
     """The teacher blocks a student of ``n_student`` layers is initialised from.
 
-    Half the teacher's depth (rounded up): one layer out of two, ``[0, 2, 4, ...]`` (the paper's
-    rule; 6 -> 3 gives [0, 2, 4], 12 -> 6 gives [0, 2, 4, 6, 8, 10]). Any other depth: spread evenly
-    with the first and last kept (6 -> 2 gives [0, 5]; one layer gives the last). The released
-    DistilBERT used ``[0, 2, 4, 7, 9, 11]`` for 12 -> 6: pass that list to
-    :meth:`DistilBert.from_teacher` explicitly.
+    Half the teacher's depth (:func:`student_depth`, rounded up): one layer out of two,
+    ``[0, 2, 4, ...]`` (the paper's rule; 6 -> 3 gives [0, 2, 4], 12 -> 6 gives [0, 2, 4, 6, 8, 10],
+    and 2 -> 1, half of two, gives [0]). Any other depth: spread evenly with the first and last
+    kept (6 -> 2 gives [0, 5]); a single layer that is not half the depth is the last one
+    (4 -> 1 gives [3]). The released DistilBERT used ``[0, 2, 4, 7, 9, 11]`` for 12 -> 6: pass
+    that list to :meth:`DistilBert.from_teacher` explicitly.
     """
     for name, v in (("n_teacher", n_teacher), ("n_student", n_student)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
