@@ -228,10 +228,9 @@ def matmul_pair_calibrated(a1, b1, a2, b2) -> tuple:
     """The fast layer's ``matmul_pair``, chosen per shape as :func:`matmul_calibrated` is (the
     pool runs the two products at once, one on each thread)."""
     threads = backend.num_threads()
-    if min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2:
-        return a1 @ b1, a2 @ b2
-    macs = _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1]
+    macs = 0 if min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2 else \
+        _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1]
     if macs < MIN_SPLIT_MACS:
-        return a1 @ b1, a2 @ b2  # small: two plain calls, BLAS single-threaded
+        return a1 @ b1, a2 @ b2  # small (or a vector): two plain calls, BLAS single-threaded
     routes = _routes(lambda: matmul_pair_threaded(a1, b1, a2, b2, threads), lambda: (a1 @ b1, a2 @ b2), macs)
     return choose(("pair",) + shape_key(a1, b1, a2, b2), routes, default="pool", exact=("plain",))
