@@ -31,7 +31,9 @@ def quick_run(tmp_path_factory):
     out, doc = d / "bench.json", d / "performance.md"
     # a section that another script measured (fast_parity.py): the run must keep it
     kept = "".join(f"{REP.kept_begin(n)}\n## {n} by hand\n{n} text\n{REP.kept_end(n)}\n" for n in REP.KEPT)
-    doc.write_text(f"# old\n\n{FP.BEGIN}\n{PARITY_MARK}\n{FP.END}\n\n## Results\nstale\n{kept}")
+    full_begin, full_end = FP.MARKERS[True]
+    doc.write_text(f"# old\n\n{FP.BEGIN}\n{PARITY_MARK}\n{FP.END}\n\n{full_begin}\nfull {PARITY_MARK}\n{full_end}\n\n"
+                   f"## Results\nstale\n{kept}")
     rc = bench.main(["--quick", "--repeats", "1", "--warmup", "1", "--skip", "torch,coexist", "--profile", "5",
                      "--json", str(out), "--write-doc", str(doc)])
     assert rc == 0
@@ -265,6 +267,8 @@ def test_doc_keeps_the_sections_this_run_does_not_measure(quick_run):
     _, doc = quick_run
     assert doc.count(FP.BEGIN) == 1 and PARITY_MARK in doc and "stale" not in doc
     assert doc.index(FP.END) < doc.index("\n## Results")
+    full_begin, full_end = FP.MARKERS[True]  # the whole demo's parity, likewise
+    assert doc.count(full_begin) == 1 and f"full {PARITY_MARK}" in doc and doc.index(full_end) < doc.index("\n## Results")
     for n in REP.KEPT:  # the hand-kept sections (one-off A/B runs, the levers), as they were
         assert doc.count(REP.kept_begin(n)) == 1 and f"## {n} by hand\n{n} text\n" in doc
     assert doc.index(REP.kept_end(REP.KEPT[-1])) < doc.index("## FLOP model")

@@ -57,3 +57,23 @@ def test_parity_reads_a_demo_eval_json_and_rejects_an_unfinished_run(tmp_path, c
                                                 "control-mlm-teacher-init": (0.5, 0.02)}
     assert fast_parity.main(["--runs", str(run), str(tmp_path / "missing")]) == 2
     assert "no eval.json" in capsys.readouterr().err
+
+
+def test_parity_of_the_whole_demo_has_its_own_section(tmp_path, capsys):
+    runs = []
+    for name, acc in (("plain", 0.5), ("fast", 0.5)):
+        d = tmp_path / name
+        d.mkdir()
+        fig = {"accuracy": acc, "se": 0.02}
+        (d / "eval.json").write_text(json.dumps({"teacher": fig, "student": fig}))
+        runs.append(str(d))
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# P\n\n{fast_parity.BEGIN}\nquick rows\n{fast_parity.END}\n\n## Results\n", encoding="utf-8")
+    assert fast_parity.main(["--full", "--runs", *runs, "--conditions", "here", "--write-doc", str(doc)]) == 0
+    text = doc.read_text()
+    begin, end = fast_parity.MARKERS[True]
+    assert "quick rows" in text and text.count(begin) == 1  # the quick demo's section stays
+    section = text.split(begin, 1)[1].split(end, 1)[0]
+    assert "`minidistil demo` run twice" in section and "--quick" not in section
+    assert "| teacher | 50.00% +/- 2.00 | 50.00% +/- 2.00 |" in section and "identical" in section
+    capsys.readouterr()

@@ -320,10 +320,10 @@ def main(argv=None) -> int:
     if a.write_doc:
         text = render_doc(r)
         from .coexist import carried_section, splice
-        from .fast_parity import BEGIN as FP_BEGIN, END as FP_END
+        from .fast_parity import MARKERS as FP_MARKERS
         from .report import KEPT, kept_begin, kept_end
         # measured by fast_parity.py, or written by hand: not by this run, so kept as they are
-        for begin, end in [(FP_BEGIN, FP_END)] + [(kept_begin(n), kept_end(n)) for n in KEPT]:
+        for begin, end in list(FP_MARKERS.values()) + [(kept_begin(n), kept_end(n)) for n in KEPT]:
             kept = carried_section(a.write_doc, begin, end)
             if kept:
                 text = splice(text, kept, begin, end)
