@@ -191,13 +191,13 @@ result = check("log_softmax_t", log_softmax_t_backward)
 # %% [markdown]
 # ## 10. Cross-entropy with the -100 ignore label (the MLM loss)
 # `loss = mean over rows with label != -100 of -log softmax(logits)[label]`; logits (B, T, V),
-# labels (B, T). The label -100 marks a position that is not scored (what Hugging Face puts at
-# every unmasked position). Return `dlogits`, times `dloss`.
+# labels (B, T). The label -100 (`F.IGNORE_INDEX`) marks a position that is not scored (what
+# Hugging Face puts at every unmasked position). Return `dlogits`, times `dloss`.
 
 # %%
 def cross_entropy_backward(dloss, logits, labels):
     ### BEGIN SOLUTION
-    keep = labels != -100
+    keep = labels != F.IGNORE_INDEX
     g = F.softmax_t(logits)
     rows = np.nonzero(keep)
     g[rows + (labels[keep],)] -= 1.0
