@@ -192,10 +192,14 @@ def test_the_peer_recipe_is_the_config():
     """The PyTorch peers get their loss settings and clipping from the config tree, not their own."""
     from minidistil.losses import DistillLossConfig
     from minidistil.masking import IGNORE_INDEX
+    from minidistil.train.optim import BETAS, EPS
     from minidistil.train.runs import DistillStageConfig, StageConfig
     r, loss = S.peer_recipe(), DistillLossConfig()
     assert {k: r[k] for k in loss.to_dict()} == loss.to_dict() == DistillStageConfig().loss.to_dict()
     assert (r["teacher_clip_norm"], r["distill_clip_norm"]) == (StageConfig().clip_norm, DistillStageConfig().clip_norm)
+    assert (r["teacher_weight_decay"], r["distill_weight_decay"]) == (StageConfig().weight_decay,
+                                                                      DistillStageConfig().weight_decay)
+    assert (r["lr"], tuple(r["betas"]), r["adam_eps"]) == (S.LR, BETAS, EPS)  # the optimizer the steps use
     assert r["ignore_index"] == IGNORE_INDEX and json.loads(json.dumps(r)) == r  # it travels as JSON
 
 

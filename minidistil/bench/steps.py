@@ -18,7 +18,7 @@ import numpy as np
 from ..masking import IGNORE_INDEX, mask_tokens
 from ..models import Bert, BertConfig, DistilBert, student_layers
 from ..train.distill import loss_config, logit_positions, make_distill_step as train_distill_step
-from ..train.optim import AdamW, clip_grad_norm
+from ..train.optim import BETAS, EPS, AdamW, clip_grad_norm
 from ..train.pretrain import make_mlm_step
 from ..train.runs import DistillStageConfig, StageConfig
 from .measure import Phases, measure
@@ -102,12 +102,15 @@ def make_distill_step(s: BenchShapes, seed: int = 0, phases: Phases | None = Non
 
 def peer_recipe() -> dict:
     """The settings of the two steps above that the PyTorch peers copy, read from the config tree
-    (``DistillStageConfig().loss``, the stages' ``clip_norm``) and ``IGNORE_INDEX``: the parent
+    (``DistillStageConfig().loss``, the stages' ``clip_norm`` and ``weight_decay``), AdamW's
+    betas and eps (train/optim.py), ``LR`` and ``IGNORE_INDEX``: the parent
     puts them in the peer child's payload (JSON), so the peers (bench/torch_peer.py's ``Recipe``,
     run with torch in their own process) declare none of them."""
     teacher, distill = StageConfig(), DistillStageConfig()
     return {**distill.loss.to_dict(), "teacher_clip_norm": teacher.clip_norm,
-            "distill_clip_norm": distill.clip_norm, "ignore_index": IGNORE_INDEX}
+            "distill_clip_norm": distill.clip_norm, "ignore_index": IGNORE_INDEX,
+            "lr": LR, "betas": list(BETAS), "adam_eps": EPS,
+            "teacher_weight_decay": teacher.weight_decay, "distill_weight_decay": distill.weight_decay}
 
 
 def bench_steps(s: BenchShapes, repeats: int, warmup: int) -> dict:

@@ -18,8 +18,9 @@ doing the same work on the same CPU:
   masked tokens, Lcos the ``CosineEmbeddingLoss`` of the last hidden states at real tokens;
   backward, clipping, AdamW.
 
-The loss weights, the temperature, the clipping norms and the ignore label are minidistil's
-(``DistillLossConfig``, the stages' ``clip_norm``, ``IGNORE_INDEX``), declared there only: the
+The loss weights, the temperature, the clipping norms, the optimizer's settings and the ignore
+label are minidistil's (``DistillLossConfig``, the stages' ``clip_norm`` and ``weight_decay``,
+train/optim.py's betas and eps, the bench's learning rate, ``IGNORE_INDEX``), declared there only: the
 parent process reads them from the config (bench/steps.py's ``peer_recipe``) and sends them in
 the child's payload, and this module takes them as a :class:`Recipe`.
 
@@ -53,6 +54,11 @@ class Recipe(NamedTuple):
     teacher_clip_norm: float
     distill_clip_norm: float
     ignore_index: int
+    lr: float
+    betas: tuple  # (beta1, beta2); a list after JSON
+    adam_eps: float
+    teacher_weight_decay: float
+    distill_weight_decay: float
 
 
 def as_recipe(recipe) -> Recipe:
@@ -175,7 +181,8 @@ def make_teacher_step(s: BenchShapes, recipe, seed: int = 0, wrap=_eager):
     torch.manual_seed(seed)
     model = MaskedLM(s, s.teacher_layers, token_types=True)
     run_model, loss_fn = wrap(model), wrap(mlm_loss)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps,
+                            weight_decay=r.teacher_weight_decay)
     ids, mask, labels = _batch(s, seed, r.ignore_index)
 
     def step() -> float:
@@ -220,7 +227,8 @@ def make_distill_step(s: BenchShapes, recipe, seed: int = 0, wrap=_eager, loss=d
         p.requires_grad_(False)
     student = MaskedLM(s, s.student_layers, token_types=False)
     run_teacher, run_student, loss_fn = wrap(teacher), wrap(student), wrap(loss)
-    opt = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
+    opt = torch.optim.AdamW(student.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps,
+                            weight_decay=r.distill_weight_decay)
     ids, mask, labels = _batch(s, seed, r.ignore_index)
 
     def step() -> float:

@@ -98,6 +98,10 @@ def accumulate_grads(acc: dict | None, grads: Mapping[str, np.ndarray], scale: f
     return acc
 
 
+BETAS = (0.9, 0.98)  # the research code's AdamW settings (module docstring)
+EPS = 1e-6
+
+
 class AdamW:
     """AdamW over a dict of parameter arrays (updated in place).
 
@@ -105,8 +109,8 @@ class AdamW:
     >>> opt.step(grads, lr=linear_schedule(step, total, 0.05, 5e-4))
     """
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 5e-4, betas=(0.9, 0.98),
-                 eps: float = 1e-6, weight_decay: float = 0.0):
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 5e-4, betas=BETAS,
+                 eps: float = EPS, weight_decay: float = 0.0):
         if not isinstance(params, Mapping) or not params:
             raise TypeError("params must be a non-empty dict of name -> numpy array")
         for name, p in params.items():
