@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluate import EvalSet, cluster_masked, predict, prediction_result
+from .eval_set import EvalSet, cluster_masked, predict, prediction_result
 
 
 def first_masks(evalset: EvalSet, k: int) -> tuple[EvalSet, EvalSet]:
@@ -34,7 +34,7 @@ def first_masks(evalset: EvalSet, k: int) -> tuple[EvalSet, EvalSet]:
 
 
 def merge(a: dict, b: dict, masked: np.ndarray) -> dict:
-    """The :func:`~minidistil.train.evaluate.predict` result of two disjoint sets of batches
+    """The :func:`~minidistil.train.eval_set.predict` result of two disjoint sets of batches
     together (``a``'s batches first); ``masked`` (n,) is the union's masked tokens per sequence."""
     n = a["n_masked"] + b["n_masked"]
     loss = (a["mlm_loss"] * a["n_masked"] + b["mlm_loss"] * b["n_masked"]) / n
