@@ -301,3 +301,13 @@ def test_pool_split_table_times_both_routes():
     assert abs(rows[0]["ratio"] - rows[0]["pool_us"] / rows[0]["plain_us"]) < 1e-12
     md = pool_split.markdown(rows)
     assert md[2].startswith("| M x K x N |") and "| 64 x 32 x 48 | 0.1M |" in md[4]
+
+
+def test_the_cpu_is_named_with_its_family_and_model():
+    # a virtual machine reports "AMD EPYC" for every generation: family and model tell them apart
+    two = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+           "model name\t: AMD EPYC\nflags\t\t: fpu avx2\n\nprocessor\t: 1\ncpu family\t: 99\n"
+           "model\t\t: 1\nmodel name\t: other\n")
+    assert M.cpuinfo_name(two) == "AMD EPYC (family 25, model 17)"
+    assert M.cpuinfo_name("processor\t: 0\nmodel name\t: Some CPU\n") == "Some CPU"
+    assert M.cpuinfo_name("processor\t: 0\nCPU implementer\t: 0x41\n") is None  # then the fallbacks

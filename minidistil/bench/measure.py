@@ -172,17 +172,31 @@ def rss_mb() -> dict:
 
 def cpu_model() -> str:
     """The CPU's model name as the system reports it (``/proc/cpuinfo``, ``sysctl``), or the
-    platform's processor string."""
+    platform's processor string. On Linux the CPU family and model follow the name: a virtual
+    machine often reports only "AMD EPYC", which names no generation (family 25 model 17 is a
+    Zen 4, family 23 model 49 a Zen 2), and the figures here depend on it."""
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            name = cpuinfo_name(f.read())
+        if name:
+            return name
     if sys.platform == "darwin":
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
                                   text=True, timeout=5).stdout.strip()
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpuinfo_name(text: str) -> str | None:
+    """``"model name (family F, model M)"`` of the first processor in a ``/proc/cpuinfo`` text."""
+    fields = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if not fields.get("model name"):
+        return None
+    family, model = fields.get("cpu family"), fields.get("model")
+    return fields["model name"] + (f" (family {family}, model {model})" if family and model else "")
 
 
 def machine() -> dict:
