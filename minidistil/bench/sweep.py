@@ -207,7 +207,7 @@ def _f(x, spec):
 
 def sweep_lines(r: dict) -> list:
     c = r["conditions"]
-    L = [f"Roofline sweep {c['date_utc']} on {c['cpu']} ({c['cpu_count']} cores), {c['threads']} threads, "
+    L = [f"Roofline sweep {c['date_utc']} on {c['cpu']}, {c['cpu_count']} cores, {c['threads']} threads, "
          f"float32, median of {c['repeats']} after {c['warmup']} warm-up, matmul peak: best of NumPy "
          f"{c['peak_n']}^3 products in each step's process; load average {c['loadavg_start'][0]:.1f} at "
          f"start, {c['loadavg_end'][0]:.1f} at end.", ""]
