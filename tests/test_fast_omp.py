@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from minidistil import fast
+from minidistil.fast import omp
 
 LIBGOMP = ctypes.util.find_library("gomp")
 needs_libgomp = pytest.mark.skipif(LIBGOMP is None, reason="no libgomp to load first")
@@ -29,12 +30,14 @@ from minidistil.kernels import softmax_forward
 softmax_forward(np.ones((64, 8)), 2.0)  # a parallel kernel: Numba's pool starts here
 import numba
 print(json.dumps({"layer": numba.threading_layer(), "on": info["on"], "off": info["off"],
-                  "policy": os.environ.get("OMP_WAIT_POLICY"), "warnings": info["warnings"]}))
+                  "policy": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT"),
+                  "warnings": info["warnings"]}))
 """
 
 
 def _probe(lib, **env):
-    full = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")}
     full.update(env)
     p = subprocess.run([sys.executable, "-c", _PROBE, lib or "-"], capture_output=True, text=True,
                        env=full, timeout=600)
@@ -47,6 +50,15 @@ def test_without_a_runtime_first_the_wait_policy_does_it():
     r = _probe(None)
     assert r["layer"] == "omp" and r["policy"] == "PASSIVE"
     assert r["on"]["idle_threads_sleep"].startswith("OMP_WAIT_POLICY=PASSIVE")
+    # a short spin before sleeping (an idle vCPU is slow to wake), stated in info()
+    assert r["spin"] == omp.SPINCOUNT and f"GOMP_SPINCOUNT={omp.SPINCOUNT}" in r["on"]["idle_threads_sleep"]
+
+
+@jit_on
+def test_the_users_spin_count_stands():
+    r = _probe(None, GOMP_SPINCOUNT="0")
+    assert r["policy"] == "PASSIVE" and r["spin"] == "0"
+    assert "GOMP_SPINCOUNT=0, the user's" in r["on"]["idle_threads_sleep"]
 
 
 @jit_on
@@ -55,7 +67,7 @@ def test_a_runtime_loaded_first_gets_numba_the_workqueue_layer():
     r = _probe(LIBGOMP)
     assert r["layer"] == "workqueue"
     assert "workqueue" in r["on"]["idle_threads_sleep"] and "libgomp" in r["on"]["idle_threads_sleep"]
-    assert r["policy"] is None  # nothing set that could no longer act
+    assert r["policy"] is None and r["spin"] is None  # nothing set that could no longer act
 
 
 @jit_on

@@ -12,6 +12,16 @@ spin again: with torch imported first they burn as much CPU as with no policy at
 (docs/performance.md, "PyTorch in the same process", has the measurement). Numba's
 ``workqueue`` layer does not spin: its idle workers wait on a condition variable.
 
+Not spinning at all has a price on a virtual machine: a worker that sleeps after every kernel
+leaves its core idle, and the hypervisor halts an idle vCPU, so waking it for the next kernel
+costs tens of microseconds. At batch 1, where a forward is a hundred small kernels, that adds
+up. So ``enable()`` also sets libgomp's ``GOMP_SPINCOUNT`` to ``SPINCOUNT``: about 0.1 ms of
+spinning (libgomp reckons some 100,000 spins a millisecond), enough to bridge the gap between
+two small kernels, and short beside libgomp's own default with no policy set (3 ms), which keeps
+the core from the BLAS product that follows. A longer spin cost the teacher step time; the
+A/B runs are in docs/performance.md ("Open levers"). The user's ``GOMP_SPINCOUNT`` stands
+(``GOMP_SPINCOUNT=0``: sleep at once).
+
 So when an OpenMP runtime is already loaded before Numba's pool starts, ``enable()`` selects
 the workqueue layer instead (unless the user chose a layer). The layer decides only which
 threads run the chunks of a ``prange``; Numba cuts the chunks the same way for every layer,
@@ -22,6 +32,8 @@ minidistil never does, its matmul pool runs only BLAS.
 from __future__ import annotations
 
 import os
+
+SPINCOUNT = "10000"  # libgomp's spins before an idle worker sleeps (see above)
 
 
 def numba_pool_started() -> bool:
@@ -53,7 +65,12 @@ def quiet_idle_threads() -> tuple:
     loaded = openmp_runtimes()
     if not loaded:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        return "OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool", None
+        if "GOMP_SPINCOUNT" in os.environ:  # the user's spin count stands
+            return (f"OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool (GOMP_SPINCOUNT="
+                    f"{os.environ['GOMP_SPINCOUNT']}, the user's)"), None
+        os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+        return (f"OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool, GOMP_SPINCOUNT={SPINCOUNT} "
+                "(idle workers spin about 0.1 ms, then sleep)"), None
     if str(numba.config.THREADING_LAYER) != "default":
         return None, (f"an OpenMP runtime was loaded before enable() ({loaded[0]}) and the user chose "
                       f"Numba's threading layer ({numba.config.THREADING_LAYER}): idle workers may spin")
