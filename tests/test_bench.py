@@ -311,3 +311,10 @@ def test_the_cpu_is_named_with_its_family_and_model():
     assert M.cpuinfo_name(two) == "AMD EPYC (family 25, model 17)"
     assert M.cpuinfo_name("processor\t: 0\nmodel name\t: Some CPU\n") == "Some CPU"
     assert M.cpuinfo_name("processor\t: 0\nCPU implementer\t: 0x41\n") is None  # then the fallbacks
+
+
+def test_a_target_figure_never_prints_as_its_bound_unless_it_is_it():
+    from minidistil.bench.format import figure
+    assert figure(2.998, 3) == "2.998" and figure(3.0004, 3) == "3.0004"  # not "3": met or not?
+    assert figure(3.0, 3) == "3" and figure(4.712, 3) == "4.71" and figure(0.5931, 0.4) == "0.593"
+    assert figure(None, 3) == "-"

@@ -12,6 +12,18 @@ def fmt(x, spec=".2f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def figure(x, bound) -> str:
+    """``x`` to 3 significant digits, or as many more as it takes not to print the bound itself
+    (2.998 against a bound of 3 must not read "3 ... not met")."""
+    if x is None:
+        return "-"
+    for digits in range(3, 8):
+        text = format(x, f".{digits}g")
+        if x == bound or float(text) != float(bound):
+            return text
+    return repr(x)
+
+
 def table(headers: list, rows: list) -> list:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

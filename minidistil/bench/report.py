@@ -1,7 +1,7 @@
 """The tables of a benchmark run (stdout and docs/performance.md) and the doc itself."""
 from __future__ import annotations
 
-from .format import fmt as _fmt, fmt_s as _fmt_s, met as _met, probes as _probes, table as _table, turns as _turns
+from .format import figure as _figure, fmt as _fmt, fmt_s as _fmt_s, met as _met, probes as _probes, table as _table, turns as _turns
 from .notes import FLOP_MODEL, METHOD, limit_text as _limit_text
 
 def summary_lines(r: dict, targets: bool = True) -> list:
@@ -14,7 +14,7 @@ def summary_lines(r: dict, targets: bool = True) -> list:
               f"{c['loadavg_start'][0]:.1f} at start, {c.get('loadavg_end', [float('nan')])[0]:.1f} at end.",
               "", "### Targets", ""]
         L += _table(["target", "bound", "figure", "status"],
-                    [[t["label"], f"{t['op']} {t['bound']:g}", _fmt(t["value"], ".3g"), _met(t["met"])]
+                    [[t["label"], f"{t['op']} {t['bound']:g}", _figure(t["value"], t["bound"]), _met(t["met"])]
                      for t in r["targets"]])
     if r["kernels"]:
         L += ["", "### Kernels, forward + backward", ""]
@@ -217,7 +217,7 @@ def render_doc(r: dict) -> str:
     rows = []
     for t in r["targets"]:
         limit = "" if t["met"] else _limit_text(t, r)
-        rows.append([t["label"], f"{t['op']} {t['bound']:g}", _fmt(t["value"], ".3g"), _met(t["met"]),
+        rows.append([t["label"], f"{t['op']} {t['bound']:g}", _figure(t["value"], t["bound"]), _met(t["met"]),
                      limit.replace("|", "\\|")])
     out += _table(["target", "bound", "figure", "status", "what limits it"], rows)
     load = c["loadavg_start"][0]
