@@ -76,8 +76,10 @@ def test_two_core_probe_measures_something():
     p = M.two_core_probe(rounds=50)
     if numba.config.DISABLE_JIT:
         assert p is None
-    else:  # one thread's time over two threads': between "no help" and "two full cores", roughly
-        assert 0.3 < p < 3.0
+    else:  # one thread's time over two threads': finite and positive, and at most "two full cores"
+        # with room for noise. No lower bound: on a shared VM a busy or halted second vCPU can make
+        # two threads several times slower than one (0.12 in one CI run), which is what it reports.
+        assert math.isfinite(p) and 0 < p < 3.0
 
 
 def test_steps_flops_and_matmul(quick_run):
