@@ -77,7 +77,7 @@ def lines(rows: list, conditions: str, full: bool = False) -> list:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m minidistil.bench.fast_parity", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m minidistil.bench.fast_parity", description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--full", action="store_true", help="the whole demo, not --quick (about 10 minutes each)")
     p.add_argument("--runs", nargs=2, metavar=("NOFAST_DIR", "FAST_DIR"), help="compare two finished demo runs")
     p.add_argument("--conditions", default=None, help="the text that says where and when they ran")
