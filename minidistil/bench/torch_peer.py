@@ -55,7 +55,7 @@ class Recipe(NamedTuple):
     distill_clip_norm: float
     ignore_index: int
     lr: float
-    betas: tuple  # (beta1, beta2); a list after JSON
+    betas: tuple  # (beta1, beta2)
     adam_eps: float
     teacher_weight_decay: float
     distill_weight_decay: float
@@ -64,6 +64,7 @@ class Recipe(NamedTuple):
 def as_recipe(recipe) -> Recipe:
     """A :class:`Recipe` from one or from its payload dict."""
     r = recipe if isinstance(recipe, Recipe) else Recipe(**recipe)
+    r = r._replace(betas=r.betas)  # JSON made it a list
     if r.ce_positions != "all":
         raise ValueError(f"the PyTorch peer computes Lce over every real token (ce_positions 'all'), "
                          f"got {r.ce_positions!r}")
@@ -181,7 +182,7 @@ def make_teacher_step(s: BenchShapes, recipe, seed: int = 0, wrap=_eager):
     torch.manual_seed(seed)
     model = MaskedLM(s, s.teacher_layers, token_types=True)
     run_model, loss_fn = wrap(model), wrap(mlm_loss)
-    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps,
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=r.betas, eps=r.adam_eps,
                             weight_decay=r.teacher_weight_decay)
     ids, mask, labels = _batch(s, seed, r.ignore_index)
 
@@ -227,7 +228,7 @@ def make_distill_step(s: BenchShapes, recipe, seed: int = 0, wrap=_eager, loss=d
         p.requires_grad_(False)
     student = MaskedLM(s, s.student_layers, token_types=False)
     run_teacher, run_student, loss_fn = wrap(teacher), wrap(student), wrap(loss)
-    opt = torch.optim.AdamW(student.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps,
+    opt = torch.optim.AdamW(student.parameters(), lr=r.lr, betas=r.betas, eps=r.adam_eps,
                             weight_decay=r.distill_weight_decay)
     ids, mask, labels = _batch(s, seed, r.ignore_index)
 

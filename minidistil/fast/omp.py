@@ -64,13 +64,12 @@ def quiet_idle_threads() -> tuple:
     import numba
     loaded = openmp_runtimes()
     if not loaded:
+        users = os.environ.get("GOMP_SPINCOUNT")  # the user's spin count stands
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        if "GOMP_SPINCOUNT" in os.environ:  # the user's spin count stands
-            return (f"OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool (GOMP_SPINCOUNT="
-                    f"{os.environ['GOMP_SPINCOUNT']}, the user's)"), None
-        os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
-        return (f"OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool, GOMP_SPINCOUNT={SPINCOUNT} "
-                "(idle workers spin about 0.1 ms, then sleep)"), None
+        os.environ.setdefault("GOMP_SPINCOUNT", SPINCOUNT)
+        spin = (f"GOMP_SPINCOUNT={users}, the user's" if users is not None else
+                f"GOMP_SPINCOUNT={SPINCOUNT} (idle workers spin about 0.1 ms, then sleep)")
+        return f"OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP pool, {spin}", None
     if str(numba.config.THREADING_LAYER) != "default":
         return None, (f"an OpenMP runtime was loaded before enable() ({loaded[0]}) and the user chose "
                       f"Numba's threading layer ({numba.config.THREADING_LAYER}): idle workers may spin")
