@@ -71,8 +71,8 @@ METHOD = """\
   the same bits). The NumPy twins in the kernel table run plain
   `@`, with BLAS's own threads when the fast layer is off. The fresh processes get
   `OPENBLAS_NUM_THREADS` and `NUMBA_NUM_THREADS`. The fast layer also sets
-  `OMP_WAIT_POLICY=PASSIVE` (after a 0.1 ms spin, `GOMP_SPINCOUNT`) before Numba's pool starts, and glibc's malloc keeps freed
-  activations for the next step (`minidistil/fast/malloc.py`); `minidistil.fast.info()` says
+  `OMP_WAIT_POLICY=PASSIVE` (after a 0.1 ms spin, `GOMP_SPINCOUNT`) before Numba's pool
+  starts, and glibc's malloc keeps freed activations for the next step (`minidistil/fast/malloc.py`); `minidistil.fast.info()` says
   what was on.
 - Ratios to PyTorch: minidistil's steps are timed twice, before and after PyTorch's process,
   and the ratio divides the median of both rounds by PyTorch's median: a shared machine's speed

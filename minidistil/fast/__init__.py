@@ -13,8 +13,9 @@ skips it) switches on, for this process:
   kernels without AVX-512 on an AVX-512 CPU;
 * **idle threads sleep** (fast/omp.py): ``OMP_WAIT_POLICY=PASSIVE`` when Numba's OpenMP pool has
   not started yet and the user has not chosen a policy, so Numba's idle workers stop spinning
-  while BLAS works, after a short spin (``GOMP_SPINCOUNT``) that bridges two kernels; Numba's workqueue layer instead when an OpenMP runtime (PyTorch's) was
-  loaded first and has read the environment already;
+  while BLAS works, after a short spin (``GOMP_SPINCOUNT``) that bridges two kernels; Numba's
+  workqueue layer instead when an OpenMP runtime (PyTorch's) was loaded first and has read the
+  environment already;
 * **malloc** (fast/malloc.py): glibc keeps freed memory for the next step.
 
 Every route is checked before it is used (a self-test of the gemm kernels against NumPy) and is
