@@ -213,6 +213,33 @@ def test_an_exact_route_that_changes_the_bits_is_never_chosen(monkeypatch, fake_
     assert calibrate.decisions()[str(("e2",))]["differs"] == ["plain"]
 
 
+def test_a_shape_sharing_a_key_without_the_chosen_route_takes_the_default(monkeypatch, fake_clock):
+    # rows round up to a power of two in the key: 1,100 rows chose "plain", and 2,048 rows of the
+    # same key are above the one-call size, so their routes hold no "plain" (this once raised
+    # KeyError in the middle of a distillation run)
+    monkeypatch.setattr(calibrate, "_timing", {"on": False})
+    v = np.zeros(2)
+    calibrate.choose(("k",), {"pool": fake_clock(1.0, v), "plain": fake_clock(0.1, v)},
+                     default="pool", exact=("plain",))
+    assert calibrate.route_for(("k",)) == "plain"
+    big = np.ones(2)
+    assert calibrate.choose(("k",), {"pool": fake_clock(1.0, big)}, default="pool", exact=("plain",)) is big
+
+
+def test_matmul_across_the_one_call_size_within_one_key(monkeypatch):
+    monkeypatch.setattr(calibrate, "_choices", {})
+    monkeypatch.setattr(calibrate, "_timing", {"on": False})
+    monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    w = np.ones((128, 512), np.float32)
+    rows = blas.ALWAYS_SPLIT_MACS // (128 * 512)  # the first row count above the one-call size
+    calibrate._choices.clear()
+    key = ("matmul", True) + calibrate.shape_key(np.ones((rows - 1, 128), np.float32), w)
+    calibrate._choices[key] = {"route": "plain", "times_ms": {}}  # as if "plain" had won below it
+    for r in (rows - 1, rows):
+        a = np.ones((r, 128), np.float32)
+        np.testing.assert_array_equal(blas.matmul_calibrated(a, w), np.full((r, 512), 128, np.float32))
+
+
 def test_same_bits_compares_values_shapes_dtypes_and_tuples():
     x = np.array([1.0, np.nan])
     assert calibrate.same_bits(x, x.copy())

@@ -69,7 +69,9 @@ def choose(key: tuple, routes: Dict[str, Callable[[], object]], default: str, ex
     """
     choice = _choices.get(key)
     if choice is not None:
-        return routes[choice["route"]]()
+        # shapes that share a key (rows rounded up to a power of two) may offer fewer routes: a
+        # product above the one-call size has no "plain" one; it then takes the default
+        return routes.get(choice["route"], routes[default])()
     if not _timing["on"]:
         routes = {n: f for n, f in routes.items() if n == default or n in exact}
     if len(routes) == 1:
