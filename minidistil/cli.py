@@ -101,6 +101,15 @@ def _cmd_locked(args) -> int:
                     check_teacher_out(args, tok)
             except ConfigError as e:
                 raise UsageError(str(e)) from None
+    if cmd == "distill" and getattr(args, "init_layers", None) and cfg.distill.student_init == "random":
+        raise UsageError("--init-layers names the teacher blocks a student copies; a random start "
+                         "(--init random) copies none: drop one of the two")
+    if cmd == "distill" and teacher is not None and cfg.distill.student_init == "teacher":
+        from .train.distill import init_layer_list
+        try:  # before the data and the run directory: --init-layers must fit this teacher
+            init_layer_list(cfg.distill.init_layers, teacher.config.num_hidden_layers, cfg.model.student_layers)
+        except ValueError as e:
+            raise UsageError(f"--init-layers: {e}") from None
     t0 = time.perf_counter()
     data = prepare(args, cfg, tokenizer=tok)
     say(args, f"data: {len(data.train)} training / {len(data.val)} validation sequences, "

@@ -23,7 +23,8 @@ TEACHER_KEY = "teacher"  # extra top-level key of config.json for --teacher runs
 
 STAGE_FLAGS = (("steps", "steps", "--steps"), ("lr", "lr", "--lr"), ("batch_size", "batch_size", "--batch-size"),
                ("accum_steps", "accum_steps", "--accum-steps"))
-DISTILL_FLAGS = (("student_init", "init", "--init"), ("alpha_ce", "alpha_ce", "--alpha-ce"),
+DISTILL_FLAGS = (("student_init", "init", "--init"), ("init_layers", "init_layers", "--init-layers"),
+                 ("alpha_ce", "alpha_ce", "--alpha-ce"),
                  ("alpha_mlm", "alpha_mlm", "--alpha-mlm"), ("alpha_cos", "alpha_cos", "--alpha-cos"),
                  ("temperature", "temperature", "--temperature"), ("head_chunk", "head_chunk", "--head-chunk"))
 

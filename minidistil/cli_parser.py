@@ -53,6 +53,14 @@ def _number(kind, low=None, name="value", strict=False):
     return parse
 
 
+def _init_layers(text):
+    from .train.runs import check_init_layers
+    try:
+        return check_init_layers(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # the ablation's budget: 7 rows x 5 seeds x ABLATE_STEPS steps, <= 30 minutes on 2 cores
 ABLATE_STEPS = 120
 ABLATE_STEPS_QUICK = 20
@@ -141,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "vocab.txt, weights) instead of the teacher pretrained in --out")
     s.add_argument("--init", choices=["teacher", "random"], help="student initialisation: one teacher "
                    "layer out of two (default) or random")
+    s.add_argument("--init-layers", type=_init_layers, metavar="RULE", help="with --init teacher, the "
+                   "teacher blocks the student copies: bottom (0,2,4,...: the paper's one layer out of "
+                   "two, default), top (one of two ending at the last block: 1,3,5 for 6 -> 3) or a "
+                   "comma-separated list such as 0,2,5")
     s.add_argument("--alpha-ce", type=NONNEG_FLOAT, help="weight of the soft-target loss Lce (default 5.0)")
     s.add_argument("--alpha-mlm", type=NONNEG_FLOAT, help="weight of the masked-LM loss Lmlm (default 2.0)")
     s.add_argument("--alpha-cos", type=NONNEG_FLOAT, help="weight of the hidden-state cosine loss Lcos (default 1.0)")

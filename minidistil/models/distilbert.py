@@ -25,24 +25,32 @@ def student_depth(n_teacher: int) -> int:
     return (int(n_teacher) + 1) // 2
 
 
-def student_layers(n_teacher: int, n_student: int) -> list:
+ALIGNS = ("bottom", "top")
+
+
+def student_layers(n_teacher: int, n_student: int, align: str = "bottom") -> list:
     """The teacher blocks a student of ``n_student`` layers is initialised from.
 
-    Half the teacher's depth (:func:`student_depth`, rounded up): one layer out of two,
-    ``[0, 2, 4, ...]`` (the paper's rule; 6 -> 3 gives [0, 2, 4], 12 -> 6 gives [0, 2, 4, 6, 8, 10],
-    and 2 -> 1, half of two, gives [0]). Any other depth: spread evenly with the first and last
-    kept (6 -> 2 gives [0, 5]); a single layer that is not half the depth is the last one
-    (4 -> 1 gives [3]). The released DistilBERT used ``[0, 2, 4, 7, 9, 11]`` for 12 -> 6: pass
-    that list to :meth:`DistilBert.from_teacher` explicitly.
+    Half the teacher's depth (:func:`student_depth`, rounded up): one layer out of two. With
+    ``align="bottom"`` (the default) it starts at the first block, ``[0, 2, 4, ...]`` (6 -> 3 gives
+    [0, 2, 4], 12 -> 6 gives [0, 2, 4, 6, 8, 10], and 2 -> 1, half of two, gives [0]); with
+    ``align="top"`` it ends at the last block, the one the MLM head was trained on (6 -> 3 gives
+    [1, 3, 5], 12 -> 6 gives [1, 3, ..., 11]; an odd depth gives the same list both ways).
+    Any other depth: spread evenly with the first and last kept (6 -> 2 gives [0, 5]); a single
+    layer that is not half the depth is the last one (4 -> 1 gives [3]). The released DistilBERT
+    used ``[0, 2, 4, 7, 9, 11]`` for 12 -> 6: pass that list to :meth:`DistilBert.from_teacher`
+    explicitly.
     """
     for name, v in (("n_teacher", n_teacher), ("n_student", n_student)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if align not in ALIGNS:
+        raise ValueError(f"align must be one of {ALIGNS}, got {align!r}")
     L, n = int(n_teacher), int(n_student)
     if n > L:
         raise ValueError(f"n_student ({n}) must not exceed n_teacher ({L})")
     if n == student_depth(L):
-        return list(range(0, L, 2))
+        return list(range(L - 1 - 2 * (n - 1), L, 2)) if align == "top" else list(range(0, L, 2))
     if n == 1:
         return [L - 1]
     return [int(round(i * (L - 1) / (n - 1))) for i in range(n)]

@@ -25,18 +25,38 @@ def loss_config(cfg: DistillStageConfig):
 
 
 def make_student(teacher, cfg: RunConfig, init: str | None = None):
-    """The student: ``from_teacher`` with :func:`~minidistil.models.student_layers`, or a random
+    """The student: ``from_teacher`` with the blocks of the stage's ``init_layers``
+    (:func:`init_layer_list`; by default :func:`~minidistil.models.student_layers`), or a random
     initialisation."""
-    from ..models import DistilBert, student_layers
+    from ..models import DistilBert
     init = init or cfg.distill.student_init
     n_student = cfg.model.student_layers
     if init == "teacher":
-        layers = student_layers(teacher.config.num_hidden_layers, n_student)
+        layers = init_layer_list(cfg.distill.init_layers, teacher.config.num_hidden_layers, n_student)
         return DistilBert.from_teacher(teacher, layers=layers)
     if init == "random":
         scfg = dataclasses.replace(teacher.config, num_hidden_layers=n_student)
         return DistilBert.random_init(scfg, dtype=teacher.dtype, seed=cfg.seed)
     raise ValueError(f"student_init must be 'teacher' or 'random', got {init!r}")
+
+
+def init_layer_list(spec: str, n_teacher: int, n_student: int) -> list:
+    """The teacher blocks named by a stage's ``init_layers`` ("bottom", "top" or "1,3,5") for a
+    student of ``n_student`` layers; an explicit list must name that many blocks below
+    ``n_teacher``."""
+    from ..models import student_layers
+    from .runs import INIT_LAYER_RULES, check_init_layers
+    spec = check_init_layers(spec)
+    if spec in INIT_LAYER_RULES:
+        return student_layers(n_teacher, n_student, align=spec)
+    layers = [int(i) for i in spec.split(",")]
+    if len(layers) != n_student:
+        raise ValueError(f"init_layers {spec} names {len(layers)} teacher layers, but the student has "
+                         f"{n_student} (model.student_layers)")
+    if layers[-1] >= n_teacher:
+        raise ValueError(f"init_layers {spec}: the teacher has {n_teacher} layers, numbered 0 to "
+                         f"{n_teacher - 1}")
+    return layers
 
 
 def logit_positions(cfg: DistillStageConfig, attention_mask, labels):

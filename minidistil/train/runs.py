@@ -64,16 +64,45 @@ class StageConfig:
     eval_every: int = 0              # validation MLM loss/accuracy every this many steps (0: off)
 
 
+INIT_LAYER_RULES = ("bottom", "top")
+
+
+def check_init_layers(value) -> str:
+    """``init_layers`` as stored: "bottom", "top", or teacher block indices such as "1,3,5"
+    (comma-separated, from 0, strictly increasing; a list of ints is accepted too). Whether the
+    indices fit the teacher is checked when the student is made, where its depth is known."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ValueError(f"init_layers must be 'bottom', 'top' or a list such as '1,3,5', got {value!r}")
+    text = value.strip().lower()
+    if text in INIT_LAYER_RULES:
+        return text
+    try:
+        idx = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"init_layers must be 'bottom', 'top' or comma-separated layer indices "
+                         f"such as '1,3,5', got {value!r}") from None
+    if any(i < 0 for i in idx) or any(b <= a for a, b in zip(idx, idx[1:])):
+        raise ValueError(f"init_layers {value!r}: the indices must be >= 0 and strictly increasing "
+                         "(the student runs its blocks in the teacher's order)")
+    return ",".join(str(i) for i in idx)
+
+
 @dataclass
 class DistillStageConfig(StageConfig):
     # the triple loss (weights, temperature, which positions Lce covers): declared once, in losses.py
     loss: DistillLossConfig = field(default_factory=DistillLossConfig)
     student_init: str = "teacher"    # "teacher" (models.student_layers) or "random"
+    # which teacher blocks a "teacher" start copies: "bottom" (0,2,4: the paper's one of two),
+    # "top" (1,3,5: one of two ending at the last block) or a list such as "0,2,5"
+    init_layers: str = "bottom"
     # > 0: the fused vocabulary head, this many positions per chunk (train/fused_step.py, no
     # (P, V) array); 0: the reference path (logits, then losses.py)
     head_chunk: int = 0
 
     def __post_init__(self):
+        self.init_layers = check_init_layers(self.init_layers)
         k = self.head_chunk
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ValueError(f"head_chunk must be an int >= 0 (0: the unfused head), got {k!r}")
