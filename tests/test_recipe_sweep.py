@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from minidistil.commands import recipe_sweep as cmd
 from minidistil.train import recipe_sweep as rs
 
 
@@ -25,10 +26,10 @@ def test_a_bad_variant_names_the_part(bad, words):
 def test_the_command_line_refuses_bad_input_in_one_line(capsys):
     for argv, words in ((["lr=fast"], "needs a float"), (["--steps", "0"], "--steps must be >= 1")):
         with pytest.raises(SystemExit) as e:
-            rs.main(argv)
+            cmd.main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and words in err[-1]
-    assert rs.main(["--no-fast", "--steps", "1", "--out", "/nonexistent/never-made", "init_layers=9,10,11"]) == 2
+    assert cmd.main(["--no-fast", "--steps", "1", "--out", "/nonexistent/never-made", "init_layers=9,10,11"]) == 2
     assert "the teacher has 6 layers" in capsys.readouterr().err
 
 

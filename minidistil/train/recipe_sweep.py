@@ -1,6 +1,6 @@
 """A sweep of the demo student's recipe: which change to the distillation buys retention?
 
-``python -m minidistil.train.recipe_sweep [--steps N] [--seed S] [--out DIR] VARIANT ...``
+``python -m minidistil.commands.recipe_sweep [--steps N] [--seed S] [--out DIR] VARIANT ...``
 
 Every student is the demo's distilled student (the shipped teacher, its data and batches, the
 same steps, masks and seed) with one VARIANT's changes to the distill stage. A VARIANT is
@@ -8,7 +8,7 @@ same steps, masks and seed) with one VARIANT's changes to the distill stage. A V
 loss (``init_layers``, ``alpha_ce``, ``alpha_mlm``, ``alpha_cos``, ``temperature``,
 ``ce_positions``, ``lr``, ``mlm_prob``, ``batch_size``, ``warmup_frac``, ``weight_decay``)::
 
-    python -m minidistil.train.recipe_sweep init_layers=top alpha_mlm=0 init_layers=top+alpha_mlm=0
+    python -m minidistil.commands.recipe_sweep init_layers=top alpha_mlm=0 init_layers=top+alpha_mlm=0
 
 The demo's own recipe always runs first, and each variant is scored on the same validation
 tokens (the first ``--masks`` of the demo's fixed masks): accuracy +/- se, retention of the
@@ -20,10 +20,8 @@ the table is written to ``DIR/sweep.json``.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import sys
 import time
 
 FIELDS = {"init_layers": str, "alpha_ce": float, "alpha_mlm": float, "alpha_cos": float,
@@ -110,37 +108,3 @@ def format_row(row: dict) -> str:
         a, b = row["minus_demo_ci95"]
         text += f"  minus {BASE} {100 * row['minus_demo']:+.2f} [{100 * a:+.2f}, {100 * b:+.2f}]"
     return text + f"  ({row['train_s']:.0f} s)"
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m minidistil.train.recipe_sweep",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("variants", nargs="*", metavar="VARIANT",
-                   help="field=value[+field=value...], e.g. init_layers=top+alpha_mlm=0")
-    p.add_argument("--steps", type=int, help="student steps (default: the demo's 400)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0, the demo's)")
-    p.add_argument("--masks", type=int, default=14, help="validation masks scored (default 14)")
-    p.add_argument("--out", default="runs/sweep", help="where the students and sweep.json go")
-    p.add_argument("--no-fast", action="store_true", help="the plain reference code only")
-    args = p.parse_args(argv)
-    for name, v in (("--steps", args.steps), ("--masks", args.masks)):
-        if v is not None and v < 1:
-            p.error(f"{name} must be >= 1, got {v}")
-    try:
-        for text in args.variants:
-            parse_variant(text)
-    except ValueError as e:
-        p.error(str(e))
-    if not args.no_fast:
-        from .. import fast
-        fast.enable()
-    try:
-        sweep(args.variants, steps=args.steps, seed=args.seed, n_masks=args.masks, out=args.out)
-    except ValueError as e:
-        print(f"{p.prog}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
