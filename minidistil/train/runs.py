@@ -24,6 +24,7 @@ import numpy as np
 
 from ..atomic import atomic_write_json
 from ..losses import DistillLossConfig
+from ..models.distilbert import ALIGNS
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
@@ -64,7 +65,7 @@ class StageConfig:
     eval_every: int = 0              # validation MLM loss/accuracy every this many steps (0: off)
 
 
-INIT_LAYER_RULES = ("bottom", "top")
+INIT_LAYER_RULES = ALIGNS  # the rules of models.student_layers
 
 
 def check_init_layers(value) -> str:
