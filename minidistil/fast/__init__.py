@@ -16,6 +16,9 @@ skips it) switches on, for this process:
   while BLAS works, after a short spin (``GOMP_SPINCOUNT``) that bridges two kernels; Numba's
   workqueue layer instead when an OpenMP runtime (PyTorch's) was loaded first and has read the
   environment already;
+* **small inputs** (fast/small.py): for a batch of one sequence, as inference runs it, the forward
+  kernels on the calling thread alone and their products on BLAS's own threads (both give the same
+  bits), since handing a few rows to a sleeping worker costs more than it saves;
 * **malloc** (fast/malloc.py): glibc keeps freed memory for the next step.
 
 Every route is checked before it is used (a self-test of the gemm kernels against NumPy) and is
@@ -51,6 +54,22 @@ def _attention_routes():
         return fn(dout, cache, out)
 
     return forward, backward
+
+
+def _small_input_routes(routes: dict, on: dict) -> None:
+    """The forward kernels on one thread for inputs of few rows (fast/small.py), around whichever
+    route each kernel has by now."""
+    from . import small
+    from ..kernels.gelu import gelu_forward_numba
+    from ..kernels.layernorm import layernorm_forward_numba
+    routes["layernorm_forward"] = small.serial_when_small(layernorm_forward_numba)
+    routes["gelu_forward"] = small.serial_when_small(gelu_forward_numba)
+    routes["attention_forward"] = small.serial_when_small(
+        routes.get("attention_forward", attention_forward_numba), small.attention_rows)
+    on["small_inputs"] = (f"inputs of fewer than {small.SERIAL_ROWS} positions: LayerNorm, GELU and "
+                          "attention forwards on one thread"
+                          + (", their products on BLAS's own threads where that is faster (the "
+                             "same bits)" if "matmul" in routes else ""))
 
 
 def torch_warning(idle_threads_sleep: bool = False):
@@ -120,6 +139,8 @@ def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
                               else "on every shape (calibrate_routes=False)"))
         if g.route != "avx512":
             off["avx512"] = g.why_not_avx512
+    if backend.get_backend() == "numba":
+        _small_input_routes(routes, on)
     backend.set_fast_routes(routes)
     warn = torch_warning("idle_threads_sleep" in on)
     if warn:
@@ -131,10 +152,11 @@ def enable(malloc: bool = True, calibrate_routes: bool = False) -> dict:
 
 def disable() -> None:
     """Remove the fast routes and give BLAS its thread counts back."""
-    from . import threads
+    from . import small, threads
     backend.set_fast_routes({})
     threads.release_blas()
     calibrate.forget()
+    small.forget()
     calibrate.set_timing(False)
     _state.update(enabled=False, on={}, off={}, warnings=[])
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..kernels import backend
 from ..kernels.matmul import matmul_numpy
+from . import small
 from .calibrate import choose, shape_key, timing
 
 # Products smaller than this many multiply-adds run as one call. Below it the hand-off costs more
@@ -49,6 +50,7 @@ _limits = None  # the threadpool_limits object while BLAS is held to one thread
 _blas_threads = 1  # BLAS's thread count before hold_blas (what "BLAS's own threads" means)
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_key = (0, 0)  # (pid, workers): a forked child or a new thread count gets a new pool
+_loose = {"threads": 0}  # BLAS's thread count while blas_loose leaves it on its threads, else 0
 
 
 def blas_controller():
@@ -94,6 +96,7 @@ def release_blas() -> None:
         if _limits is not None:
             _limits.restore_original_limits()
             _limits = None
+        _loose["threads"] = 0
 
 
 def blas_held() -> bool:
@@ -113,8 +116,14 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 
 def _batch_and_macs(a: np.ndarray, b: np.ndarray) -> tuple:
     """The broadcast batch shape of ``a @ b`` (2-D operands or more) and its multiply-adds."""
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
-    return batch, int(np.prod(batch, dtype=np.int64)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
+    if b.ndim == 2:  # a layer's weight: the batch is a's (np.broadcast_shapes costs ~20 us a call)
+        batch = a.shape[:-2]
+    else:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # raises on incompatible batches
+    n = 1
+    for d in batch:
+        n *= int(d)
+    return batch, n * a.shape[-2] * a.shape[-1] * b.shape[-1]
 
 
 def _pieces(n: int, parts: int) -> list:
@@ -188,10 +197,34 @@ def matmul_pair_threaded(a1, b1, a2, b2, threads: Optional[int] = None) -> tuple
     return first, future.result()
 
 
+def blas_loose(fn: Callable):
+    """``fn()`` with BLAS on its own threads (at most Numba's count), and left on them for the next
+    small input's product: fast/small.py's route, where giving them back and taking them again
+    around every one of a forward's dozens of products cost about a fifth of the forward.
+    :func:`hold_again` takes them back before anything else runs a product."""
+    n = min(_blas_threads, backend.num_threads())
+    if _limits is None or n <= 1:
+        return fn()
+    if _loose["threads"] != n:
+        for c in blas_controller().lib_controllers:
+            c.set_num_threads(n)
+        _loose["threads"] = n
+    return fn()
+
+
+def hold_again() -> None:
+    """BLAS back on one thread if :func:`blas_loose` left it on more (a no-op otherwise)."""
+    if _loose["threads"]:
+        for c in blas_controller().lib_controllers:
+            c.set_num_threads(1)
+        _loose["threads"] = 0
+
+
 def _with_blas_threads(fn: Callable):
     """``fn()`` with BLAS given back its own thread count for the call (then held again)."""
     if _limits is None or _blas_threads <= 1:
         return fn()
+    hold_again()
     libs = blas_controller().lib_controllers
     for c in libs:
         c.set_num_threads(_blas_threads)
@@ -217,6 +250,10 @@ def matmul_calibrated(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] =
     """The fast layer's ``matmul``: for a product worth cutting, the pool, one plain call or
     (calibration on) BLAS's own threads, whichever measured fastest for this shape."""
     threads = backend.num_threads()
+    if threads > 1 and small.small_product(a, b):
+        pool = (lambda: matmul_threaded(a, b, threads, bias)) if splittable(a, b, threads) else None
+        return small.matmul_small(a, b, bias, lambda: matmul_numpy(a, b, bias), pool)
+    hold_again()
     if not splittable(a, b, threads):
         return matmul_numpy(a, b, bias)  # one call, BLAS single-threaded
     routes = _routes(lambda: matmul_threaded(a, b, threads, bias), lambda: matmul_numpy(a, b, bias),
@@ -228,6 +265,7 @@ def matmul_pair_calibrated(a1, b1, a2, b2) -> tuple:
     """The fast layer's ``matmul_pair``, chosen per shape as :func:`matmul_calibrated` is (the
     pool runs the two products at once, one on each thread)."""
     threads = backend.num_threads()
+    hold_again()
     macs = 0 if min(a1.ndim, b1.ndim, a2.ndim, b2.ndim) < 2 else \
         _batch_and_macs(a1, b1)[1] + _batch_and_macs(a2, b2)[1]
     if macs < MIN_SPLIT_MACS:

@@ -139,7 +139,9 @@ def gelu_forward(x, approximate: str = "none"):
     """``(y, GeluCache)``: elementwise GELU of ``x`` (any shape)."""
     check_float_array("x", x)
     _check_approx(approximate)
-    fn = gelu_forward_numba if backend.get_backend() == "numba" else gelu_forward_numpy
+    if backend.get_backend() == "numpy":
+        return gelu_forward_numpy(x, approximate)
+    fn = backend.fast_route("gelu_forward") or gelu_forward_numba
     return fn(x, approximate)
 
 

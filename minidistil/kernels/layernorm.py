@@ -143,7 +143,9 @@ def layernorm_forward(x, gamma, beta, eps: float = DEFAULT_EPS):
     check_same_dtype(x.dtype, gamma=gamma, beta=beta)
     if not (float(eps) > 0.0):
         raise ValueError(f"eps must be > 0, got {eps!r}")
-    fn = layernorm_forward_numba if backend.get_backend() == "numba" else layernorm_forward_numpy
+    if backend.get_backend() == "numpy":
+        return layernorm_forward_numpy(x, gamma, beta, float(eps))
+    fn = backend.fast_route("layernorm_forward") or layernorm_forward_numba
     return fn(x, gamma, beta, float(eps))
 
 
