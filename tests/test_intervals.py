@@ -57,6 +57,28 @@ def test_seed_token_interval_by_hand():
     assert intervals.verdict([0.2, 0.9], expected_sign=+1) == "the paper's sign, significant"
 
 
+def test_paired_ratio_by_hand():
+    # ratios 2, 2e, 2/e: log-ratios log2 + (0, 1, -1), mean log 2, sd 1, se 1/sqrt(3); t(2 dof) 4.303
+    out = intervals.paired_ratio([2.0, 2.0 * math.e, 2.0], [1.0, 1.0, math.e])
+    se = 1 / math.sqrt(3)
+    assert out["ratio"] == pytest.approx(2.0) and out["n"] == 3
+    assert out["log_se"] == pytest.approx(se)
+    assert out["ci95"] == pytest.approx([2.0 * math.exp(-4.303 * se), 2.0 * math.exp(4.303 * se)])
+    # identical ratios: no spread, the interval is the point
+    assert intervals.paired_ratio([3.0, 6.0], [1.0, 2.0])["ci95"] == pytest.approx([3.0, 3.0])
+
+
+def test_paired_ratio_bad_input():
+    with pytest.raises(ValueError, match="one length"):
+        intervals.paired_ratio([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        intervals.paired_ratio([1.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        intervals.paired_ratio([1.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="positive"):
+        intervals.paired_ratio([1.0, float("nan")], [1.0, 1.0])
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="same length"):
         intervals.paired_difference([1, 2], [1], [2, 2])
@@ -64,6 +86,36 @@ def test_bad_input():
         intervals.accuracy_se([1], [2])
     with pytest.raises(ValueError, match="at least 2 seeds"):
         intervals.seed_token_interval([1.0], 0.1)
+
+
+def test_speedup_is_paired_per_batch_with_its_interval(monkeypatch):
+    # a fake clock: the teacher's forward takes 2 + 0.1 j units on batch j, the student's 1 + 0.1 j
+    from minidistil.train import evaluate as ev
+    clock = [0.0]
+    monkeypatch.setattr(ev.time, "perf_counter", lambda: clock[0])
+
+    class Fake:
+        def __init__(self, cost):
+            self.cost = cost
+
+        def forward(self, ids, attn, mlm_positions=None, keep_cache=False):
+            clock[0] += self.cost + 0.1 * int(ids[0, 0])
+
+    batches = [SimpleNamespace(input_ids=np.full((1, 1), j), attention_mask=None, positions=None)
+               for j in range(4)]
+    report = {"teacher": {}, "student": {}}
+    ev._add_timing(report, Fake(2.0), Fake(1.0), batches, repeats=3)
+    assert report["teacher"]["time_per_batch_s"] == pytest.approx(2.15)
+    assert report["student"]["time_per_batch_s"] == pytest.approx(1.15)
+    ratios = np.array([(2 + 0.1 * j) / (1 + 0.1 * j) for j in range(4)] * 3)
+    g = float(np.exp(np.log(ratios).mean()))
+    assert report["speedup"] == pytest.approx(g) and report["speedup_pairs"] == 12
+    lo, hi = report["speedup_ci95"]
+    assert lo < g < hi and lo > 1.6  # the ratios run from 2.0 down to 1.77
+    line = ev._speedup_text(report)
+    assert f"{g:.2f}x" in line and "95% CI" in line and "not resolved" not in line
+    report["speedup_ci95"] = [1.55, 1.7]
+    assert "not resolved from 1.6x" in ev._speedup_text(report)
 
 
 # ---------------------------------------------------------------- the multi-mask evaluation set

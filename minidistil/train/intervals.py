@@ -119,6 +119,30 @@ def seed_token_interval(per_seed_deltas, token_se_of_mean: float) -> dict:
             "ci95": [lo, hi], "quantile": q}
 
 
+def paired_ratio(numerators, denominators) -> dict:
+    """The geometric mean of paired ratios ``a_i / b_i`` with a 95% t-interval.
+
+    ``numerators``, ``denominators`` (n,): positive measurements taken in pairs (for instance
+    the teacher's and the student's time on one batch, timed back to back, so that a slow
+    moment of a shared machine hits both). The interval is ``exp(mean(log r) +/- t975(n - 1) *
+    sd(log r) / sqrt(n))``: ratios are multiplicative, so their logarithms are averaged.
+    """
+    a = np.asarray(numerators, dtype=np.float64)  # (n,)
+    b = np.asarray(denominators, dtype=np.float64)  # (n,)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired_ratio needs two 1-D arrays of one length, got shapes {a.shape} and {b.shape}")
+    if a.size < 2:
+        raise ValueError(f"paired_ratio needs at least 2 pairs, got {a.size}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
+        raise ValueError("paired_ratio needs finite, positive measurements")
+    logs = np.log(a / b)  # (n,)
+    mean = float(logs.mean())
+    se = float(logs.std(ddof=1) / math.sqrt(logs.size))
+    q = t975(logs.size - 1)
+    return {"ratio": math.exp(mean), "ci95": [math.exp(mean - q * se), math.exp(mean + q * se)],
+            "n": int(logs.size), "log_se": se, "quantile": q}
+
+
 def verdict(ci, expected_sign: int = -1) -> str:
     """'the paper's sign, significant' | 'not resolved' | 'opposite sign, significant'."""
     lo, hi = ci

@@ -91,7 +91,10 @@ def plot_comparison(report: dict, path: str) -> None:
     axes[0].set(title="parameters", xlabel="model", ylabel="parameters (millions)")
     if "time_per_batch_s" in t:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
-        title = "inference per batch" + (f"\n(speed-up {report['speedup']:.2f}x)" if s else "")
+        title = "inference per batch"
+        if s:
+            ci = report.get("speedup_ci95")
+            title += f"\n(speed-up {report['speedup']:.2f}x" + (f", 95% CI [{ci[0]:.2f}, {ci[1]:.2f}])" if ci else ")")
         axes[1].set(title=title, xlabel="model", ylabel="inference time per batch (ms)")
     if u is None:  # a teacher without an MLM head: agreement of the hidden states, not accuracy
         if s:
