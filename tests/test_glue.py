@@ -21,11 +21,12 @@ def test_labelled_documents_are_the_embedded_corpus():
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_builtin_tasks_split_by_document_and_balanced(name):
     t = load_task(name)
-    assert len(t.train) >= 1500 and len(t.dev) >= 400
+    assert len(t.train) == 2000 and len(t.dev) >= (850 if name == "area" else 2000)
     assert not {ex.doc for ex in t.train} & {ex.doc for ex in t.dev}  # no document on both sides
     assert not {(ex.a, ex.b) for ex in t.train} & {(ex.a, ex.b) for ex in t.dev}
-    counts = list(t.balance("train").values())
-    assert max(counts) - min(counts) <= 0.05 * max(counts)
+    for side in ("train", "dev"):
+        counts = list(t.balance(side).values())
+        assert max(counts) == min(counts), (side, t.balance(side))  # exactly balanced
     assert t.kind == ("pair" if name in ("samedoc", "related") else "single")
     again = load_task(name)
     assert again.train == t.train and again.dev == t.dev  # deterministic

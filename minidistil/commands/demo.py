@@ -53,6 +53,6 @@ def run_demo_students(args, cfg, data, teacher, t0, cpu0) -> int:
                f"{time.process_time() - cpu0:.0f} s CPU (students and evaluation "
                f"{time.perf_counter() - t1:.0f} s wall); run directory {args.out}")
     say(args, f"downstream, the paper's way (fine-tuned on a miniature GLUE: Tables 1 and 2): "
-              f"minidistil glue --out {args.out} (about 17 minutes on 2 cores, more than this "
+              f"minidistil glue --out {args.out} (about 19 minutes on 2 cores, more than this "
               f"demo's 10; docs/glue.md)")
     return 0
