@@ -118,6 +118,27 @@ def test_speedup_is_paired_per_batch_with_its_interval(monkeypatch):
     assert "not resolved from 1.6x" in ev._speedup_text(report)
 
 
+def test_speedup_from_one_pair_or_a_coarse_clock_has_no_interval(monkeypatch):
+    from minidistil.train import evaluate as ev
+    clock = [0.0]
+    monkeypatch.setattr(ev.time, "perf_counter", lambda: clock[0])
+
+    class Fake:
+        def __init__(self, cost):
+            self.cost = cost
+
+        def forward(self, ids, attn, mlm_positions=None, keep_cache=False):
+            clock[0] += self.cost
+
+    one = [SimpleNamespace(input_ids=np.zeros((1, 1), int), attention_mask=None, positions=None)]
+    report = {"teacher": {}, "student": {}}
+    ev._add_timing(report, Fake(3.0), Fake(2.0), one, repeats=1)  # one pair: no interval
+    assert report["speedup"] == pytest.approx(1.5) and "speedup_ci95" not in report
+    report = {"teacher": {}, "student": {}}
+    ev._add_timing(report, Fake(3.0), Fake(0.0), one * 2, repeats=2)  # the student reads 0 s
+    assert "speedup_ci95" not in report  # no interval from zero times, and no exception
+
+
 # ---------------------------------------------------------------- the multi-mask evaluation set
 
 V = 30
