@@ -121,6 +121,10 @@ def test_glue_command_end_to_end(tiny_run, tmp_path, capsys):
     assert len(report["scores"]["student"]["swap"]["seeds"]) == 3
     assert report["table2"]["task"] == "swap" and len(report["table2"]["student_D"]["seeds"]) == 3
     assert os.path.getsize(tiny_run / "glue" / "glue.png") > 10_000
+    for name in ("swap", "related", "mytask"):  # the macro difference, task by task, with its interval
+        d = report["differences"][f"student - control_a ({name})"]
+        assert d["ci95"][0] <= d["difference"] <= d["ci95"][1] or d["ci95"][0] is None
+    assert "student minus (a) per task: swap " in out
 
 
 def test_glue_command_errors(tmp_path, capsys):

@@ -118,6 +118,9 @@ def _intervals(tasks, median_preds, bow_preds, d_preds, table2_task, n):
         if t.kind == "pair":
             pairs.append((f"teacher - bow ({t.name})", full["teacher"][j] - full["bow"][j],
                           boot["teacher"][:, j] - boot["bow"][:, j]))
+        if "control_a" in macro:  # where the macro difference comes from
+            pairs.append((f"student - control_a ({t.name})", full["student"][j] - full["control_a"][j],
+                          boot["student"][:, j] - boot["control_a"][:, j]))
     if d_preds is not None:
         j = names.index(table2_task)
         pairs.append((f"student_D - student ({table2_task})", full["student_D"][j] - full["student"][j],
