@@ -88,8 +88,9 @@ def test_bad_input():
         intervals.seed_token_interval([1.0], 0.1)
 
 
-def test_speedup_is_paired_per_batch_with_its_interval(monkeypatch):
-    # a fake clock: the teacher's forward takes 2 + 0.1 j units on batch j, the student's 1 + 0.1 j
+@pytest.fixture
+def fake_model(monkeypatch):
+    """A fake clock, and models whose forward on batch j advances it by cost + 0.1 j units."""
     from minidistil.train import evaluate as ev
     clock = [0.0]
     monkeypatch.setattr(ev.time, "perf_counter", lambda: clock[0])
@@ -100,7 +101,13 @@ def test_speedup_is_paired_per_batch_with_its_interval(monkeypatch):
 
         def forward(self, ids, attn, mlm_positions=None, keep_cache=False):
             clock[0] += self.cost + 0.1 * int(ids[0, 0])
+    return Fake
 
+
+def test_speedup_is_paired_per_batch_with_its_interval(fake_model):
+    # the teacher's forward takes 2 + 0.1 j units on batch j, the student's 1 + 0.1 j
+    from minidistil.train import evaluate as ev
+    Fake = fake_model
     batches = [SimpleNamespace(input_ids=np.full((1, 1), j), attention_mask=None, positions=None)
                for j in range(4)]
     report = {"teacher": {}, "student": {}}
@@ -118,18 +125,9 @@ def test_speedup_is_paired_per_batch_with_its_interval(monkeypatch):
     assert "not resolved from 1.6x" in ev._speedup_text(report)
 
 
-def test_speedup_from_one_pair_or_a_coarse_clock_has_no_interval(monkeypatch):
+def test_speedup_from_one_pair_or_a_coarse_clock_has_no_interval(fake_model):
     from minidistil.train import evaluate as ev
-    clock = [0.0]
-    monkeypatch.setattr(ev.time, "perf_counter", lambda: clock[0])
-
-    class Fake:
-        def __init__(self, cost):
-            self.cost = cost
-
-        def forward(self, ids, attn, mlm_positions=None, keep_cache=False):
-            clock[0] += self.cost
-
+    Fake = fake_model
     one = [SimpleNamespace(input_ids=np.zeros((1, 1), int), attention_mask=None, positions=None)]
     report = {"teacher": {}, "student": {}}
     ev._add_timing(report, Fake(3.0), Fake(2.0), one, repeats=1)  # one pair: no interval
