@@ -92,10 +92,11 @@ def format_targets(report: dict) -> str:
         s, a = report["macro"]["student"], report["macro"]["control_a"]
         out.append(f"student beats control (a) Lmlm only: macro {s:.1f} vs {a:.1f}, difference {txt} -> "
                    f"{d['verdict']}")
-        per = [(n, report["differences"].get(f"student - control_a ({n})")) for n in report["tasks"]]
-        if all(d for _, d in per):  # (a report written before these were recorded has none)
+        keys = [(n, f"student - control_a ({n})") for n in report["tasks"]]
+        if all(k in report["differences"] for _, k in keys):  # (a report written before has none)
+            per = [(n, *_diff(report, k)) for n, k in keys]
             out.append("  student minus (a) per task: " + "; ".join(
-                f"{n} {_diff(report, f'student - control_a ({n})')[1]} ({d['verdict']})" for n, d in per))
+                f"{n} {txt} ({d['verdict']})" for n, d, txt in per))
     else:
         out.append("student vs control (a): control (a) not in the run directory")
     mins = report["wall_s"] / 60

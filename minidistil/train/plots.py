@@ -93,8 +93,10 @@ def plot_comparison(report: dict, path: str) -> None:
         axes[1].bar(names, [1e3 * m["time_per_batch_s"] for m in models], color=["C0", "C1"][: len(names)])
         title = "inference per batch"
         if s:
+            from .intervals import fmt_ci
             ci = report.get("speedup_ci95")
-            title += f"\n(speed-up {report['speedup']:.2f}x" + (f", 95% CI [{ci[0]:.2f}, {ci[1]:.2f}])" if ci else ")")
+            title += f"\n(speed-up {report['speedup']:.2f}x" + (
+                f", 95% CI {fmt_ci(ci, scale=1.0, signed=False)})" if ci else ")")
         axes[1].set(title=title, xlabel="model", ylabel="inference time per batch (ms)")
     if u is None:  # a teacher without an MLM head: agreement of the hidden states, not accuracy
         if s:
